@@ -1,0 +1,42 @@
+# wirelab: every target bootstraps what it needs on a fresh Debian machine.
+#   make tour   set up, then run the tour (the main job)
+#   make test   set up, then ruff, mypy --strict on src/, and pytest
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.wirelab-installed
+
+.PHONY: setup system tour test lint typecheck pytest bench clean
+
+setup: $(STAMP) system
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+# System daemons the lab uses (memcached), installed through apt-get when missing and root.
+system:
+	@sh scripts/install-system-deps.sh
+
+tour: setup
+	$(BIN)/wirelab tour
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: setup
+	$(BIN)/mypy --strict src
+
+pytest: setup
+	$(BIN)/pytest -q
+
+test: lint typecheck pytest
+
+bench: setup
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,26 @@
+#!/bin/sh
+# Install the system daemons the lab runs, when they are missing and we may.
+# Each entry: the binary the lab looks for, then the Debian package that provides it.
+set -u
+PACKAGES="memcached:memcached"
+missing=""
+for entry in $PACKAGES; do
+    bin=${entry%%:*}; pkg=${entry#*:}
+    command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/bin/$bin" ] || missing="$missing $pkg"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "wirelab: missing system packages:$missing (install them with: sudo apt-get install$missing)" >&2
+    exit 0
+fi
+echo "wirelab: installing system packages:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null 2>&1 || true
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null 2>&1 \
+    || echo "wirelab: apt-get could not install:$missing; the lab will report it" >&2
+# The Debian package starts a system-wide memcached on 11211; the lab runs its own.
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now memcached >/dev/null 2>&1 || true; fi
+if [ -x /etc/init.d/memcached ]; then /etc/init.d/memcached stop >/dev/null 2>&1 || true; fi
+pkill -x memcached >/dev/null 2>&1 || true
+exit 0

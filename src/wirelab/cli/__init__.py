@@ -1,0 +1,102 @@
+"""The ``wirelab`` command: ``wirelab <topic> <verb>``, ``wirelab lab ...``, ``wirelab tour``.
+
+Topic packages contribute their command groups through ``wirelab.<topic>.cli`` (see
+:mod:`wirelab.lab.registry`). :func:`main` maps errors to exit codes: a
+:class:`~wirelab.errors.WirelabError` prints one line and exits 1, a usage error exits 2,
+and ``--debug`` (or ``WIRELAB_DEBUG=1``) shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Annotated
+
+import click
+import typer
+from rich.logging import RichHandler
+
+from wirelab import __version__
+from wirelab.cli.common import debug_enabled, err_console
+from wirelab.errors import WirelabError
+from wirelab.lab.registry import topic_modules
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="wirelab",
+    help="The programs of Foundations of Python Network Programming, with a lab of real "
+    "local servers. Start with `wirelab tour`.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"wirelab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks and debug logging.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Configure logging for the command (library code never does)."""
+    level = logging.DEBUG if debug or debug_enabled() else logging.WARNING
+    logging.basicConfig(
+        level=level,
+        format="%(name)s: %(message)s",
+        handlers=[RichHandler(console=err_console, show_path=False, show_time=False)],
+        force=True,
+    )
+
+
+def _register_commands() -> None:
+    from wirelab.cli import lab as lab_cli
+    from wirelab.cli import tour as tour_cli
+
+    app.add_typer(lab_cli.app, name="lab")
+    app.command("tour")(tour_cli.tour)
+    for module in topic_modules("cli"):
+        groups = getattr(module, "apps", None) or [module.app]
+        for group in groups:
+            app.add_typer(group)
+
+
+_register_commands()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI and exit with 0 (ok), 1 (error), 2 (usage error) or 130 (interrupted)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--debug" in args:  # accepted anywhere on the line, not only before the topic
+        args = [a for a in args if a != "--debug"]
+        os.environ["WIRELAB_DEBUG"] = "1"
+    debug = debug_enabled()
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=args, prog_name="wirelab", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err_console.print("wirelab: interrupted")
+        sys.exit(130)
+    except (WirelabError, OSError) as exc:
+        if debug:
+            raise
+        err_console.print(f"wirelab: error: {exc}", markup=False)
+        sys.exit(1)
+    sys.exit(result if isinstance(result, int) else 0)

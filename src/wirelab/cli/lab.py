@@ -1,0 +1,204 @@
+"""``wirelab lab up|down|status``: run the lab of real local servers."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from wirelab.cli.common import JsonOption, console, err_console, print_json
+from wirelab.config import LOOPBACK, state_dir
+from wirelab.errors import ConfigError, Timeout
+from wirelab.lab.registry import find_services
+from wirelab.lab.service import LabContext
+from wirelab.lab.state import LabState, pid_alive, state_path
+from wirelab.lab.supervisor import DEFAULT_START_TIMEOUT, run_foreground
+
+__all__ = ["app", "render_status"]
+
+app = typer.Typer(help="Run the lab: real local servers for every protocol.", no_args_is_help=True)
+
+StateDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--state-dir",
+        help="Lab directory (state file, CA, logs). Default: $WIRELAB_HOME or "
+        "~/.local/state/wirelab.",
+        show_default=False,
+    ),
+]
+
+
+def _dir(option: Path | None) -> Path:
+    return option if option is not None else state_dir()
+
+
+def _running(directory: Path) -> LabState | None:
+    try:
+        return LabState.load(state_path(directory))
+    except ConfigError:
+        return None
+
+
+def render_status(state: LabState) -> Table:
+    """A table of the lab's endpoints."""
+    table = Table(title=f"wirelab lab (pid {state.pid})", title_justify="left")
+    for column in ("service", "host name", "address", "protocol", "tls"):
+        table.add_column(column)
+    for ep in state.endpoints:
+        table.add_row(
+            ep.name,
+            ep.host,
+            f"{ep.address}:{ep.port}",
+            ep.protocol,
+            "yes" if ep.tls else "",
+        )
+    for name, reason in state.unavailable.items():
+        table.add_row(name, "", f"[red]unavailable:[/red] {reason}", "", "")
+    return table
+
+
+@app.command()
+def up(
+    detach: Annotated[
+        bool, typer.Option("--detach", "-d", help="Run in the background; return once ready.")
+    ] = False,
+    service: Annotated[
+        list[str] | None,
+        typer.Option("--service", "-s", help="Start only this service (repeatable)."),
+    ] = None,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to bind. Loopback unless you ask.")
+    ] = LOOPBACK,
+    ephemeral: Annotated[
+        bool, typer.Option("--ephemeral", help="Bind port 0 everywhere (as tests do).")
+    ] = False,
+    memcached: Annotated[
+        int, typer.Option("--memcached", min=1, max=16, help="How many memcached daemons.")
+    ] = 1,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds allowed for start-up.")
+    ] = DEFAULT_START_TIMEOUT,
+    directory: StateDirOption = None,
+) -> None:
+    """Start the lab. Stop it with Ctrl-C, or `wirelab lab down` when detached."""
+    where = _dir(directory)
+    running = _running(where)
+    if running is not None:
+        raise ConfigError(f"a lab is already running (pid {running.pid}); stop it first")
+    services = find_services(service)
+    if not _is_loopback(host):
+        err_console.print(f"[yellow]warning:[/yellow] the lab will listen on {host}, not loopback")
+    if detach:
+        _detach(where, timeout)
+        return
+    lab = LabContext(
+        state_dir=where, bind_host=host, ephemeral=ephemeral, options={"memcached": memcached}
+    )
+
+    def ready(state: LabState) -> None:
+        console.print(render_status(state))
+        err_console.print("lab ready; press Ctrl-C to stop")
+
+    run_foreground(services, lab, state_path(where), start_timeout=timeout, on_ready=ready)
+    err_console.print("lab stopped")
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _detach(where: Path, timeout: float) -> None:
+    """Re-run ``lab up`` without --detach in a new session, and wait until it is ready."""
+    args = [a for a in sys.argv[1:] if a not in ("--detach", "-d")]
+    if "up" not in args:  # called as a library function, not from the command line
+        args = ["lab", "up"]
+    where.mkdir(parents=True, exist_ok=True, mode=0o700)
+    logfile = where / "lab.log"
+    env = dict(os.environ, WIRELAB_HOME=str(where), NO_COLOR="1")
+    with open(logfile, "ab") as log, open(os.devnull, "rb") as devnull:
+        child = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            [sys.executable, "-m", "wirelab", *args],
+            stdin=devnull,
+            stdout=log,
+            stderr=log,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
+    deadline = time.monotonic() + timeout + 10
+    path = state_path(where)
+    while time.monotonic() < deadline:
+        code = child.poll()
+        if code is not None:
+            raise ConfigError(f"the lab did not start: {_last_line(logfile)} (log: {logfile})")
+        try:
+            state = LabState.load(path)
+        except ConfigError:
+            state = None
+        if state is not None and state.pid == child.pid:
+            console.print(render_status(state))
+            err_console.print(f"lab running in the background (pid {child.pid}, log {logfile})")
+            return
+        time.sleep(0.05)
+    child.terminate()
+    raise Timeout(f"the lab did not become ready within {timeout:g} s (log: {logfile})")
+
+
+def _last_line(logfile: Path) -> str:
+    try:
+        lines = [ln for ln in logfile.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return "unknown error"
+    return lines[-1].strip() if lines else "unknown error"
+
+
+@app.command()
+def down(
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait.")] = 15.0,
+    directory: StateDirOption = None,
+) -> None:
+    """Stop the lab started with --detach (and every process it started)."""
+    where = _dir(directory)
+    path = state_path(where)
+    try:
+        state = LabState.load(path, check_alive=False)
+    except ConfigError:
+        err_console.print("no lab is running")
+        return
+    if pid_alive(state.pid):
+        os.kill(state.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while pid_alive(state.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if pid_alive(state.pid):
+            err_console.print(f"the lab (pid {state.pid}) did not stop in time; killing it")
+            try:
+                os.killpg(state.pid, signal.SIGKILL)  # a detached lab leads its own group
+            except OSError:
+                os.kill(state.pid, signal.SIGKILL)
+    path.unlink(missing_ok=True)
+    err_console.print(f"lab stopped (pid {state.pid})")
+
+
+@app.command()
+def status(json_output: JsonOption = False, directory: StateDirOption = None) -> None:
+    """Show the running lab's endpoints, CA and accounts."""
+    state = LabState.load(state_path(_dir(directory)))
+    if json_output:
+        print_json(state.to_json())
+        return
+    console.print(render_status(state))
+    console.print(f"CA: {state.ca}")
+    console.print("accounts: " + ", ".join(a.user for a in state.accounts))

@@ -1,0 +1,136 @@
+"""``wirelab tour``: bring up the lab, run each chapter's programs against it, report."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from wirelab.cli.common import (
+    JsonOption,
+    console,
+    debug_enabled,
+    err_console,
+    lab_state,
+    print_json,
+)
+from wirelab.errors import ConfigError
+from wirelab.lab.registry import chapters, services
+from wirelab.lab.service import LabContext
+from wirelab.lab.state import LabState
+from wirelab.lab.supervisor import LabThread
+from wirelab.lab.tour import Chapter, StepResult, run_chapters
+
+__all__ = ["tour"]
+
+
+@contextmanager
+def _lab(fresh: bool) -> Iterator[LabState]:
+    """Use the running lab, or bring up a private one on free ports for the tour's length."""
+    running = None if fresh else lab_state()
+    if running is not None:
+        err_console.print(f"using the running lab (pid {running.pid})")
+        yield running
+        return
+    with tempfile.TemporaryDirectory(prefix="wirelab-tour-") as tmp:
+        thread = LabThread(services(), LabContext(state_dir=Path(tmp), ephemeral=True))
+        with err_console.status("starting the lab ..."):
+            state = thread.start()
+        try:
+            yield state
+        finally:
+            thread.stop()
+
+
+def _select(numbers: list[int] | None) -> list[Chapter]:
+    known = list(chapters())
+    if not numbers:
+        return known
+    chosen = [ch for ch in known if ch.number in numbers]
+    missing = sorted(set(numbers) - {ch.number for ch in chosen})
+    if missing:
+        have = ", ".join(str(ch.number) for ch in known)
+        raise ConfigError(f"the tour has no chapter {missing[0]} (chapters: {have})")
+    return chosen
+
+
+def _print_result(result: StepResult, debug: bool) -> None:
+    mark = Text("  ok  ", style="bold green") if result.ok else Text(" FAIL ", style="bold red")
+    line = Text.assemble(mark, f"{result.step} ", (f"({result.seconds:.2f} s)", "dim"))
+    console.print(line)
+    for text in result.transcript:
+        console.print(Text("        " + text, style="dim"))
+    if result.error:
+        console.print(Text(f"        error: {result.error}", style="red"))
+        if debug and result.traceback:
+            console.print(Text(result.traceback, style="red"))
+
+
+def _summary(results: list[StepResult]) -> Table:
+    table = Table(title="tour summary", title_justify="left")
+    for column in ("chapter", "title", "steps", "passed", "failed", "seconds"):
+        table.add_column(column, justify="right" if column != "title" else "left")
+    by_chapter: dict[int, list[StepResult]] = {}
+    for r in results:
+        by_chapter.setdefault(r.chapter, []).append(r)
+    for number, rows in by_chapter.items():
+        failed = sum(not r.ok for r in rows)
+        table.add_row(
+            str(number),
+            rows[0].title,
+            str(len(rows)),
+            str(len(rows) - failed),
+            Text(str(failed), style="bold red" if failed else ""),
+            f"{sum(r.seconds for r in rows):.2f}",
+        )
+    return table
+
+
+def tour(
+    chapter: Annotated[
+        list[int] | None,
+        typer.Option("--chapter", "-c", help="Run only this chapter (repeatable)."),
+    ] = None,
+    json_output: JsonOption = False,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Start a private lab even if one is running.")
+    ] = False,
+) -> None:
+    """Run every chapter's programs against the lab and print what happened."""
+    selected = _select(chapter)
+    results: list[StepResult] = []
+    with _lab(fresh) as state:
+        current = None
+        for result in run_chapters(selected, state):
+            if not json_output and result.chapter != current:
+                current = result.chapter
+                summary = next(ch.summary for ch in selected if ch.number == current)
+                console.rule(f"[bold]Chapter {current}: {result.title}", align="left")
+                if summary:
+                    console.print(Text(summary, style="italic"))
+            if not json_output:
+                _print_result(result, debug_enabled())
+            results.append(result)
+    failed = [r for r in results if not r.ok]
+    if json_output:
+        print_json(
+            {
+                "ok": not failed,
+                "steps": [r.to_json() for r in results],
+            }
+        )
+    else:
+        console.print()
+        console.print(_summary(results))
+        verdict = (
+            "[bold green]all steps passed" if not failed else f"[bold red]{len(failed)} failed"
+        )
+        console.print(f"{len(results)} steps: {verdict}")
+    if failed:
+        raise typer.Exit(1)

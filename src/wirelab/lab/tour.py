@@ -1,0 +1,160 @@
+"""The tour: run each chapter's steps against a lab and record what happened.
+
+A topic package contributes chapters in its ``tour.py``::
+
+    CHAPTER = Chapter(2, "UDP", "Datagrams, timeouts and backoff.")
+
+    @CHAPTER.step("the client gets an answer")
+    def _answer(ctx: TourContext) -> None:
+        reply = udp.request(ctx.lab.endpoint("udp").sockaddr, b"hello")
+        ctx.say(f"server said {reply!r}")
+
+    CHAPTERS = (CHAPTER,)
+
+A step is the same library call a user would make. It reports with ``ctx.say`` and fails by
+raising. Each step runs in a worker thread under a time limit, so one hung step cannot hang
+the tour. The runner only orders steps and records results; rendering is the CLI's job.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from wirelab.errors import WirelabError
+from wirelab.lab.state import LabState
+
+__all__ = ["Chapter", "Step", "StepFailed", "StepResult", "TourContext", "run_chapters"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds one step may take before the tour gives up on it.
+DEFAULT_STEP_TIMEOUT = 60.0
+
+
+class StepFailed(WirelabError):
+    """A tour step's check did not hold."""
+
+
+class TourContext:
+    """What a step gets: the lab, a transcript, and small helpers."""
+
+    def __init__(self, lab: LabState) -> None:
+        self.lab = lab
+        self.transcript: list[str] = []
+        self._lock = threading.Lock()
+
+    def say(self, text: str) -> None:
+        """Add lines to the step's transcript."""
+        with self._lock:
+            self.transcript.extend(str(text).splitlines() or [""])
+
+    def check(self, condition: object, message: str) -> None:
+        """Fail the step with ``message`` unless ``condition`` is true."""
+        if not condition:
+            raise StepFailed(message)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A verifying client context that trusts the lab CA."""
+        return self.lab.ssl_context()
+
+
+@dataclass(frozen=True)
+class Step:
+    """One thing the tour does and checks."""
+
+    name: str
+    run: Callable[[TourContext], None]
+    timeout: float = DEFAULT_STEP_TIMEOUT
+
+
+@dataclass
+class Chapter:
+    """A chapter of the book in the tour: its number, title, what it shows, and steps."""
+
+    number: int
+    title: str
+    summary: str = ""
+    steps: list[Step] = field(default_factory=list)
+
+    def step(
+        self, name: str, *, timeout: float = DEFAULT_STEP_TIMEOUT
+    ) -> Callable[[Callable[[TourContext], None]], Callable[[TourContext], None]]:
+        """Decorator: add the function as the chapter's next step."""
+
+        def register(fn: Callable[[TourContext], None]) -> Callable[[TourContext], None]:
+            self.steps.append(Step(name, fn, timeout))
+            return fn
+
+        return register
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one step did."""
+
+    chapter: int
+    title: str
+    step: str
+    ok: bool
+    seconds: float
+    transcript: tuple[str, ...]
+    error: str | None = None
+    traceback: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        """The ``--json`` form of one step."""
+        return {
+            "chapter": self.chapter,
+            "title": self.title,
+            "step": self.step,
+            "ok": self.ok,
+            "seconds": round(self.seconds, 4),
+            "transcript": list(self.transcript),
+            "error": self.error,
+        }
+
+
+def _run_step(chapter: Chapter, step: Step, lab: LabState) -> StepResult:
+    ctx = TourContext(lab)
+    outcome: dict[str, BaseException] = {}
+
+    def target() -> None:
+        try:
+            step.run(ctx)
+        except BaseException as exc:  # reported in the result, never lost
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=target, name=f"tour-{chapter.number}", daemon=True)
+    began = time.perf_counter()
+    worker.start()
+    worker.join(step.timeout)
+    seconds = time.perf_counter() - began
+    error: str | None = None
+    tb: str | None = None
+    if worker.is_alive():
+        error = f"step did not finish within {step.timeout:g} s"
+    elif "error" in outcome:
+        exc = outcome["error"]
+        error = str(exc) if isinstance(exc, WirelabError) else f"{type(exc).__name__}: {exc}"
+        tb = "".join(traceback.format_exception(exc))
+    with ctx._lock:
+        lines = tuple(ctx.transcript)
+    return StepResult(
+        chapter.number, chapter.title, step.name, error is None, seconds, lines, error, tb
+    )
+
+
+def run_chapters(chapters: Iterable[Chapter], lab: LabState) -> Iterator[StepResult]:
+    """Run every step of every chapter in order, yielding each result as it is known."""
+    for chapter in chapters:
+        for step in chapter.steps:
+            result = _run_step(chapter, step, lab)
+            if not result.ok:
+                log.debug("tour step failed: %s\n%s", result.error, result.traceback)
+            yield result

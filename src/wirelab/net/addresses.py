@@ -1,0 +1,269 @@
+"""Addresses: host and service names to sockets, through ``getaddrinfo`` (RFC 3493).
+
+The book's rule (chapter 4): never build socket arguments by hand; ask ``getaddrinfo`` and try
+what it returns. This module does that for connecting and listening, over IPv4 and IPv6, and
+turns failures into errors that tell the name service apart from the network (F17, F18):
+
+* :class:`~wirelab.errors.NameResolutionError` - the name or service did not resolve;
+* :class:`~wirelab.errors.ConnectionRefused` - it resolved, and the peer refused;
+* :class:`~wirelab.errors.ConnectError` / :class:`~wirelab.errors.Timeout` - it resolved,
+  and the network did not get us there.
+
+Ports may be numbers or service names (``"domain"``, ``"http"``), as with ``-p domain``.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from wirelab.errors import (
+    ConfigError,
+    ConnectError,
+    ConnectionRefused,
+    NameResolutionError,
+    Timeout,
+    TransportError,
+)
+from wirelab.net.limits import DEFAULT_CONNECT_TIMEOUT
+
+__all__ = [
+    "AddrInfo",
+    "bind_udp",
+    "connect_tcp",
+    "connect_udp",
+    "format_address",
+    "listen_tcp",
+    "parse_port",
+    "resolve",
+]
+
+_SOCKTYPE_PROTO = {socket.SOCK_STREAM: "tcp", socket.SOCK_DGRAM: "udp"}
+
+
+@dataclass(frozen=True)
+class AddrInfo:
+    """One answer of ``getaddrinfo``: what to pass to ``socket()`` and ``connect()``."""
+
+    family: socket.AddressFamily
+    type: socket.SocketKind
+    proto: int
+    canonname: str
+    sockaddr: tuple[str, int] | tuple[str, int, int, int]
+
+    @property
+    def host(self) -> str:
+        """The numeric address."""
+        return self.sockaddr[0]
+
+    @property
+    def port(self) -> int:
+        """The port number."""
+        return self.sockaddr[1]
+
+    def socket(self) -> socket.socket:
+        """Return a new, unconnected socket for this address."""
+        return socket.socket(self.family, self.type, self.proto)
+
+
+def parse_port(value: str | int, proto: str = "tcp") -> int:
+    """Turn a port number or a service name (``"domain"``, ``"smtp"``) into a port number.
+
+    Args:
+        value: ``1060``, ``"1060"`` or a name from the services database.
+        proto: ``"tcp"`` or ``"udp"``, for the service-name lookup.
+
+    Raises:
+        ConfigError: the number is out of range or the service name is unknown.
+    """
+    if isinstance(value, int):
+        port = value
+    else:
+        text = value.strip()
+        if text.isdigit():
+            port = int(text)
+        else:
+            try:
+                return socket.getservbyname(text, proto)
+            except OSError as exc:
+                raise ConfigError(f"unknown service name {text!r} for {proto}") from exc
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"port {port} is out of range 0-65535")
+    return port
+
+
+def resolve(
+    host: str | None,
+    port: str | int,
+    *,
+    type: socket.SocketKind = socket.SOCK_STREAM,
+    family: socket.AddressFamily = socket.AF_UNSPEC,
+    flags: int = 0,
+) -> list[AddrInfo]:
+    """Resolve ``host`` and ``port`` with ``getaddrinfo``, in the order it gives.
+
+    Raises:
+        NameResolutionError: the host or the service name did not resolve.
+    """
+    proto_name = _SOCKTYPE_PROTO.get(type, "tcp")
+    port_number = parse_port(port, proto_name)
+    try:
+        infos = socket.getaddrinfo(host, port_number, family, type, 0, flags)
+    except socket.gaierror as exc:
+        raise NameResolutionError(
+            f"name service failure for {host!r}: {exc.strerror or exc}"
+        ) from exc
+    except UnicodeError as exc:
+        raise NameResolutionError(f"invalid host name {host!r}: {exc}") from exc
+    return [
+        AddrInfo(fam, kind, proto, canon, addr)  # type: ignore[arg-type]
+        for fam, kind, proto, canon, addr in infos
+    ]
+
+
+def format_address(sockaddr: Sequence[object]) -> str:
+    """``("127.0.0.1", 1060)`` -> ``127.0.0.1:1060``; IPv6 gets brackets: ``[::1]:1060``."""
+    host, port = str(sockaddr[0]), sockaddr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _classify(exc: OSError, target: str) -> TransportError:
+    if isinstance(exc, TimeoutError) or exc.errno == errno.ETIMEDOUT:
+        return Timeout(f"network failure: connecting to {target} timed out")
+    if exc.errno == errno.ECONNREFUSED:
+        return ConnectionRefused(f"network failure: {target} refused the connection")
+    return ConnectError(f"network failure: cannot reach {target}: {exc.strerror or exc}")
+
+
+def connect_tcp(
+    host: str,
+    port: str | int,
+    *,
+    timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    family: socket.AddressFamily = socket.AF_UNSPEC,
+) -> socket.socket:
+    """Connect to the first address of ``host`` that answers (each one tried in turn).
+
+    The returned socket keeps ``timeout`` as its I/O timeout.
+
+    Raises:
+        NameResolutionError: the name did not resolve.
+        ConnectionRefused, ConnectError, Timeout: every address failed; the last error wins.
+    """
+    infos = resolve(host, port, type=socket.SOCK_STREAM, family=family)
+    last: TransportError | None = None
+    for info in infos:
+        sock = info.socket()
+        try:
+            sock.settimeout(timeout)
+            sock.connect(info.sockaddr)
+        except OSError as exc:
+            sock.close()
+            err = _classify(exc, format_address(info.sockaddr))
+            err.__cause__ = exc
+            last = err
+            continue
+        return sock
+    assert last is not None, "getaddrinfo returned no address"
+    raise last
+
+
+def connect_udp(
+    host: str,
+    port: str | int,
+    *,
+    family: socket.AddressFamily = socket.AF_UNSPEC,
+) -> socket.socket:
+    """Return a UDP socket ``connect()``-ed to ``host``: the kernel filters replies by source.
+
+    Raises:
+        NameResolutionError: the name did not resolve.
+        ConnectError: no address could be used.
+    """
+    infos = resolve(host, port, type=socket.SOCK_DGRAM, family=family)
+    last: OSError | None = None
+    for info in infos:
+        sock = info.socket()
+        try:
+            sock.connect(info.sockaddr)
+        except OSError as exc:
+            sock.close()
+            last = exc
+            continue
+        return sock
+    raise ConnectError(f"network failure: cannot use any address of {host!r}") from last
+
+
+def _passive_infos(host: str | None, port: str | int, kind: socket.SocketKind) -> list[AddrInfo]:
+    return resolve(host, port, type=kind, flags=socket.AI_PASSIVE)
+
+
+def listen_tcp(
+    host: str | None,
+    port: str | int,
+    *,
+    backlog: int = 128,
+    reuse_port: bool = False,
+) -> socket.socket:
+    """Return a listening TCP socket with ``SO_REUSEADDR`` set.
+
+    ``host=None`` or ``"::"`` listens on every address, IPv4 and IPv6 (dual stack) where the
+    platform allows it; callers pass that only when the user asked for it. Otherwise the
+    first address ``getaddrinfo`` gives for ``host`` is used (loopback for the lab).
+
+    Raises:
+        NameResolutionError: the host name did not resolve.
+        ConnectError: the address could not be bound (in use, not ours ...).
+    """
+    number = parse_port(port, "tcp")
+    if host in (None, "", "::") and socket.has_dualstack_ipv6():
+        try:
+            return socket.create_server(
+                ("::", number),
+                family=socket.AF_INET6,
+                backlog=backlog,
+                reuse_port=reuse_port,
+                dualstack_ipv6=True,
+            )
+        except OSError as exc:
+            raise ConnectError(f"cannot listen on [::]:{number}: {exc.strerror or exc}") from exc
+    info = _passive_infos(host or None, number, socket.SOCK_STREAM)[0]
+    try:
+        return socket.create_server(
+            info.sockaddr[:2] if info.family == socket.AF_INET else info.sockaddr,
+            family=info.family,
+            backlog=backlog,
+            reuse_port=reuse_port,
+        )
+    except OSError as exc:
+        where = format_address(info.sockaddr)
+        raise ConnectError(f"cannot listen on {where}: {exc.strerror or exc}") from exc
+
+
+def bind_udp(host: str | None, port: str | int, *, broadcast: bool = False) -> socket.socket:
+    """Return a UDP socket bound to ``host``:``port``.
+
+    ``host=""`` binds every IPv4 address, which is what receiving broadcasts needs.
+
+    Raises:
+        NameResolutionError: the host name did not resolve.
+        ConnectError: the address could not be bound.
+    """
+    number = parse_port(port, "udp")
+    if host == "":
+        family, sockaddr = socket.AF_INET, ("", number)
+    else:
+        info = _passive_infos(host, number, socket.SOCK_DGRAM)[0]
+        family, sockaddr = info.family, info.sockaddr  # type: ignore[assignment]
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        if broadcast:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        sock.bind(sockaddr)
+    except OSError as exc:
+        sock.close()
+        where = format_address(sockaddr)
+        raise ConnectError(f"cannot bind UDP {where}: {exc.strerror or exc}") from exc
+    return sock

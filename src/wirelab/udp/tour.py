@@ -1,0 +1,102 @@
+"""Chapter 2 in the tour: datagrams, filtering, loss and backoff, broadcast, MTU."""
+
+from __future__ import annotations
+
+import random
+import socket
+import threading
+
+from wirelab.errors import ConnectionRefused
+from wirelab.lab.tour import Chapter, TourContext
+from wirelab.net.addresses import bind_udp, format_address
+from wirelab.udp import client as udp
+
+CHAPTER = Chapter(
+    2,
+    "UDP",
+    "Datagrams have no connection: the client must filter who answers, time out and retry.",
+)
+
+
+@CHAPTER.step("a client gets its answer, from an ephemeral port the OS chose")
+def _answer(ctx: TourContext) -> None:
+    host, port = ctx.lab.endpoint("udp").sockaddr
+    reply = udp.request(host, port, b"The time is now")
+    ctx.say(f"The OS assigned me the address {reply.local}")
+    ctx.say(f"The server {reply.server} replied {reply.text!r}")
+    ctx.check(reply.text == "Your data was 15 bytes long", f"unexpected reply {reply.text!r}")
+
+
+@CHAPTER.step("connect() filters out a stranger's datagram")
+def _filtering(ctx: TourContext) -> None:
+    host, port = ctx.lab.endpoint("udp").sockaddr
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.connect((host, port))
+        me = client.getsockname()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger:
+            stranger.sendto(b"FAKE reply", me)
+        client.send(b"hello")
+        client.settimeout(2.0)
+        data = client.recv(65535)
+    ctx.say(f"a stranger sent 'FAKE reply' to {format_address(me)} first")
+    ctx.say(f"the connected socket received only the server's {data.decode()!r}")
+    ctx.check(data == b"Your data was 5 bytes long", f"got {data!r}")
+
+
+@CHAPTER.step("a lossy server: timeouts and exponential backoff recover")
+def _backoff(ctx: TourContext) -> None:
+    host, port = ctx.lab.endpoint("udp", "lossy").sockaddr
+    attempts = []
+    rng = random.Random(2)
+    for _ in range(4):
+        reply = udp.request(host, port, b"are you there?", rng=rng)
+        attempts.append(reply.attempts)
+    ctx.say(f"four requests to a server that drops half: attempts needed {attempts}")
+    ctx.check(all(a >= 1 for a in attempts), "no request got through")
+
+
+@CHAPTER.step("a closed port answers with ICMP port unreachable, reported clearly")
+def _refused(ctx: TourContext) -> None:
+    with bind_udp("127.0.0.1", 0) as probe:
+        closed = probe.getsockname()[1]
+    try:
+        udp.request("127.0.0.1", closed, b"anyone?")
+    except ConnectionRefused as exc:
+        ctx.say(f"error: {exc}")
+        return
+    ctx.check(False, "a request to a closed port did not fail")
+
+
+@CHAPTER.step("a broadcast reaches a listener bound to every address")
+def _broadcast(ctx: TourContext) -> None:
+    with bind_udp("127.0.0.1", 0) as probe:
+        port = probe.getsockname()[1]
+    got: list[tuple[str, bytes]] = []
+    listener = threading.Thread(
+        target=lambda: got.extend(udp.listen_broadcast("", port, timeout=3.0))
+    )
+    listener.start()
+    for _ in range(30):  # resend until the listener has bound (no reply exists to wait for)
+        udp.send_broadcast("127.255.255.255", port, b"Broadcast datagram!")
+        listener.join(0.1)
+        if not listener.is_alive():
+            break
+    listener.join(5.0)
+    ctx.check(got, "the broadcast did not arrive")
+    sender, data = got[0]
+    ctx.say(f"the listener on port {port} heard {data.decode()!r} from {sender}")
+
+
+@CHAPTER.step("the path-MTU probe (Linux): how big a datagram may be")
+def _mtu(ctx: TourContext) -> None:
+    host, port = ctx.lab.endpoint("udp").sockaddr
+    report = udp.probe_mtu(host, port)
+    ctx.say(f"path MTU to {report.destination}: {report.mtu} bytes (loopback)")
+    ctx.say(
+        f"largest UDP payload: {report.max_payload}; one byte more refused: "
+        f"{report.too_big_refused}"
+    )
+    ctx.check(report.too_big_refused, "an oversized datagram was not refused")
+
+
+CHAPTERS = (CHAPTER,)
