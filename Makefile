@@ -30,8 +30,9 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy --strict src
 
+# In our own suite a lab service that cannot start is a failure, not a skip.
 pytest: setup
-	$(BIN)/pytest -q
+	WIRELAB_REQUIRE_SERVICES=1 $(BIN)/pytest -q
 
 test: lint typecheck pytest
 

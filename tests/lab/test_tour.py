@@ -1,0 +1,71 @@
+"""The tour runner and ``wirelab tour``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from wirelab.config import Account
+from wirelab.lab.state import LabState
+from wirelab.lab.tour import Chapter, Step, TourContext, run_chapters
+
+
+def _empty_lab(tmp_path: Path) -> LabState:
+    return LabState((), str(tmp_path / "ca.pem"), (Account("u", "p"),), str(tmp_path))
+
+
+def test_results_record_pass_fail_and_hang(tmp_path: Path) -> None:
+    chapter = Chapter(99, "Test", "a chapter for tests")
+
+    @chapter.step("passes")
+    def _ok(ctx: TourContext) -> None:
+        ctx.say("hello\nworld")
+
+    @chapter.step("fails a check")
+    def _bad(ctx: TourContext) -> None:
+        ctx.check(1 + 1 == 3, "arithmetic is broken")
+
+    def _hang(ctx: TourContext) -> None:
+        time.sleep(0.5)
+
+    chapter.steps.append(Step("hangs", _hang, timeout=0.1))
+
+    results = list(run_chapters([chapter], _empty_lab(tmp_path)))
+    assert [r.ok for r in results] == [True, False, False]
+    assert results[0].transcript == ("hello", "world")
+    assert results[1].error == "arithmetic is broken"
+    assert results[2].error == "step did not finish within 0.1 s"
+    assert all(r.chapter == 99 and r.seconds >= 0 for r in results)
+    time.sleep(0.5)  # let the abandoned step end before the leak check
+
+
+def test_tour_json_for_one_chapter() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "wirelab", "tour", "--chapter", "2", "--json", "--fresh"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["ok"] is True
+    assert report["steps"]
+    for step in report["steps"]:
+        assert {"chapter", "step", "ok", "seconds"} <= set(step)
+        assert step["chapter"] == 2 and step["ok"] is True
+
+
+def test_unknown_chapter_is_an_error() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "wirelab", "tour", "--chapter", "42"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "the tour has no chapter 42" in done.stderr
