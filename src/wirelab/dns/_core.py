@@ -145,10 +145,11 @@ class Responder:
         try:
             record = DNSRecord.parse(data)
         except Exception as exc:  # dnslib raises many types for bad bytes; all mean FORMERR
-            log.info("FORMERR for query %d: %s", ident, exc)
+            log.info("FORMERR for query %d: %.100s", ident, exc)
             return self._error(ident, rd, RCODE.FORMERR)
         if record.header.opcode != 0:
-            return self._error(ident, rd, RCODE.NOTIMP, record.questions[:1])
+            opcode = record.header.opcode
+            return self._error(ident, rd, RCODE.NOTIMP, record.questions[:1], opcode=opcode)
         if len(record.questions) != 1:
             log.info("FORMERR for query %d: %d questions", ident, len(record.questions))
             return self._error(ident, rd, RCODE.FORMERR)
@@ -170,15 +171,27 @@ class Responder:
         return _Query(ident, rd, question, edns)
 
     def _header_only(
-        self, ident: int, rd: int, rcode: int, questions: list[DNSQuestion] | None = None
+        self,
+        ident: int,
+        rd: int,
+        rcode: int,
+        questions: list[DNSQuestion] | None = None,
+        *,
+        opcode: int = 0,
     ) -> DNSRecord:
-        header = DNSHeader(id=ident, qr=1, aa=0, rd=rd, ra=0, rcode=rcode)
+        header = DNSHeader(id=ident, qr=1, opcode=opcode, aa=0, rd=rd, ra=0, rcode=rcode)
         return DNSRecord(header, questions=list(questions or []))
 
     def _error(
-        self, ident: int, rd: int, rcode: int, questions: list[DNSQuestion] | None = None
+        self,
+        ident: int,
+        rd: int,
+        rcode: int,
+        questions: list[DNSQuestion] | None = None,
+        *,
+        opcode: int = 0,
     ) -> bytes:
-        return bytes(self._header_only(ident, rd, rcode, questions).pack())
+        return bytes(self._header_only(ident, rd, rcode, questions, opcode=opcode).pack())
 
     # -- answering ----------------------------------------------------------------------------
 
