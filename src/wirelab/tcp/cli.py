@@ -1,0 +1,161 @@
+"""``wirelab tcp server|client|deadlock`` (chapter 3)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+
+from wirelab.cli.common import JsonOption, PortOption, console, err_console, lab_target, print_json
+from wirelab.config import LOOPBACK, default_port
+from wirelab.net.addresses import format_address, parse_port
+
+__all__ = ["app", "parse_bytecount"]
+
+app = typer.Typer(
+    name="tcp",
+    help="Chapter 3: exact-length TCP messages, socket names, half-close and the deadlock.",
+    no_args_is_help=True,
+)
+
+HostArg = Annotated[
+    str | None, typer.Argument(help="Host name or address. Default: the lab's, or loopback.")
+]
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def parse_bytecount(text: str) -> int:
+    """``"1000"`` -> 1000, ``"64K"`` -> 65536, ``"4M"`` -> 4194304 (binary units, ``i``/``B`` ok).
+
+    Raises:
+        ValueError: not a non-negative whole number with an optional K, M or G.
+    """
+    value = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = value[-1:] if value[-1:] in ("K", "M", "G") else ""
+    digits = value[: len(value) - len(unit)]
+    if not digits.isascii() or not digits.isdigit():
+        raise ValueError(f"{text!r} is not a byte count (e.g. 1000, 64K, 4M)")
+    return int(digits) * _UNITS[unit]
+
+
+@app.command()
+def server(
+    host: Annotated[str, typer.Argument(help="Address to bind.")] = LOOPBACK,
+    port: PortOption = None,
+    upper: Annotated[
+        bool, typer.Option("--upper", help="Serve the upper-casing echo of the deadlock demo.")
+    ] = False,
+    idle_timeout: Annotated[
+        float, typer.Option("--idle-timeout", min=0.1, help="Seconds a quiet client may stay.")
+    ] = 60.0,
+) -> None:
+    """Answer 16-byte messages with 'Farewell, client' (Ctrl-C stops)."""
+    from wirelab.tcp.server import UpperSettings, open_sixteen_server, open_upper_server
+
+    endpoint = "upper" if upper else "sixteen"
+    number = parse_port(port, "tcp") if port is not None else default_port("tcp", endpoint)
+    logging.getLogger("wirelab.tcp").setLevel(logging.INFO)
+
+    async def run() -> None:
+        if upper:
+            srv = await open_upper_server(host, number, UpperSettings(idle_timeout=idle_timeout))
+        else:
+            srv = await open_sixteen_server(host, number, idle_timeout=idle_timeout)
+        what = "upper-casing echo" if upper else "sixteen exchange"
+        err_console.print(f"listening at {format_address(srv.address)} ({what})")
+        await srv.serve_forever()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        err_console.print("stopped")
+
+
+@app.command()
+def client(host: HostArg = None, port: PortOption = None, json_output: JsonOption = False) -> None:
+    """Send 'Hi there, server' and read exactly 16 bytes back."""
+    from wirelab.tcp.client import exchange
+
+    where, number = lab_target("tcp", host, port, endpoint="sixteen")
+    reply = exchange(where, number)
+    if json_output:
+        print_json(reply.to_json())
+        return
+    console.print(f"Client has been assigned socket name {reply.local}")
+    console.print(f"Connected to the server at {reply.server}")
+    console.print(f"The server said {reply.text!r}")
+
+
+@app.command()
+def deadlock(
+    target: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="[HOST] BYTECOUNT",
+            help="Optional host, then bytes to send (1000, 64K, 4M), rounded up to 16.",
+            show_default=False,
+        ),
+    ],
+    port: PortOption = None,
+    mode: Annotated[
+        str,
+        typer.Option(
+            "--mode",
+            "-m",
+            help="naive: send all, then read; halfclose: send all, SHUT_WR, read to EOF; "
+            "concurrent: send and read at once.",
+        ),
+    ] = "naive",
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", "-t", min=0.1, help="Seconds without progress = deadlock."),
+    ] = 2.0,
+    json_output: JsonOption = False,
+) -> None:
+    """Stream 'capitalize this!' to the upper-casing echo and read it back."""
+    from wirelab.tcp.deadlock import MODES, deadlock
+
+    if not 1 <= len(target) <= 2:
+        raise typer.BadParameter("give [HOST] BYTECOUNT", param_hint="[HOST] BYTECOUNT")
+    if mode not in MODES:
+        raise typer.BadParameter(f"choose from {', '.join(MODES)}", param_hint="--mode")
+    try:
+        bytecount = parse_bytecount(target[-1])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="BYTECOUNT") from None
+    host = target[0] if len(target) == 2 else None
+    where, number = lab_target("tcp", host, port, endpoint="upper")
+    with _progress_bar(bytecount) as update:
+        report = deadlock(where, number, bytecount, mode, stall=timeout, progress=update)
+    if json_output:
+        print_json(report.to_json())
+        return
+    console.print(
+        f"sent {report.bytecount} bytes to {report.server} and read {report.received} back, "
+        f"every byte upper-cased ({report.mode}, {report.seconds:.2f} s)"
+    )
+
+
+@contextmanager
+def _progress_bar(total: int) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on stderr (on a terminal only), fed ``(sent, received)``."""
+    if not err_console.is_terminal:
+        yield lambda sent, received: None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+    columns = (TextColumn("{task.description:>6}"), BarColumn(), DownloadColumn(binary_units=True))
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        sent_task = bar.add_task("sent", total=max(total, 1))
+        read_task = bar.add_task("echoed", total=max(total, 1))
+
+        def update(sent: int, received: int) -> None:
+            bar.update(sent_task, completed=sent)
+            bar.update(read_task, completed=received)
+
+        yield update
