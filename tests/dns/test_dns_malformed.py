@@ -87,7 +87,7 @@ MALFORMED = {
 def test_malformed_queries_get_formerr_with_their_id(dns_server: Any, payload: bytes) -> None:
     reply = send_raw(dns_server, payload, wait=2.0)
     assert reply is not None
-    ident, flags, qd, an, ns, ar = HEADER.unpack_from(reply)
+    ident, flags, _qd, an, ns, _ar = HEADER.unpack_from(reply)
     assert ident == HEADER.unpack_from(payload)[0]
     assert flags & 0x8000, "QR must be set in a reply"
     assert rcode_of(reply) == dns.rcode.FORMERR
