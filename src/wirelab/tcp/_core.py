@@ -13,6 +13,7 @@ Nothing here touches a socket; the servers and clients around it do.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from wirelab.errors import LocalProtocolError, RemoteProtocolError
@@ -24,6 +25,7 @@ __all__ = [
     "REQUEST",
     "UPPER_CHUNK",
     "EchoChecker",
+    "parse_bytecount",
     "pattern",
     "round_up",
 ]
@@ -97,3 +99,19 @@ class EchoChecker:
     def complete(self) -> bool:
         """True once every byte sent has come back, checked."""
         return self.received == self.expected
+
+
+_BYTECOUNT = re.compile(r"([0-9]{1,12})([KMG]?)(?:I?B)?", re.ASCII)
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def parse_bytecount(text: str) -> int:
+    """``"1000"`` -> 1000, ``"64K"`` -> 65536, ``"4M"`` -> 4194304 (binary units, ``i``/``B`` ok).
+
+    Raises:
+        ValueError: not a non-negative whole number with an optional K, M or G.
+    """
+    match = _BYTECOUNT.fullmatch(text.strip().upper())
+    if match is None:
+        raise ValueError(f"{text!r} is not a byte count (e.g. 1000, 64K, 4M)")
+    return int(match.group(1)) * _UNITS[match.group(2)]

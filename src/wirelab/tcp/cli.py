@@ -13,8 +13,9 @@ import typer
 from wirelab.cli.common import JsonOption, PortOption, console, err_console, lab_target, print_json
 from wirelab.config import LOOPBACK, default_port
 from wirelab.net.addresses import format_address, parse_port
+from wirelab.tcp._core import parse_bytecount
 
-__all__ = ["app", "parse_bytecount"]
+__all__ = ["app"]
 
 app = typer.Typer(
     name="tcp",
@@ -25,22 +26,6 @@ app = typer.Typer(
 HostArg = Annotated[
     str | None, typer.Argument(help="Host name or address. Default: the lab's, or loopback.")
 ]
-
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-
-
-def parse_bytecount(text: str) -> int:
-    """``"1000"`` -> 1000, ``"64K"`` -> 65536, ``"4M"`` -> 4194304 (binary units, ``i``/``B`` ok).
-
-    Raises:
-        ValueError: not a non-negative whole number with an optional K, M or G.
-    """
-    value = text.strip().upper().removesuffix("B").removesuffix("I")
-    unit = value[-1:] if value[-1:] in ("K", "M", "G") else ""
-    digits = value[: len(value) - len(unit)]
-    if not digits.isascii() or not digits.isdigit():
-        raise ValueError(f"{text!r} is not a byte count (e.g. 1000, 64K, 4M)")
-    return int(digits) * _UNITS[unit]
 
 
 @app.command()
