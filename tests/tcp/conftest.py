@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -35,10 +36,8 @@ def raw_server() -> Iterator[Callable[[Behaviour], tuple[str, int]]]:
                 return
             with conn:
                 conn.settimeout(10)
-                try:
+                with contextlib.suppress(OSError):
                     behaviour(conn)
-                except OSError:
-                    pass
 
         thread = threading.Thread(target=serve, name="raw-server")
         thread.start()

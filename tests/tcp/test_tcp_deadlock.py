@@ -49,9 +49,7 @@ def test_halfclose_stalls_too_when_the_data_does_not_fit(lab_tcp: ServiceView) -
 
 def test_concurrent_moves_big_data_and_checks_every_byte(lab_tcp: ServiceView) -> None:
     seen: list[tuple[int, int]] = []
-    report = deadlock(
-        *upper(lab_tcp), BIG, "concurrent", progress=lambda s, r: seen.append((s, r))
-    )
+    report = deadlock(*upper(lab_tcp), BIG, "concurrent", progress=lambda s, r: seen.append((s, r)))
     assert report.verified and report.received == BIG
     assert seen[-1] == (BIG, BIG)
     assert all(r <= s for s, r in seen)  # never more echo than what was sent

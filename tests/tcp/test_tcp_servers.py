@@ -72,10 +72,10 @@ def test_each_connection_is_logged_with_its_socket_name_and_peer_name(
 ) -> None:
     caplog.set_level(logging.INFO, logger="wirelab.tcp.server")
     with socket.create_connection(quick_sixteen.address, timeout=5) as sock:
-        me = "%s:%d" % sock.getsockname()[:2]
+        me = "{}:{}".format(*sock.getsockname()[:2])
         sock.sendall(b"Hi there, server")
         assert recv_all(sock) == b"Farewell, client"
-    server_end = "%s:%d" % quick_sixteen.address
+    server_end = "{}:{}".format(*quick_sixteen.address)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and "reply sent" not in caplog.text:
         time.sleep(0.01)
