@@ -88,9 +88,7 @@ def start_server(
     try:
         chosen = ARCHS[arch]
     except KeyError:
-        raise ConfigError(
-            f"unknown architecture {arch!r} (known: {', '.join(ARCHS)})"
-        ) from None
+        raise ConfigError(f"unknown architecture {arch!r} (known: {', '.join(ARCHS)})") from None
     listener = listen_tcp(host, port, backlog=1024, reuse_port=arch == "prefork")
     try:
         return chosen.start(listener, config or ZenConfig())

@@ -25,7 +25,7 @@ from wirelab.zen._core import (
     random_questions,
 )
 
-__all__ = ["Exchange", "ZenClient", "ask", "broken_questions"]
+__all__ = ["Exchange", "ZenClient", "ask", "broken_questions", "pipelined_questions"]
 
 log = logging.getLogger(__name__)
 

@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import selectors
+import signal
 import socket
 import subprocess
 import sys
@@ -242,6 +243,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--wait-idle", type=float, default=DEFAULT_WAIT_IDLE)
     parser.add_argument("--log", type=Path, default=None, help="file the children log to")
     args = parser.parse_args(argv)
+    # A parent that waits with sigwait() blocks these; exec keeps the mask, so undo it.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     config = ZenConfig(**json.loads(args.config))
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s zen[{os.getpid()}] %(message)s", force=True
@@ -255,10 +258,14 @@ def main(argv: list[str] | None = None) -> None:
             from wirelab.net.addresses import format_address, listen_tcp
 
             listener = listen_tcp(args.host, args.port)
-            server = InetdServer(listener, args.mode, config, wait_idle=args.wait_idle,
-                                 log_path=args.log)
-            print(f"inetd ({args.mode}) listening at {format_address(listener.getsockname())}",
-                  file=sys.stderr, flush=True)
+            server = InetdServer(
+                listener, args.mode, config, wait_idle=args.wait_idle, log_path=args.log
+            )
+            print(
+                f"inetd ({args.mode}) listening at {format_address(listener.getsockname())}",
+                file=sys.stderr,
+                flush=True,
+            )
             try:
                 server.run()
             finally:

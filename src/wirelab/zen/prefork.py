@@ -89,6 +89,7 @@ def start_prefork(listener: socket.socket, config: ZenConfig) -> RunningServer:
         listener.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT)
     )
     settings = json.dumps(dataclasses.asdict(config))
+    command = [sys.executable, "-m", "wirelab.zen.prefork", "--config", settings]
     procs: list[subprocess.Popen[bytes]] = []
     extra: list[socket.socket] = []
     try:
@@ -100,8 +101,7 @@ def start_prefork(listener: socket.socket, config: ZenConfig) -> RunningServer:
             fd = sock.fileno()
             procs.append(
                 subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
-                    [sys.executable, "-m", "wirelab.zen.prefork", "--fd", str(fd)]
-                    + ["--config", settings, "--index", str(index)],
+                    [*command, "--fd", str(fd), "--index", str(index)],
                     pass_fds=(fd,),
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE,
@@ -155,6 +155,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", default="{}", help="ZenConfig as JSON")
     parser.add_argument("--index", type=int, default=0)
     args = parser.parse_args(argv)
+    # A parent that waits with sigwait() blocks these; exec keeps the mask, so undo it.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     logging.basicConfig(level=logging.WARNING, format=f"zen-worker-{args.index}: %(message)s")
     config = ZenConfig(**json.loads(args.config))
     with contextlib.suppress(KeyboardInterrupt):
