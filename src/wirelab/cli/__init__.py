@@ -13,8 +13,13 @@ import os
 import sys
 from typing import Annotated
 
-import click
 import typer
+from typer import Abort, Exit
+
+try:  # typer >= 0.2x vendors click; older releases depend on the click package
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click import ClickException  # type: ignore[assignment]
 from rich.logging import RichHandler
 
 from wirelab import __version__
@@ -86,12 +91,12 @@ def main(argv: list[str] | None = None) -> None:
     command = typer.main.get_command(app)
     try:
         result = command.main(args=args, prog_name="wirelab", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except Exit as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
+    except ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (Abort, KeyboardInterrupt):
         err_console.print("wirelab: interrupted")
         sys.exit(130)
     except (WirelabError, OSError) as exc:
