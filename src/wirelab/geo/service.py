@@ -1,0 +1,38 @@
+"""The lab's geocoding service (chapter 1): a Nominatim-compatible HTTPS geocoder, offline."""
+
+from __future__ import annotations
+
+import asyncio
+
+from wirelab.lab.service import LabContext, Service, Started
+
+__all__ = ["HOSTNAMES", "SERVICES", "GeoService"]
+
+#: Names the geocoder's certificate covers: it plays both of the book's providers.
+HOSTNAMES = ("nominatim.example.com", "maps.example.com")
+
+
+class GeoService(Service):
+    """Geocoding over HTTPS from an offline gazetteer (GeoNames cities and US ZIP codes)."""
+
+    name = "geo"
+    host = "nominatim.example.com"
+    chapter = 1
+    description = "HTTPS geocoder (chapter 1): Nominatim /search and Google-shaped JSON, offline"
+
+    async def serve(self, lab: LabContext, started: Started) -> None:
+        from wirelab.geo.gazetteer import shared
+        from wirelab.geo.server import GeoServer
+
+        context = lab.server_ssl_context(list(HOSTNAMES))
+        gazetteer = await asyncio.to_thread(shared, lab.state_dir / "geo")
+        server = GeoServer(lab.bind_host, lab.port("geo", "https"), context, gazetteer)
+        try:
+            server.start()
+            started([lab.endpoint(self, "https", server.socket, tls=True)])
+            await asyncio.Event().wait()
+        finally:
+            await asyncio.to_thread(server.stop)
+
+
+SERVICES = (GeoService(),)
