@@ -1,0 +1,198 @@
+"""Every architecture passes the same conformance tests, driven by plain stdlib sockets.
+
+Sequential, pipelined and byte-at-a-time questions; then bad input: a question over the
+limit, binary garbage, half a question then silence (idle timeout), a client that never reads
+its answers, connections opened and dropped. Through all of it, another client keeps getting
+answers (except from ``single``, which serves one client at a time by design).
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from wirelab.zen._core import ANSWERS, QUESTIONS, TOO_LONG, UNKNOWN, ZenConfig
+from wirelab.zen.archs import ARCHS, RunningServer, start_server
+
+IDLE = 0.3
+CONFIG = ZenConfig(idle_timeout=IDLE, max_question=256, max_output=16 << 10, workers=2)
+Q = b"Beautiful is better than?"
+
+
+@pytest.fixture(params=list(ARCHS))
+def server(request: pytest.FixtureRequest) -> Iterator[RunningServer]:
+    config = CONFIG
+    if request.param == "inetd-wait":
+        config = ZenConfig(idle_timeout=IDLE, max_question=256, max_output=16 << 10)
+    with start_server(request.param, config=config) as running:
+        yield running
+
+
+def connect(server: RunningServer, timeout: float = 10.0) -> socket.socket:
+    sock = socket.create_connection(server.address, timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def read_answers(sock: socket.socket, count: int) -> bytes:
+    data = b""
+    while data.count(b".") < count:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def closed_by_server(sock: socket.socket, within: float) -> bool:
+    """True when the server closes (EOF or reset) within ``within`` seconds."""
+    sock.settimeout(within)
+    try:
+        while sock.recv(65536):
+            pass
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+    return True
+
+
+class Bystander:
+    """Another client asking questions all along; it must keep getting answers."""
+
+    def __init__(self, server: RunningServer) -> None:
+        self.sock = connect(server)
+        self.answered = 0
+        self.failure: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="zen-bystander")
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self.sock.sendall(Q)
+                assert read_answers(self.sock, 1) == b"Ugly."
+                self.answered += 1
+                time.sleep(0.01)
+        except BaseException as exc:
+            self.failure = exc
+
+    def check(self) -> None:
+        before = self.answered
+        deadline = time.monotonic() + 5.0
+        while self.answered == before and time.monotonic() < deadline and not self.failure:
+            time.sleep(0.01)
+        self._stop.set()
+        self._thread.join(10.0)
+        self.sock.close()
+        assert self.failure is None, f"the other client failed: {self.failure!r}"
+        assert self.answered > before, "the other client stopped getting answers"
+
+
+@pytest.fixture
+def bystander(server: RunningServer) -> Iterator[Bystander | None]:
+    if not ARCHS[server.arch].concurrent:
+        yield None  # one client at a time, by design: nobody else can be served meanwhile
+        return
+    watcher = Bystander(server)
+    yield watcher
+    watcher.check()
+
+
+def test_sequential_questions_on_one_connection(server: RunningServer) -> None:
+    with connect(server) as sock:
+        for question in [*QUESTIONS, b"Ugly is better than?", *QUESTIONS]:
+            sock.sendall(question)
+            assert read_answers(sock, 1) == ANSWERS.get(question, UNKNOWN)
+
+
+def test_pipelined_burst_in_one_send(server: RunningServer, bystander: Bystander | None) -> None:
+    questions = [*QUESTIONS, b"nope?"] * 250
+    with connect(server) as sock:
+        sock.sendall(b"".join(questions))
+        expected = b"".join(ANSWERS.get(q, UNKNOWN) for q in questions)
+        assert read_answers(sock, len(questions)) == expected
+
+
+def test_byte_at_a_time(server: RunningServer) -> None:
+    with connect(server) as sock:
+        for byte in b"Explicit is better than?Simple is better than?":
+            sock.send(bytes([byte]))
+        assert read_answers(sock, 2) == b"Implicit.Complex."
+
+
+def test_question_over_the_limit_gets_an_error_and_a_close(
+    server: RunningServer, bystander: Bystander | None
+) -> None:
+    with connect(server) as sock:
+        sock.sendall(Q + b"x" * 300)
+        assert read_answers(sock, 2) == b"Ugly." + TOO_LONG
+        assert closed_by_server(sock, 5.0)
+
+
+def test_binary_garbage_gets_errors_and_the_connection_survives(
+    server: RunningServer, bystander: Bystander | None
+) -> None:
+    garbage = bytes(range(256)).replace(b"?", b"") + b"?" + b"\x00\xff?\x80?"
+    with connect(server) as sock:
+        sock.sendall(garbage)
+        assert read_answers(sock, 3) == UNKNOWN * 3
+        sock.sendall(Q)
+        assert read_answers(sock, 1) == b"Ugly."
+
+
+def test_half_a_question_then_silence_is_dropped_at_the_idle_timeout(
+    server: RunningServer, bystander: Bystander | None
+) -> None:
+    with connect(server) as sock:
+        sock.sendall(b"Beautiful is")
+        began = time.monotonic()
+        assert closed_by_server(sock, 5.0), "the stalled client was never dropped"
+        assert time.monotonic() - began >= IDLE * 0.9
+
+
+def test_client_that_never_reads_is_bounded_then_dropped(
+    server: RunningServer, bystander: Bystander | None
+) -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window: fills fast
+    sock.settimeout(10.0)
+    sock.connect(server.address)
+    sock.setblocking(False)
+    burst = b"x?" * 4096  # 8 KiB of questions, 96 KiB of answers
+    sent = 0
+    deadline = time.monotonic() + 20.0
+    dropped = False
+    try:
+        while time.monotonic() < deadline:
+            try:
+                sent += sock.send(burst)
+            except BlockingIOError:
+                time.sleep(0.02)
+            except OSError:
+                dropped = True
+                break
+    finally:
+        sock.close()
+    assert dropped, f"a client that never reads was kept ({sent} bytes of questions sent)"
+    assert sent < 64 << 20
+
+
+def test_connections_opened_and_dropped(server: RunningServer) -> None:
+    count = 20 if server.arch == "inetd-nowait" else 200
+    for i in range(count):
+        sock = socket.create_connection(server.address, timeout=10.0)
+        if i % 2:  # half of them with a reset instead of a FIN
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        if i % 3 == 0:
+            sock.send(b"Simple is")
+        sock.close()
+    with connect(server) as sock:
+        sock.sendall(Q)
+        assert read_answers(sock, 1) == b"Ugly."

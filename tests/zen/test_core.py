@@ -1,0 +1,134 @@
+"""The sans-I/O Zen core: named cases and Hypothesis properties."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wirelab.errors import LocalProtocolError, RemoteProtocolError
+from wirelab.zen._core import (
+    ANSWERS,
+    QUESTIONS,
+    TOO_LONG,
+    UNKNOWN,
+    ZenClientCore,
+    ZenConfig,
+    ZenServerCore,
+    answer_for,
+    encode_question,
+)
+
+KNOWN_ANSWERS = {*ANSWERS.values(), UNKNOWN, TOO_LONG}
+
+
+def test_each_aphorism_gets_its_answer() -> None:
+    core = ZenServerCore()
+    assert core.receive_data(b"Beautiful is better than?") == b"Ugly."
+    assert core.receive_data(b"Explicit is better than?") == b"Implicit."
+    assert core.receive_data(b"Simple is better than?") == b"Complex."
+    assert core.receive_data(b"Ugly is better than?") == UNKNOWN
+    assert core.questions == 4
+
+
+def test_pipelined_questions_in_one_read_all_get_answers() -> None:
+    # The book's recv_until merged these into one unknown aphorism (BOOK.md 7.1 item 1).
+    core = ZenServerCore()
+    data = b"".join(QUESTIONS) * 2
+    assert core.receive_data(data) == b"Ugly.Implicit.Complex." * 2
+
+
+def test_bytes_after_the_last_question_wait_for_the_next_read() -> None:
+    core = ZenServerCore()
+    assert core.receive_data(b"Beautiful is better than?Simple is") == b"Ugly."
+    assert core.pending == len(b"Simple is")
+    assert core.receive_data(b" better than?") == b"Complex."
+    assert core.pending == 0
+
+
+def test_question_over_the_limit_is_answered_then_closing() -> None:
+    core = ZenServerCore(max_question=30)
+    out = core.receive_answers(b"Simple is better than?" + b"x" * 40)
+    assert out == [b"Complex.", TOO_LONG]
+    assert core.closing
+    assert core.receive_data(b"Simple is better than?") == b""
+
+
+def test_limit_counts_the_question_mark() -> None:
+    core = ZenServerCore(max_question=5)
+    assert core.receive_data(b"abcd?") == UNKNOWN  # 5 bytes: allowed
+    assert core.receive_data(b"abcde?") == TOO_LONG  # 6 bytes: over
+
+
+def test_leading_whitespace_is_ignored_for_typists() -> None:
+    assert answer_for(b"\r\nBeautiful is better than?") == b"Ugly."
+
+
+def test_encode_question_rejects_a_second_question_mark() -> None:
+    assert encode_question("Simple is better than") == b"Simple is better than?"
+    with pytest.raises(LocalProtocolError):
+        encode_question("a?b?")
+
+
+def test_client_core_matches_answers_to_questions() -> None:
+    client = ZenClientCore()
+    wire = client.send(["Beautiful is better than?", "Simple is better than?"])
+    assert wire == b"Beautiful is better than?Simple is better than?"
+    assert client.receive_data(b"Ugly.Comp") == [(b"Beautiful is better than?", b"Ugly.")]
+    assert client.receive_data(b"lex.") == [(b"Simple is better than?", b"Complex.")]
+    with pytest.raises(RemoteProtocolError):
+        client.receive_data(b"Extra.")
+
+
+def test_client_core_bounds_an_answer() -> None:
+    client = ZenClientCore(max_answer=10)
+    client.send(["x?"])
+    with pytest.raises(RemoteProtocolError):
+        client.receive_data(b"y" * 20)
+
+
+def test_config_rejects_nonsense() -> None:
+    with pytest.raises(ValueError):
+        ZenConfig(idle_timeout=0)
+    with pytest.raises(ValueError):
+        ZenConfig(workers=0)
+
+
+stream = st.lists(st.sampled_from([*QUESTIONS, b"nope?", b" Simple is better than?"]), max_size=40)
+
+
+@given(stream, st.lists(st.integers(min_value=0, max_value=2000), max_size=30))
+def test_any_split_gives_the_same_answers(questions: list[bytes], cuts: list[int]) -> None:
+    data = b"".join(questions)
+    whole = ZenServerCore().receive_data(data)
+    core = ZenServerCore()
+    points = sorted({min(c, len(data)) for c in cuts})
+    pieces = [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+    assert b"".join(core.receive_data(piece) for piece in pieces) == whole
+    assert whole == b"".join(answer_for(q) for q in questions)
+
+
+@given(st.lists(st.binary(max_size=300), max_size=20), st.integers(min_value=2, max_value=200))
+def test_arbitrary_bytes_give_answers_or_close_and_stay_bounded(
+    chunks: list[bytes], limit: int
+) -> None:
+    core = ZenServerCore(max_question=limit)
+    for chunk in chunks:
+        answers = core.receive_answers(chunk)
+        assert all(a in KNOWN_ANSWERS for a in answers)
+        assert core.pending < limit
+        if core.closing:
+            assert core.receive_answers(b"Simple is better than?") == []
+            break
+        assert TOO_LONG not in answers
+
+
+@given(st.lists(st.sampled_from(QUESTIONS), min_size=1, max_size=30), st.integers(1, 7))
+def test_client_and_server_cores_round_trip(questions: list[bytes], step: int) -> None:
+    client, server = ZenClientCore(), ZenServerCore()
+    answers = server.receive_data(client.send(questions))
+    pairs = []
+    for i in range(0, len(answers), step):
+        pairs += client.receive_data(answers[i : i + step])
+    assert pairs == [(q, ANSWERS[q]) for q in questions]
+    assert not client.outstanding
