@@ -77,10 +77,10 @@ def test_accept_loop_survives_running_out_of_descriptors(arch: str) -> None:
 def test_book_design_loses_the_second_of_two_pipelined_questions() -> None:
     # BOOK.md 7.1 item 1: recv_until merges two questions into one unknown aphorism.
     listener = listen_tcp("127.0.0.1", 0)
-    with BOOK_ARCHS["book-single"](listener, ZenConfig()) as server:
-        with socket.create_connection(server.address, timeout=5.0) as sock:
-            sock.sendall(Q + b"Simple is better than?")
-            assert sock.recv(100) == b"Error: unknown aphorism."
+    server = BOOK_ARCHS["book-single"](listener, ZenConfig())
+    with server, socket.create_connection(server.address, timeout=5.0) as sock:
+        sock.sendall(Q + b"Simple is better than?")
+        assert sock.recv(100) == b"Error: unknown aphorism."
 
 
 def test_our_client_pipelines_and_reports_errors(tmp_path: object) -> None:
