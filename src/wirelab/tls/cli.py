@@ -1,0 +1,344 @@
+"""``wirelab tls serve|connect|inspect|features`` (chapter 6)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from wirelab.cli.common import JsonOption, console, err_console, lab_state, print_json
+from wirelab.config import LOOPBACK, default_port, state_dir
+from wirelab.errors import ConfigError
+from wirelab.net.addresses import format_address, parse_port
+
+if TYPE_CHECKING:
+    from wirelab.tls.inspect import Inspection
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="tls",
+    help="Chapter 6: TLS client and server, the TLS inspector, and the local TLS features.",
+    no_args_is_help=True,
+)
+
+HostArg = Annotated[
+    str | None,
+    typer.Argument(help="Host name or address. Default: the lab's TLS greeting server."),
+]
+PortArg = Annotated[
+    str | None, typer.Argument(help="Port number or service name (e.g. 443, https).")
+]
+LabOption = Annotated[
+    str | None,
+    typer.Option(
+        "--lab",
+        help="A lab endpoint by name instead of HOST PORT, e.g. tls.expired "
+        "(names: `wirelab lab status`).",
+        show_default=False,
+    ),
+]
+CafileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--cafile",
+        help="Trust only the CAs in this PEM file. Default: the system store, plus the "
+        "lab CA while a lab runs.",
+        show_default=False,
+    ),
+]
+ServernameOption = Annotated[
+    str | None,
+    typer.Option(
+        "--servername",
+        help="Name to verify the certificate against and send as SNI. Default: HOST "
+        "(the endpoint's host name with --lab).",
+        show_default=False,
+    ),
+]
+TimeoutOption = Annotated[
+    float, typer.Option("--timeout", "-t", min=0.1, help="Seconds for connect and handshake.")
+]
+
+_GREETING = ("tls", "greeting")
+
+
+@dataclass(frozen=True)
+class _Target:
+    host: str
+    port: int
+    servername: str
+    lab_ca: str | None
+
+
+def _target(host: str | None, port: str | None, lab: str | None, servername: str | None) -> _Target:
+    """Where to connect and what name to check: HOST PORT, a lab endpoint, or the greeting."""
+    state = lab_state()
+    lab_ca = state.ca if state is not None else None
+    if lab is not None:
+        if host is not None or port is not None:
+            raise typer.BadParameter("give either HOST PORT or --lab, not both")
+        if state is None:
+            raise ConfigError("no lab is running (start one with `wirelab lab up --detach`)")
+        matches = [ep for ep in state.endpoints if ep.name == lab]
+        if not matches:
+            known = ", ".join(ep.name for ep in state.endpoints if ep.protocol == "tcp")
+            raise ConfigError(f"the lab has no endpoint {lab!r}; TCP endpoints: {known}")
+        ep = matches[0]
+        return _Target(ep.address, ep.port, servername or ep.host, lab_ca)
+    if host is None and port is None and state is not None:
+        try:
+            ep = state.endpoint(*_GREETING)
+        except ConfigError:
+            pass
+        else:
+            return _Target(ep.address, ep.port, servername or ep.host, lab_ca)
+    where = host or "localhost"
+    number = parse_port(port, "tcp") if port is not None else default_port(*_GREETING)
+    return _Target(where, number, servername or where, lab_ca)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Argument(help="Address to bind.")] = LOOPBACK,
+    port: Annotated[
+        str | None, typer.Option("-p", "--port", help="Port. Default: 11060.", show_default=False)
+    ] = None,
+    cert: Annotated[
+        Path | None,
+        typer.Option("--cert", help="Certificate chain (PEM). Default: one from the lab CA."),
+    ] = None,
+    key: Annotated[Path | None, typer.Option("--key", help="Its private key (PEM).")] = None,
+    client_ca: Annotated[
+        Path | None,
+        typer.Option("--client-ca", help="Require client certificates signed by this CA."),
+    ] = None,
+    handshake_timeout: Annotated[
+        float, typer.Option("--handshake-timeout", min=0.1, help="Seconds per handshake.")
+    ] = 5.0,
+) -> None:
+    """Greet every TLS client with "Simple is better than complex." (Ctrl-C stops)."""
+    import asyncio
+
+    from wirelab.net.addresses import listen_tcp
+    from wirelab.net.ca import LabCA
+    from wirelab.net.tlsctx import server_context
+    from wirelab.tls.server import GreetingServer, start_greeting_server
+    from wirelab.tls.service import HOSTNAMES
+
+    number = parse_port(port, "tcp") if port is not None else default_port(*_GREETING)
+    if cert is None:
+        if key is not None:
+            raise typer.BadParameter("--key needs --cert")
+        ca = LabCA.load_or_create(state_dir() / "ca")
+        cert, key = ca.server_cert_for(list(HOSTNAMES), state_dir() / "ca")
+        origin = f"the lab CA ({ca.cert_path}) for {', '.join(HOSTNAMES)}"
+    else:
+        origin = str(cert)
+    ctx = server_context(
+        cert, key, client_cafile=client_ca, require_client_cert=client_ca is not None
+    )
+    logging.getLogger("wirelab.tls.server").setLevel(logging.INFO)
+    server = GreetingServer(
+        ctx, greet_client=client_ca is not None, handshake_timeout=handshake_timeout
+    )
+
+    async def run() -> None:
+        sock = listen_tcp(host, number)
+        srv = await start_greeting_server(sock, server)
+        where = format_address(sock.getsockname())
+        err_console.print(f"listening at TLS {where}, certificate from {origin}")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            srv.close()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        err_console.print(f"stopped after greeting {server.stats.greeted} clients")
+
+
+@app.command()
+def connect(
+    host: HostArg = None,
+    port: PortArg = None,
+    lab: LabOption = None,
+    cafile: CafileOption = None,
+    cert: Annotated[
+        Path | None, typer.Option("--cert", help="Client certificate (PEM).", show_default=False)
+    ] = None,
+    key: Annotated[
+        Path | None, typer.Option("--key", help="Its private key (PEM).", show_default=False)
+    ] = None,
+    lab_cert: Annotated[
+        bool, typer.Option("--lab-cert", help="Present the running lab's client certificate.")
+    ] = False,
+    servername: ServernameOption = None,
+    timeout: TimeoutOption = 5.0,
+    json_output: JsonOption = False,
+) -> None:
+    """Connect with TLS (verified), print what the server sends until it closes."""
+    from wirelab.tls.client import fetch, make_client_context
+    from wirelab.tls.service import client_cert_paths
+
+    target = _target(host, port, lab, servername)
+    if lab_cert:
+        state = lab_state()
+        if state is None:
+            raise ConfigError("--lab-cert needs a running lab (`wirelab lab up --detach`)")
+        if cert is not None:
+            raise typer.BadParameter("give either --cert or --lab-cert")
+        cert, key = client_cert_paths(state.directory)
+    ctx = make_client_context(cafile=cafile, certfile=cert, keyfile=key, extra_cafile=target.lab_ca)
+    greeting = fetch(
+        target.host, target.port, context=ctx, servername=target.servername, timeout=timeout
+    )
+    if json_output:
+        print_json(
+            {
+                "server": greeting.server,
+                "servername": greeting.servername,
+                "version": greeting.version,
+                "cipher": greeting.cipher,
+                "peer_subject": greeting.peer_subject,
+                "text": greeting.text,
+            }
+        )
+        return
+    err_console.print(
+        f"{greeting.version} {greeting.cipher} with {greeting.server}, certificate verified "
+        f"for {greeting.servername}"
+    )
+    console.print(greeting.text, end="" if greeting.text.endswith("\n") else "\n")
+
+
+def _render(report: Inspection) -> None:
+    where = f"{report.host}:{report.port}"
+    via = f" via STARTTLS ({report.starttls})" if report.starttls else ""
+    console.print(f"{where} ({report.peer}){via}, checked as {report.servername}")
+    console.print(f"verdict:  {report.verdict.line}")
+    if report.version:
+        note = " (unverified session, --insecure)" if report.insecure_session else ""
+        console.print(
+            f"session:  {report.version}, {report.cipher}, {report.cipher_bits}-bit key, "
+            f"compression {report.compression or 'none'}{note}"
+        )
+    else:
+        console.print("session:  not established: verification failed (--insecure shows it)")
+    if report.name_match:
+        console.print(f"name:     {report.servername} matches {report.name_match}")
+    else:
+        console.print(f"name:     {report.servername} matches no name on the certificate")
+    console.print(f"chain ({'verified' if report.chain_verified else 'as the server sent it'}):")
+    for depth, cert in enumerate(report.chain):
+        valid = f"{cert.not_before:%Y-%m-%d} to {cert.not_after:%Y-%m-%d}"
+        if cert.expired():
+            valid += " (expired)"
+        elif cert.not_yet_valid():
+            valid += " (not yet valid)"
+        console.print(f"  {depth}  subject  {cert.subject}")
+        if cert.names:
+            console.print(f"     names    {', '.join(cert.names)}")
+        console.print(f"     issuer   {cert.issuer}" + (" (itself)" if cert.self_signed else ""))
+        console.print(f"     valid    {valid}")
+        ca = ", CA" if cert.is_ca else ""
+        console.print(f"     key      {cert.key}{ca}, signed {cert.signature_algorithm}")
+    if report.findings:
+        console.print(f"findings: {', '.join(report.findings)}")
+    if report.versions:
+        console.print("versions:")
+        for result in report.versions:
+            console.print(f"  {result.version}  {result.status}")
+
+
+@app.command()
+def inspect(
+    host: HostArg = None,
+    port: PortArg = None,
+    lab: LabOption = None,
+    starttls: Annotated[
+        str | None,
+        typer.Option(
+            "--starttls",
+            help="Upgrade a plaintext port first: smtp, pop3, imap or ftp.",
+            show_default=False,
+        ),
+    ] = None,
+    cafile: CafileOption = None,
+    servername: ServernameOption = None,
+    versions: Annotated[
+        bool, typer.Option("--versions", help="Probe which of TLS 1.0-1.3 the server accepts.")
+    ] = False,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure",
+            help="If verification fails, also show the session from an unverified handshake "
+            "(no data is sent).",
+        ),
+    ] = False,
+    timeout: TimeoutOption = 5.0,
+    json_output: JsonOption = False,
+) -> None:
+    """Report a server's TLS: version, cipher, chain, names, trust. Exit 1 if untrusted."""
+    from wirelab.tls._starttls import PROTOCOLS
+    from wirelab.tls.inspect import inspect as run_inspect
+
+    if starttls is not None and starttls.lower() not in PROTOCOLS:
+        raise typer.BadParameter(f"--starttls must be one of {', '.join(PROTOCOLS)}")
+    target = _target(host, port, lab, servername)
+    if insecure:
+        err_console.print(
+            "warning: --insecure: if verification fails, a second handshake runs without "
+            "verification to show the session; it sends no data"
+        )
+    report = run_inspect(
+        target.host,
+        target.port,
+        servername=target.servername,
+        starttls=starttls.lower() if starttls else None,
+        cafile=cafile,
+        lab_cafile=target.lab_ca,
+        versions=versions,
+        insecure=insecure,
+        timeout=timeout,
+    )
+    if json_output:
+        print_json(report.to_json())
+    else:
+        _render(report)
+    if not report.trusted:
+        raise typer.Exit(1)
+
+
+@app.command()
+def features(json_output: JsonOption = False) -> None:
+    """What the local ssl module and OpenSSL support."""
+    from wirelab.tls.features import features as gather
+
+    info = gather()
+    if json_output:
+        print_json(info)
+        return
+    console.print(f"{info['openssl_version']} (Python {info['python']})")
+    has = info["has"]
+    console.print("HAS_*:    " + ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in has.items()))
+    console.print("versions (built in / negotiated by a default context):")
+    for label, state in info["versions"].items():
+        built = "yes" if state["built_in"] else "no"
+        default = "yes" if state["default_context"] else "no"
+        console.print(f"  {label:8} {built:4} {default}")
+    ctx = info["default_context"]
+    console.print(
+        f"default context: {ctx['minimum_version']} to {ctx['maximum_version']}, security "
+        f"level {ctx['security_level']}, {ctx['verify_mode']}, check_hostname "
+        f"{ctx['check_hostname']}, {len(ctx['ciphers'])} cipher suites"
+    )
+    store = info["trust_store"]
+    console.print(f"trust store: {store['certificates']} CA certificates from {store['cafile']}")
+    counts = ", ".join(f"{len(v)} {k}_*" for k, v in info["constants"].items())
+    console.print(f"constants: {counts} (--json lists them)")
