@@ -1,0 +1,105 @@
+"""``wirelab geo search|stringcodes`` (chapter 1)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from wirelab.cli.common import JsonOption, console, err_console, print_json
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="geo",
+    help="Chapter 1: geocoding four ways (library, requests, http.client, raw TLS), and bytes.",
+    no_args_is_help=True,
+)
+
+WAYS = ("library", "requests", "httpclient", "raw")
+PROVIDERS = ("lab", "lab-google", "nominatim", "google")
+
+
+@app.command()
+def search(
+    address: Annotated[
+        str, typer.Argument(help='Address, e.g. "207 N. Defiance St, Archbold, OH".')
+    ],
+    way: Annotated[
+        str, typer.Option("--way", "-w", help=f"How to ask: {', '.join(WAYS)}.")
+    ] = "library",
+    provider: Annotated[
+        str,
+        typer.Option(
+            "--provider",
+            "-P",
+            help=f"Who answers: {', '.join(PROVIDERS)} (the real ones need the internet).",
+        ),
+    ] = "lab",
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=50)] = 1,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key", help="Google API key (or $WIRELAB_GOOGLE_API_KEY).", show_default=False
+        ),
+    ] = None,
+    timeout: Annotated[float, typer.Option("--timeout", "-t", min=0.1)] = 10.0,
+    json_output: JsonOption = False,
+) -> None:
+    """Geocode ADDRESS and print latitude and longitude (exit 1 if nothing matches)."""
+    from wirelab.errors import ConfigError
+    from wirelab.geo.client import geocode
+    from wirelab.geo.providers import make_provider
+
+    if way not in WAYS:
+        raise ConfigError(f"unknown way {way!r} (one of {', '.join(WAYS)})")
+    chosen = make_provider(provider, api_key=api_key)
+    err_console.print(f"(asking {chosen.name} at {chosen.netloc}, the {way} way)")
+    found = geocode(address, provider=chosen, way=way, timeout=timeout, limit=limit)
+    if json_output:
+        print_json(
+            [{"lat": f.latitude, "lon": f.longitude, "display_name": f.address} for f in found]
+        )
+    else:
+        for place in found:
+            console.print(f"{place.latitude:.4f}, {place.longitude:.4f}  {place.address}")
+    if not found:
+        err_console.print(f"no place matches {address!r}")
+        raise typer.Exit(1)
+
+
+@app.command()
+def stringcodes(
+    text: Annotated[
+        str | None, typer.Option("--text", help="A sentence to encode instead of the example.")
+    ] = None,
+    encoding: Annotated[str, typer.Option("--encoding", "-e")] = "utf-8",
+    json_output: JsonOption = False,
+) -> None:
+    """Decode UTF-16 bytes (with a BOM) into text; encode a sentence into bytes. No file."""
+    from wirelab.errors import ConfigError
+    from wirelab.geo.stringcodes import OUTGOING, decode_incoming, encode_outgoing
+
+    incoming = decode_incoming()
+    try:
+        outgoing = encode_outgoing(text if text is not None else OUTGOING, encoding)
+    except LookupError as exc:
+        raise ConfigError(f"unknown encoding {encoding!r}") from exc
+    except UnicodeEncodeError as exc:
+        raise ConfigError(f"{encoding} cannot encode {exc.object[exc.start : exc.end]!r}") from exc
+    if json_output:
+        print_json(
+            {
+                "incoming": {"bytes_hex": incoming.data.hex(), "encoding": incoming.encoding}
+                | {"text": incoming.text, "bytes": incoming.size},
+                "outgoing": {"text": outgoing.text, "encoding": outgoing.encoding}
+                | {"bytes_hex": outgoing.data.hex(), "bytes": outgoing.size},
+            }
+        )
+        return
+    console.print(f"received {incoming.size} bytes: {incoming.hex(24)}")
+    console.print(f"decoded as {incoming.encoding} (the BOM ff fe says little-endian):")
+    console.print(f"  {incoming.text!r} ({incoming.characters} characters)")
+    console.print(f"to send {outgoing.text!r} ({outgoing.characters} characters)")
+    console.print(f"encoded as {outgoing.encoding}: {outgoing.size} bytes")
+    console.print(f"  {outgoing.data!r}")
