@@ -69,7 +69,7 @@ ARCHS: dict[str, Arch] = {
 
 #: The architecture ``wirelab zen serve`` and the lab use: the fastest one measured here
 #: (see docs/chapters/07-zen.md and bench/results/zen.json).
-DEFAULT_ARCH = "prefork"
+DEFAULT_ARCH = "uvloop"
 
 
 def start_server(

@@ -1,0 +1,175 @@
+"""``wirelab zen archs|serve|client|bench`` (chapter 7)."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from wirelab.cli.common import JsonOption, PortOption, console, err_console, lab_target, print_json
+from wirelab.config import LOOPBACK, default_port
+from wirelab.errors import ConfigError
+from wirelab.net.addresses import format_address, parse_port
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="zen",
+    help="Chapter 7: the Zen Q&A protocol served by ten server architectures, and a benchmark.",
+    no_args_is_help=True,
+)
+
+HostArg = Annotated[
+    str | None, typer.Argument(help="Host name or address. Default: the lab's, or loopback.")
+]
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"{what} must be comma-separated numbers, not {text!r}") from None
+    if not values or min(values) < 1:
+        raise ConfigError(f"{what} must be positive numbers, not {text!r}")
+    return values
+
+
+@app.command()
+def archs() -> None:
+    """Print the architecture names, one per line."""
+    from wirelab.zen.archs import ARCHS
+
+    for name in ARCHS:
+        console.print(name)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Argument(help="Address to bind.")] = LOOPBACK,
+    port: PortOption = None,
+    arch: Annotated[str | None, typer.Option("--arch", "-a", help="Architecture.")] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", "-w", min=1, help="Threads or processes.")
+    ] = None,
+    idle_timeout: Annotated[float, typer.Option("--idle-timeout", min=0.01)] = 60.0,
+    delay: Annotated[
+        float, typer.Option("--delay", min=0.0, help="Simulated work per answer, seconds.")
+    ] = 0.0,
+) -> None:
+    """Serve Zen until Ctrl-C (the book's ``srv_*.py HOST -p PORT``)."""
+    import logging
+
+    from wirelab.zen._core import ZenConfig
+    from wirelab.zen.archs import DEFAULT_ARCH, start_server
+
+    number = parse_port(port) if port is not None else default_port("zen", "zen")
+    logging.getLogger("wirelab.zen").setLevel(logging.INFO)
+    config = ZenConfig(workers=workers, idle_timeout=idle_timeout, delay=delay)
+    chosen = arch or DEFAULT_ARCH
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        server = start_server(chosen, host, number, config)
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+        raise
+    err_console.print(f"{chosen} listening at {format_address(server.address)}")
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        server.stop()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    err_console.print("stopped")
+
+
+@app.command()
+def client(
+    host: HostArg = None,
+    port: PortOption = None,
+    error: Annotated[
+        bool, typer.Option("-e", "--error", help="Send broken questions to see the errors.")
+    ] = False,
+    pipeline: Annotated[
+        int, typer.Option("--pipeline", min=1, max=100_000, help="Send N questions at once.")
+    ] = 1,
+    endpoint: Annotated[
+        str, typer.Option("--endpoint", help="Lab endpoint: zen, inetd-nowait, inetd-wait.")
+    ] = "zen",
+    json_output: JsonOption = False,
+) -> None:
+    """Ask the aphorisms in random order and print the answers (the book's client.py)."""
+    from wirelab.zen import client as zen
+
+    where, number = lab_target("zen", host, port, endpoint=endpoint)
+    if error:
+        exchanges = zen.broken_questions(where, number)
+    elif pipeline > 1:
+        exchanges = zen.ask(where, number, zen.pipelined_questions(pipeline), pipeline=pipeline)
+    else:
+        exchanges = zen.ask(where, number)
+    if json_output:
+        print_json([{"question": e.question, "answer": e.answer} for e in exchanges])
+        return
+    if pipeline > 1:
+        from wirelab.zen._core import answer_for
+
+        wrong = sum(answer_for(e.question.encode()).decode() != e.answer for e in exchanges)
+        console.print(
+            f"sent {pipeline} questions in one write to {format_address((where, number))}"
+        )
+        console.print(f"got {len(exchanges)} answers, in order, {wrong} wrong")
+        return
+    for exchange in exchanges:
+        console.print(f"{exchange.question} {exchange.answer}")
+
+
+@app.command()
+def bench(
+    arch: Annotated[
+        list[str] | None, typer.Option("--arch", "-a", help="Architecture (repeatable).")
+    ] = None,
+    connections: Annotated[str, typer.Option("--connections", "-c")] = "1,10,100,1000",
+    pipeline: Annotated[str, typer.Option("--pipeline", "-P", help="Depths, e.g. 1,16.")] = "1,16",
+    seconds: Annotated[float, typer.Option("--seconds", "-s", min=0.2, max=30.0)] = 2.0,
+    warmup: Annotated[float, typer.Option("--warmup", min=0.0, max=10.0)] = 0.5,
+    rounds: Annotated[int, typer.Option("--rounds", min=1, max=5)] = 1,
+    idle: Annotated[
+        int, typer.Option("--idle", min=0, max=50_000, help="Idle connections (0: skip).")
+    ] = 10_000,
+    book: Annotated[bool, typer.Option("--book/--no-book", help="Run the book's designs.")] = True,
+    chart: Annotated[Path | None, typer.Option("--chart", help="Write a PNG chart.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the JSON results.")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Measure requests/s and latency of every architecture beside a C epoll server."""
+    from wirelab.zen import bench as zb
+    from wirelab.zen.render import bench_tables
+
+    counts = _int_list(connections, "--connections")
+    depths = _int_list(pipeline, "--pipeline")
+    if max(counts) > 5000:
+        raise ConfigError("--connections above 5000 is not supported (descriptor limits)")
+    tools = zb.build_tools()
+    with err_console.status("benchmarking") as status:
+        report = zb.run_bench(
+            arch or None,
+            connections=counts,
+            pipelines=depths,
+            seconds=seconds,
+            warmup=warmup,
+            rounds=rounds,
+            book=book,
+            idle=idle,
+            tools=tools,
+            progress=lambda text: status.update(text),
+        )
+    if out is not None:
+        zb.write_json(report, out)
+    if chart is not None:
+        zb.write_chart(report, chart)
+    if json_output:
+        print_json(report.to_json())
+        return
+    for table in bench_tables(report):
+        console.print(table)
