@@ -4,7 +4,7 @@ The lab, the tests and the benchmarks all use this. Each daemon:
 
 * listens on loopback only, TCP only (``-U 0``: memcached's UDP port was used for
   amplification attacks), with 64 MB of memory and at most 1024 connections;
-* drops root with ``-u nobody`` when we run as root (memcached refuses root without ``-u``);
+* drops root to ``nobody`` when we run as root (memcached refuses to run as root);
 * gets a free port when asked for port 0: memcached cannot bind port 0 and report it, so we
   bind port 0 ourselves, close, hand that port to memcached, and retry with a new port if
   another process took it in between;
@@ -68,14 +68,15 @@ def memcached_binary() -> str:
     return found
 
 
-def _user_args() -> list[str]:
+def _account() -> tuple[int, int] | None:
+    """The (uid, gid) to drop to when we run as root: nobody's (memcached refuses root)."""
     if os.geteuid() != 0:
-        return []
+        return None
     try:
-        pwd.getpwnam("nobody")
+        entry = pwd.getpwnam("nobody")
     except KeyError:
-        return ["-u", "root"]
-    return ["-u", "nobody"]
+        return None
+    return entry.pw_uid, entry.pw_gid
 
 
 def _die_with_parent() -> Callable[[], None] | None:
@@ -170,8 +171,10 @@ class MemcachedDaemon:
             str(self.memory_mb),
             "-c",
             str(self.connections),
-            *_user_args(),
         ]
+        account = _account()
+        if account is None and os.geteuid() == 0:
+            args += ["-u", "root"]  # no "nobody" account: memcached must be told
         if self._log is None:
             if self.logfile is not None:
                 self.logfile.parent.mkdir(parents=True, exist_ok=True)
@@ -185,6 +188,12 @@ class MemcachedDaemon:
             stdout=self._log,
             stderr=self._log,
             close_fds=True,
+            # Drop root in the child before exec (not with memcached's own -u): the kernel
+            # clears PR_SET_PDEATHSIG when a process changes its user, so the drop must come
+            # first; Popen switches user before it calls preexec_fn.
+            user=account[0] if account else None,
+            group=account[1] if account else None,
+            extra_groups=[] if account else None,
             preexec_fn=_die_with_parent(),  # only prctl, looked up before the fork
         )
         log.info("started %s (pid %d)", self, self.process.pid)
@@ -278,6 +287,15 @@ class MemcachedDaemon:
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- stop ---------------------------------------------------------------------------------
+
+    def terminate(self) -> None:
+        """Send SIGTERM and return at once (memcached exits within about a second).
+
+        Stopping several daemons: :meth:`terminate` each, then :meth:`stop` each, so they
+        shut down side by side.
+        """
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
 
     def stop(self, timeout: float = 3.0) -> None:
         """SIGTERM, wait, SIGKILL if it lingers, and reap it (no zombie). Safe to repeat."""

@@ -126,6 +126,8 @@ def _node_dies(ctx: TourContext) -> None:
             )
     finally:
         for daemon in daemons:
+            daemon.terminate()
+        for daemon in daemons:
             daemon.stop()
     ctx.say(
         f"hits per round: {', '.join(f'{r.hit_ratio:.0%}' for r in report.rounds)}; "

@@ -1,0 +1,39 @@
+"""Real memcached daemons for the cache tests (free loopback ports, stopped after use)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from wirelab.cache.daemon import MemcachedDaemon
+from wirelab.errors import ServiceUnavailable
+
+
+def _daemon() -> MemcachedDaemon:
+    try:
+        return MemcachedDaemon(port=0)
+    except ServiceUnavailable as exc:  # pragma: no cover - `make` installs memcached
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def memcached() -> Iterator[MemcachedDaemon]:
+    """One memcached daemon for the module."""
+    with _daemon() as daemon:
+        yield daemon
+
+
+@pytest.fixture
+def three_daemons() -> Iterator[list[MemcachedDaemon]]:
+    """Three fresh memcached daemons (a test may kill some)."""
+    daemons = [_daemon() for _ in range(3)]
+    try:
+        for daemon in daemons:
+            daemon.start()
+        yield daemons
+    finally:
+        for daemon in daemons:
+            daemon.terminate()
+        for daemon in daemons:
+            daemon.stop()
