@@ -93,6 +93,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self.rfile = saved
             if not ok:
                 return
+            if self.request_version == "HTTP/0.9":
+                self.send_error(400, "HTTP/0.9 is not supported")
+                return
             self.served += 1
             if self.served >= limits.max_requests:
                 self.close_connection = True
@@ -184,6 +187,9 @@ class _Handler(BaseHTTPRequestHandler):
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Errors are JSON, like every other answer."""
         text = message or self.responses.get(code, ("error",))[0]
+        if getattr(self, "request_version", "HTTP/0.9") == "HTTP/0.9":
+            self.request_version = "HTTP/1.1"  # always answer with a status line and headers
+            self.close_connection = True
         body = json.dumps({"error": {"code": code, "message": text}}).encode()
         if code >= 400 and code not in (404,):
             self.log_error("%d %s", code, text)
