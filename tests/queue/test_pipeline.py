@@ -1,0 +1,132 @@
+"""The pi pipeline over real ZeroMQ sockets: no lost message, convergence, clean failures."""
+
+from __future__ import annotations
+
+import math
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from wirelab.errors import ConfigError, Timeout
+from wirelab.queue.pipeline import PiResult, run_pi
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def _every_point_counted(result: PiResult, points: int) -> None:
+    assert sum(result.published.values()) == points
+    assert result.points == points
+    assert result.published["00"] <= result.inside <= points
+
+
+@pytest.mark.parametrize("transport", ["tcp", "inproc"])
+def test_every_point_is_decided_once(transport: str) -> None:
+    result = run_pi(60_000, transport=transport, seed=3)
+    _every_point_counted(result, 60_000)
+    assert result.error < 0.05
+    assert result.messages > 0 and result.messages_per_second > 0
+    assert result.endpoints["pub"].startswith(f"{transport}://")
+
+
+@pytest.mark.parametrize("transport", ["tcp", "inproc"])
+def test_no_slow_joiner_loss_with_one_point_per_message(transport: str) -> None:
+    """The first messages are published right after the subscribers connect: none is lost."""
+    result = run_pi(2500, transport=transport, batch=1, seed=11)
+    _every_point_counted(result, 2500)
+    assert result.published and sum(result.published.values()) == 2500
+
+
+def test_same_seed_same_estimate() -> None:
+    assert run_pi(20_000, seed=4).inside == run_pi(20_000, seed=4, transport="inproc").inside
+
+
+@pytest.mark.slow
+def test_a_million_points_converge_within_a_hundredth() -> None:
+    result = run_pi(1_000_000, seed=2024)
+    assert abs(result.estimate - math.pi) < 0.01
+    _every_point_counted(result, 1_000_000)
+
+
+def test_fixed_ports_and_an_external_service(pythagoras: str) -> None:
+    pub, pull = _free_port(), _free_port()
+    result = run_pi(10_000, ports={"pub": pub, "pull": pull}, pythagoras=[pythagoras], seed=1)
+    _every_point_counted(result, 10_000)
+    assert result.endpoints == {
+        "pythagoras": pythagoras,
+        "pub": f"tcp://127.0.0.1:{pub}",
+        "pull": f"tcp://127.0.0.1:{pull}",
+    }
+
+
+def test_a_taken_port_is_a_clear_error() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"cannot bind tcp://127.0.0.1:{port}"):
+            run_pi(100, ports={"pub": port})
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"points": 0}, "at least one point"),
+        ({"batch": 0}, "batch must be"),
+        ({"transport": "udp"}, "tcp or inproc"),
+        ({"transport": "inproc", "ports": {"pub": 6700}}, "no host or port"),
+    ],
+)
+def test_bad_arguments(options: dict[str, object], message: str) -> None:
+    points = options.pop("points", 10)
+    with pytest.raises(ConfigError, match=message):
+        run_pi(points, **options)  # type: ignore[arg-type]
+
+
+def test_a_service_that_dies_mid_run_times_out_cleanly() -> None:
+    """Kill the pythagoras process after the first decisions: a clear Timeout, no hang."""
+    script = textwrap.dedent(
+        """
+        import threading, zmq
+        from wirelab.queue.pythagoras import serve_pythagoras
+        serve_pythagoras(zmq.Context(), "tcp://127.0.0.1:*", threading.Event(),
+                         ready=lambda e: print(e, flush=True))
+        """
+    )
+    service = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    killed = threading.Event()
+
+    def kill_on_progress(done: int, total: int) -> None:
+        if not killed.is_set():
+            killed.set()
+            service.kill()
+
+    try:
+        assert service.stdout is not None
+        endpoint = service.stdout.readline().strip()
+        began = time.monotonic()
+        with pytest.raises(Timeout, match=f"pythagoras service at {endpoint} did not answer"):
+            run_pi(
+                200_000, batch=100, pythagoras=[endpoint], timeout=1.0, on_progress=kill_on_progress
+            )
+        assert killed.is_set() and time.monotonic() - began < 6
+    finally:
+        service.kill()
+        service.wait(10)
+        if service.stdout is not None:
+            service.stdout.close()
+    # The leak check (conftest) fails this test if a pipeline thread is still running.
+
+
+def test_no_service_at_all_times_out() -> None:
+    with pytest.raises(Timeout, match=r"did not answer within 0\.5 s"):
+        run_pi(500, pythagoras=[f"tcp://127.0.0.1:{_free_port()}"], timeout=0.5)
