@@ -1,0 +1,67 @@
+"""``wirelab geo ...`` as subprocesses against the session lab."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ADDRESS = "207 N. Defiance St, Archbold, OH"
+
+
+def run(
+    env: dict[str, str], *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wirelab", "geo", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=cwd,
+    )
+
+
+@pytest.fixture
+def env(wirelab_env: dict[str, str], lab_geo: object) -> dict[str, str]:
+    return wirelab_env
+
+
+@pytest.mark.parametrize("way", ["library", "requests", "httpclient", "raw"])
+def test_search_each_way(env: dict[str, str], way: str) -> None:
+    done = run(env, "search", ADDRESS, "--way", way, "--json")
+    assert done.returncode == 0, done.stderr
+    (place,) = json.loads(done.stdout)
+    assert abs(place["lat"] - 41.5214) <= 0.05 and abs(place["lon"] + 84.3072) <= 0.05
+
+
+def test_search_text_and_google_shape(env: dict[str, str]) -> None:
+    done = run(env, "search", ADDRESS)
+    assert "41.5333, -84.3048  Archbold" in done.stdout
+    google = run(env, "search", "Tokyo, Japan", "--provider", "lab-google", "--way", "raw")
+    assert google.returncode == 0 and "Tokyo, Japan" in google.stdout
+
+
+def test_unknown_place_and_bad_input(env: dict[str, str]) -> None:
+    nothing = run(env, "search", "Atlantis, Nowhere")
+    assert nothing.returncode == 1 and "no place matches" in nothing.stderr
+    empty = run(env, "search", "", "--way", "raw")
+    assert empty.returncode == 1 and "wirelab: error:" in empty.stderr and "400" in empty.stderr
+    bad_way = run(env, "search", ADDRESS, "--way", "carrier-pigeon")
+    assert bad_way.returncode == 1 and "unknown way" in bad_way.stderr
+    google = run({**env, "WIRELAB_GOOGLE_API_KEY": ""}, "search", ADDRESS, "--provider", "google")
+    assert google.returncode == 1 and "API key" in google.stderr
+
+
+def test_stringcodes_writes_no_file(env: dict[str, str], tmp_path: Path) -> None:
+    done = run(env, "stringcodes", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "decoded as utf-16" in done.stdout and "encoded as utf-8" in done.stdout
+    assert list(tmp_path.iterdir()) == []
+    doc = json.loads(run(env, "stringcodes", "--text", "café", "--json", cwd=tmp_path).stdout)
+    assert doc["outgoing"]["bytes_hex"] == "636166c3a9"
+    assert run(env, "stringcodes", "--text", "✓", "-e", "ascii").returncode == 1
