@@ -83,8 +83,9 @@ def lookup(
         )
         return
     for result in results:
+        via = f"  (via the alias, at {result.canonical})" if result.canonical != name else ""
         for record in result.records:
-            console.print(f"{result.name} {result.type} {record}")
+            console.print(f"{result.name} {result.type} {record}{via}")
         if not result.records and record_type:
             console.print(f"{name} has no {result.type} record")
 
