@@ -34,14 +34,15 @@ ServersOption = Annotated[
 ]
 
 
+def _report(event: NodeDown) -> None:
+    err_console.print(f"[yellow]warning:[/yellow] {event}")
+
+
 def _cluster(servers: str | None, namespace: str = "") -> CacheCluster:
     """The cluster the user named, else the running lab's nodes, else 127.0.0.1:11211."""
     from wirelab.cache.cluster import CacheCluster, Node
     from wirelab.cache.service import lab_nodes
     from wirelab.config import LOOPBACK, default_port
-
-    def report(event: NodeDown) -> None:
-        err_console.print(f"[yellow]warning:[/yellow] {event}")
 
     if servers is not None:
         spec: str | list[Node] = servers
@@ -51,17 +52,25 @@ def _cluster(servers: str | None, namespace: str = "") -> CacheCluster:
             spec = lab_nodes(state)  # says so in one line if memcached is unavailable
         else:
             spec = [Node(LOOPBACK, default_port("cache", "memcached"))]
-    return CacheCluster(spec, namespace=namespace, on_node_down=report)
+    return CacheCluster(spec, namespace=namespace)
 
 
 def _reach(cluster: CacheCluster) -> dict[str, str]:
-    """Ask every node for its version; fail in one line if none answers."""
+    """Ask every node for its version; fail in one line if none answers.
+
+    Nodes that are down from the start get one warning line each; from then on, every node
+    that fails is reported as it happens.
+    """
     try:
-        return {str(node): version for node, version in cluster.ping().items()}
+        versions = {str(node): version for node, version in cluster.ping().items()}
     except ConnectError as exc:
         raise ConnectError(
             f"{exc}; start the lab (`wirelab lab up`) or pass --servers host:port"
         ) from exc
+    for node in cluster.dead_nodes:
+        err_console.print(f"[yellow]warning:[/yellow] memcached node {node} does not answer")
+    cluster.on_node_down = _report
+    return versions
 
 
 @app.command()
@@ -116,11 +125,10 @@ def squares(
         )
 
         def show(done: SquaresRound) -> None:
-            if not json_output:
-                progress.console.print(
+            if not json_output:  # stdout; rich keeps the bar (on stderr) below it
+                console.print(
                     f"round {done.number:>2}: {done.lookups} lookups in {done.seconds:.3f} s, "
-                    f"hits {done.hit_ratio:6.1%}",
-                    highlight=False,
+                    f"hits {done.hit_ratio:6.1%}"
                 )
 
         with progress:

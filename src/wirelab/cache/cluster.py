@@ -219,15 +219,19 @@ class CacheCluster:
                 del self._dead[node]
                 self._ring.add(str(node))
 
-    def _mark_dead(self, node: Node, exc: BaseException) -> None:
+    def _mark_dead(self, node: Node, exc: BaseException, *, report: bool = True) -> None:
         self._clients[node].close()
         self._dead[node] = time.monotonic()
         if str(node) in self._ring:
             self._ring.remove(str(node))
         self.failures += 1
         event = NodeDown(node, _reason(exc), self.live_nodes)
-        log.warning("%s", event)
-        if self.on_node_down is not None:
+        if not report:  # the caller learns it from the return value or an exception
+            log.info("%s", event)
+        elif self.on_node_down is None:
+            log.warning("%s", event)
+        else:  # the caller reports it; the log keeps a quieter trace
+            log.info("%s", event)
             self.on_node_down(event)
 
     # -- commands -----------------------------------------------------------------------------
@@ -305,7 +309,7 @@ class CacheCluster:
                 versions[node] = self._clients[node].version().decode("ascii", "replace")
             except (OSError, MemcacheUnexpectedCloseError) as exc:
                 errors.append(f"{node}: {_reason(exc)}")
-                self._mark_dead(node, exc)
+                self._mark_dead(node, exc, report=False)
         if not versions:
             raise ConnectError(f"cannot reach memcached ({'; '.join(errors)})")
         return versions
