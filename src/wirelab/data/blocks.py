@@ -33,7 +33,7 @@ from wirelab.net.limits import (
     DEFAULT_TIMEOUT,
 )
 from wirelab.net.streams import FramedSocket, read_message
-from wirelab.tcp.serving import ConnectionServer, peer_name, refuse
+from wirelab.tcp.serving import ConnectionServer, last_word, peer_name
 
 __all__ = [
     "DEFAULT_MAX_TOTAL",
@@ -82,7 +82,7 @@ async def open_blocks_server(
                 return
             except RemoteProtocolError as exc:  # e.g. a 4 GiB length: refused unread
                 log.warning("%s: %s; refused", peer, exc)
-                await refuse(reader, writer, framer.frame(format_error(str(exc))))
+                await last_word(reader, writer, framer.frame(format_error(str(exc))))
                 return
             if block is None:
                 log.warning(
@@ -94,7 +94,7 @@ async def open_blocks_server(
             if tally.size + len(block) > max_total:
                 log.warning("%s: over %d bytes in all; refused", peer, max_total)
                 reason = f"more than {max_total} bytes in one stream"
-                await refuse(reader, writer, framer.frame(format_error(reason)))
+                await last_word(reader, writer, framer.frame(format_error(reason)))
                 return
             tally.add(block)
         log.info("%s: %d blocks, %d bytes, then the end block", peer, tally.blocks, tally.size)

@@ -30,7 +30,7 @@ from wirelab.net.limits import (
     RECV_CHUNK,
 )
 from wirelab.net.streams import map_os_error, recv_until_eof
-from wirelab.tcp.serving import ConnectionServer, peer_name, refuse
+from wirelab.tcp.serving import ConnectionServer, last_word, peer_name
 
 __all__ = ["ZEN", "StreamReport", "open_stream_server", "send_stream"]
 
@@ -76,7 +76,7 @@ async def open_stream_server(
                 break
             if tally.size + len(data) > max_size:
                 log.warning("%s: message over %d bytes; refused", peer, max_size)
-                await refuse(
+                await last_word(
                     reader, writer, format_error(f"message over the limit of {max_size} bytes")
                 )
                 return

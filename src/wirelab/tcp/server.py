@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from wirelab.net.addresses import format_address
 from wirelab.net.limits import DEFAULT_IDLE_TIMEOUT, RECV_CHUNK
 from wirelab.tcp._core import MESSAGE_SIZE, REPLY
-from wirelab.tcp.serving import ConnectionServer, peer_name
+from wirelab.tcp.serving import ConnectionServer, last_word, peer_name
 
 __all__ = [
     "DEFAULT_MAX_ECHO",
@@ -67,9 +67,7 @@ async def open_sixteen_server(
             log.warning("%s: no 16-byte message within %g s; closing", peer, idle_timeout)
             return
         log.info("%s: incoming sixteen-octet message %r", peer, message)
-        writer.write(REPLY)
-        async with asyncio.timeout(idle_timeout):
-            await writer.drain()
+        await last_word(reader, writer, REPLY, max_discard=MESSAGE_SIZE, seconds=idle_timeout)
         log.info("%s: reply sent, socket closed", peer)
 
     return await ConnectionServer.open(handle, host, port, name="tcp sixteen")

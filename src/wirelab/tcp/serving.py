@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 
 from wirelab.net.addresses import format_address, listen_tcp
 
-__all__ = ["ConnectionServer", "Handler", "ServerThread", "close_writer", "peer_name", "refuse"]
+__all__ = ["ConnectionServer", "Handler", "ServerThread", "close_writer", "last_word", "peer_name"]
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def peer_name(writer: asyncio.StreamWriter) -> str:
     return format_address(peer) if peer else "?"
 
 
-async def refuse(
+async def last_word(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
     reply: bytes,
@@ -47,8 +47,8 @@ async def refuse(
 
     Closing a socket with unread bytes in its receive buffer makes the kernel send a reset,
     and a reset can destroy our reply before the peer reads it. So we send the reply and
-    end-of-file, then read and drop up to ``max_discard`` bytes for up to ``seconds``, giving
-    the peer time to stop sending and read why.
+    end-of-file, then read and drop up to ``max_discard`` bytes for up to ``seconds`` (until
+    the peer closes, usually at once), giving it time to read our answer, or why we refused.
     """
     writer.write(reply)
     with contextlib.suppress(OSError, TimeoutError):
