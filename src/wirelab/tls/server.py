@@ -94,7 +94,7 @@ class GreetingServer:
         self.stats.last_failure = reason
         if len(self.stats.failures) < 100:
             self.stats.failures.append(reason)
-        log.warning("%s: TLS handshake with %s failed: %s", self.name, peer, reason)
+        log.info("%s: TLS handshake with %s failed: %s", self.name, peer, reason)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Serve one connection (the ``asyncio.start_server`` callback)."""
