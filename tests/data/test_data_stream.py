@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import socket
+import struct
 import time
 from collections.abc import Callable, Iterator
 
@@ -130,3 +131,12 @@ def test_our_client_times_out_on_a_silent_server(raw_server: RawServer) -> None:
 def test_our_client_refuses_to_send_over_its_limit() -> None:
     with pytest.raises(LocalProtocolError, match="over the limit of 10"):
         send_stream("127.0.0.1", 1, b"x" * 11, max_size=10)
+
+
+def test_a_reset_mid_stream_costs_only_that_connection(lab_blocks: ServiceView) -> None:
+    address = lab_blocks.endpoint("stream").sockaddr
+    sock = socket.create_connection(address, timeout=5)
+    sock.sendall(b"part of a message")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()  # an abortive close: the server sees a reset, not end-of-file
+    assert stdlib_send(address, b"next") == summary_line(b"next")

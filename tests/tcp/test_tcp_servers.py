@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import struct
 import time
 from collections.abc import Iterator
 
@@ -182,3 +183,31 @@ def test_a_bind_error_reaches_the_caller() -> None:
         port = first.address[1]
         with pytest.raises(Exception, match="cannot listen"):
             ServerThread(lambda: open_sixteen_server("127.0.0.1", port)).start()
+
+
+def test_a_reset_mid_message_costs_only_that_connection(lab_tcp: ServiceView) -> None:
+    address = lab_tcp.endpoint("sixteen").sockaddr
+    sock = socket.create_connection(address, timeout=5)
+    sock.sendall(b"Hi th")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()  # an abortive close: the server sees a reset, not end-of-file
+    assert ask(address, b"Hi there, server") == b"Farewell, client"
+
+
+@pytest.mark.skipif(not socket.has_ipv6, reason="no IPv6")
+def test_ipv6_loopback() -> None:
+    from wirelab.tcp.client import exchange
+
+    try:
+        thread = ServerThread(lambda: open_sixteen_server("::1", 0))
+        server = thread.start()
+    except Exception as exc:  # a machine without ::1
+        pytest.skip(f"no IPv6 loopback: {exc}")
+    try:
+        host, port = server.address
+        assert host == "::1"
+        reply = exchange("::1", port)
+        assert reply.reply == b"Farewell, client"
+        assert reply.server == f"[::1]:{port}" and reply.local.startswith("[::1]:")
+    finally:
+        thread.stop()
