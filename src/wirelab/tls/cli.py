@@ -11,7 +11,7 @@ import typer
 
 from wirelab.cli.common import JsonOption, console, err_console, lab_state, print_json
 from wirelab.config import LOOPBACK, default_port, state_dir
-from wirelab.errors import ConfigError
+from wirelab.errors import ConfigError, TLSError
 from wirelab.net.addresses import format_address, parse_port
 
 if TYPE_CHECKING:
@@ -194,9 +194,14 @@ def connect(
             raise typer.BadParameter("give either --cert or --lab-cert")
         cert, key = client_cert_paths(state.directory)
     ctx = make_client_context(cafile=cafile, certfile=cert, keyfile=key, extra_cafile=target.lab_ca)
-    greeting = fetch(
-        target.host, target.port, context=ctx, servername=target.servername, timeout=timeout
-    )
+    try:
+        greeting = fetch(
+            target.host, target.port, context=ctx, servername=target.servername, timeout=timeout
+        )
+    except TLSError as exc:
+        if "client certificate" in str(exc) and cert is None:
+            raise TLSError(f"{exc} (give --cert and --key, or --lab-cert)") from exc
+        raise
     if json_output:
         print_json(
             {
@@ -217,14 +222,16 @@ def connect(
 
 
 def _render(report: Inspection) -> None:
-    where = f"{report.host}:{report.port}"
-    via = f" via STARTTLS ({report.starttls})" if report.starttls else ""
-    console.print(f"{where} ({report.peer}){via}, checked as {report.servername}")
+    where = format_address((report.host, report.port))
+    if report.peer != where:
+        where += f" ({report.peer})"
+    via = f" after STARTTLS ({report.starttls})" if report.starttls else ""
+    console.print(f"{where}{via}, certificate checked for {report.servername}")
     console.print(f"verdict:  {report.verdict.line}")
     if report.version:
         note = " (unverified session, --insecure)" if report.insecure_session else ""
         console.print(
-            f"session:  {report.version}, {report.cipher}, {report.cipher_bits}-bit key, "
+            f"session:  {report.version}, {report.cipher} ({report.cipher_bits}-bit cipher key), "
             f"compression {report.compression or 'none'}{note}"
         )
     else:

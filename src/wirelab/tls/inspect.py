@@ -238,7 +238,7 @@ def inspect(
     matched = match_name(name, leaf.dns_names, leaf.ip_addresses) if leaf else None
     insecure_session = False
     if error is not None and insecure:
-        log.warning("inspecting %s without verification (--insecure); no data is sent", peer)
+        log.info("inspecting %s again without verification (insecure); no data is sent", peer)
         session = _insecure_session(host, port, name, starttls, timeout)
         insecure_session = True
     probed = (
