@@ -121,7 +121,7 @@ def squares(
             MofNCompleteColumn(),
             console=err_console,
             transient=True,
-            disable=json_output,
+            disable=json_output or not err_console.is_terminal,
         )
 
         def show(done: SquaresRound) -> None:

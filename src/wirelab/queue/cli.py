@@ -75,7 +75,7 @@ def pi(
         MofNCompleteColumn(),
         console=err_console,
         transient=True,
-        disable=json_output,
+        disable=json_output or not err_console.is_terminal,
     )
     lock = threading.Lock()
     with progress:

@@ -138,7 +138,9 @@ class PiPipeline:
             ephemeral.
         pythagoras: endpoints of running pythagoras services to use instead of our own
             (``["tcp://10.0.0.2:6701"]``); the judge's REQ socket spreads requests over them.
-        timeout: seconds without progress, or without a pythagoras reply, before giving up.
+        timeout: seconds a pythagoras reply or a full subscriber queue may hold a stage up
+            (the error then names that stage); the run also gives up when the tally has
+            heard nothing for twice as long.
         on_progress: called from the tally's thread as ``on_progress(done, total)``.
         context: a ZeroMQ context to use (default: a private one, terminated at the end).
     """
@@ -264,9 +266,9 @@ class PiPipeline:
             with self._lock:
                 idle = time.monotonic() - self._last_progress
                 done = self._tallied
-            if idle > self.timeout:
+            if idle > 2 * self.timeout:  # a stage's own deadline (1x) names the culprit first
                 raise Timeout(
-                    f"no decision reached the tally for {self.timeout:g} s "
+                    f"no decision reached the tally for {2 * self.timeout:g} s "
                     f"({done:,} of {self.points:,} points counted): is a worker dead?"
                 )
         self._raise_first_error()
