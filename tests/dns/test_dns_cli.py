@@ -63,6 +63,7 @@ def test_lookup(env: dict[str, str]) -> None:
     assert run(env, "lookup", "example.com", "--type", "BOGUS").returncode == 1
 
 
+@pytest.mark.slow
 def test_addrinfo_ping_name(env: dict[str, str], lab_dns: object) -> None:
     info = run(env, "addrinfo", "smtp.example.com", "smtp")
     assert "port 25: canonical name mail.example.com" in info.stdout

@@ -74,6 +74,7 @@ def test_bad_queries_raise(gazetteer: Gazetteer, bad: str) -> None:
         gazetteer.search(bad)
 
 
+@pytest.mark.slow
 def test_cache_round_trip_and_rebuild(tmp_path: Path, gazetteer: Gazetteer) -> None:
     built = Gazetteer.load(tmp_path)
     assert built.source == "libraries"
