@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from wirelab.errors import ConfigError
 from wirelab.lab.service import LabContext
 from wirelab.lab.state import state_path
 from wirelab.lab.supervisor import LabThread
+from wirelab.testing import cli_env
 
 
 def _version(address: tuple[str, int]) -> bytes:
@@ -49,3 +52,17 @@ def test_missing_memcached_is_reported_in_one_line(
         assert "apt-get install memcached" in reason and "\n" not in reason
         with pytest.raises(ConfigError, match="unavailable: memcached is not installed"):
             lab_nodes(st)
+        done = subprocess.run(
+            [sys.executable, "-m", "wirelab", "cache", "squares"],
+            env=cli_env(st),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "wirelab: error: lab service 'cache' is unavailable: memcached is not installed "
+        "(install it with: apt-get install memcached); "
+        "WIRELAB_MEMCACHED=/nonexistent/memcached is not a program"
+    ]
