@@ -221,3 +221,11 @@ def test_security_ehlo_name_cannot_inject_commands() -> None:
 def test_unknown_protocol_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="choose one of smtp, pop3, imap, ftp"):
         StartTLSDialogue("gopher")
+
+
+def test_security_injected_fragment_without_crlf_is_refused() -> None:
+    """The "buffering" variant: a CRLF-free fragment after the go-ahead, glued to later lines."""
+    replies, _ = CONVERSATIONS["smtp"]
+    injected = [*replies[:-1], replies[-1] + b"250-AUTH PLAIN"]
+    with pytest.raises(RemoteProtocolError, match="after agreeing to start TLS"):
+        converse("smtp", injected)

@@ -85,8 +85,7 @@ def _target(host: str | None, port: str | None, lab: str | None, servername: str
             raise ConfigError("no lab is running (start one with `wirelab lab up --detach`)")
         matches = [ep for ep in state.endpoints if ep.name == lab]
         if not matches:
-            known = ", ".join(ep.name for ep in state.endpoints if ep.protocol == "tcp")
-            raise ConfigError(f"the lab has no endpoint {lab!r}; TCP endpoints: {known}")
+            raise ConfigError(f"the lab has no endpoint {lab!r} (see `wirelab lab status`)")
         ep = matches[0]
         return _Target(ep.address, ep.port, servername or ep.host, lab_ca)
     if host is None and port is None and state is not None:
@@ -349,3 +348,31 @@ def features(json_output: JsonOption = False) -> None:
     console.print(f"trust store: {store['certificates']} CA certificates from {store['cafile']}")
     counts = ", ".join(f"{len(v)} {k}_*" for k, v in info["constants"].items())
     console.print(f"constants: {counts} (--json lists them)")
+
+
+@app.command()
+def lessons(json_output: JsonOption = False) -> None:
+    """Inspect every broken-certificate endpoint of the running lab: one verdict line each."""
+    from wirelab.tls.badcerts import LESSONS
+    from wirelab.tls.inspect import inspect as run_inspect
+
+    state = lab_state()
+    if state is None:
+        raise ConfigError("no lab is running (start one with `wirelab lab up --detach`)")
+    served = state.service("tls").endpoints
+    rows = []
+    for lesson in LESSONS:
+        ep = served.get(lesson.endpoint)
+        if ep is None:
+            rows.append((lesson.endpoint, "-", None, "not served: this OpenSSL refuses the key"))
+            continue
+        report = run_inspect(ep.address, ep.port, servername=ep.host, lab_cafile=state.ca)
+        where = format_address(ep.sockaddr)
+        rows.append((lesson.endpoint, where, report.verdict.problem, report.verdict.line))
+    if json_output:
+        print_json(
+            [{"endpoint": e, "address": a, "problem": p, "verdict": v} for e, a, p, v in rows]
+        )
+        return
+    for endpoint, where, _, line in rows:
+        console.print(f"{endpoint:10}  {where:21}  {line}")
