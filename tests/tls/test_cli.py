@@ -78,6 +78,8 @@ def test_features_json(wirelab_env: dict[str, str]) -> None:
         (["inspect", "127.0.0.1", "nosuchservice"], "unknown service name 'nosuchservice'"),
         (["inspect", "no-such-host.invalid", "443"], "name service failure"),
         (["connect", "--cafile", "/nonexistent/ca.pem"], "cannot load the CA file"),
+        (["connect", "--ciphers", "ALL:@SECLEVEL=0"], "lowers the OpenSSL security level to 0"),
+        (["connect", "--ciphers", "NOPE"], "selects no cipher suite"),
     ],
 )
 def test_bad_input_is_one_line(wirelab_env: dict[str, str], args: list[str], message: str) -> None:
@@ -91,6 +93,13 @@ def test_bad_input_is_one_line(wirelab_env: dict[str, str], args: list[str], mes
 def test_usage_errors_exit_2(wirelab_env: dict[str, str]) -> None:
     assert run(wirelab_env, "inspect", "--starttls", "gopher").returncode == 2
     assert run(wirelab_env, "connect", "127.0.0.1", "1", "--lab", "tls.greeting").returncode == 2
+    assert run(wirelab_env, "connect", "--min-version", "1.1").returncode == 2
+
+
+def test_tls13_only_with_a_cipher_string(wirelab_env: dict[str, str]) -> None:
+    done = run(wirelab_env, "connect", "--min-version", "1.3", "--ciphers", "ECDHE+AESGCM")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith("TLSv1.3 ")
 
 
 def test_serve_greets_a_verified_client(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from wirelab.tls.names import is_ip_address, match_name, normalize_dns_name
 
-label = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?", fullmatch=True)
+label = st.from_regex(r"[a-z]([a-z0-9-]{0,10}[a-z0-9])?", fullmatch=True)
 hostname = st.lists(label, min_size=2, max_size=5).map(".".join)
 
 

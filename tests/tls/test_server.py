@@ -76,6 +76,7 @@ def test_openssl_s_client_verifies_and_reads_the_greeting(
                 str(ca.cert_path),
                 "-verify_return_error",
                 "-brief",
+                "-ign_eof",
             ],
             input=b"",
             capture_output=True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -59,11 +60,31 @@ ServernameOption = Annotated[
         show_default=False,
     ),
 ]
+MinVersionOption = Annotated[
+    str,
+    typer.Option("--min-version", help="Oldest TLS version to accept: 1.2 or 1.3."),
+]
+CiphersOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ciphers",
+        help="OpenSSL cipher string for TLS 1.2, e.g. ECDHE+AESGCM (never below security level 2).",
+        show_default=False,
+    ),
+]
 TimeoutOption = Annotated[
     float, typer.Option("--timeout", "-t", min=0.1, help="Seconds for connect and handshake.")
 ]
 
 _GREETING = ("tls", "greeting")
+_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+
+
+def _min_version(text: str) -> ssl.TLSVersion:
+    try:
+        return _VERSIONS[text.removeprefix("TLSv").removeprefix("tls")]
+    except KeyError:
+        raise typer.BadParameter(f"--min-version must be 1.2 or 1.3, not {text!r}") from None
 
 
 @dataclass(frozen=True)
@@ -118,6 +139,8 @@ def serve(
     handshake_timeout: Annotated[
         float, typer.Option("--handshake-timeout", min=0.1, help="Seconds per handshake.")
     ] = 5.0,
+    min_version: MinVersionOption = "1.2",
+    ciphers: CiphersOption = None,
 ) -> None:
     """Greet every TLS client with "Simple is better than complex." (Ctrl-C stops)."""
     import asyncio
@@ -125,6 +148,7 @@ def serve(
     from wirelab.net.addresses import listen_tcp
     from wirelab.net.ca import LabCA
     from wirelab.net.tlsctx import server_context
+    from wirelab.tls.client import restrict_ciphers
     from wirelab.tls.server import GreetingServer, start_greeting_server
     from wirelab.tls.service import HOSTNAMES
 
@@ -138,8 +162,14 @@ def serve(
     else:
         origin = str(cert)
     ctx = server_context(
-        cert, key, client_cafile=client_ca, require_client_cert=client_ca is not None
+        cert,
+        key,
+        client_cafile=client_ca,
+        require_client_cert=client_ca is not None,
+        minimum_version=_min_version(min_version),
     )
+    if ciphers:
+        restrict_ciphers(ctx, ciphers)
     logging.getLogger("wirelab.tls.server").setLevel(logging.INFO)
     server = GreetingServer(
         ctx, greet_client=client_ca is not None, handshake_timeout=handshake_timeout
@@ -177,6 +207,8 @@ def connect(
         bool, typer.Option("--lab-cert", help="Present the running lab's client certificate.")
     ] = False,
     servername: ServernameOption = None,
+    min_version: MinVersionOption = "1.2",
+    ciphers: CiphersOption = None,
     timeout: TimeoutOption = 5.0,
     json_output: JsonOption = False,
 ) -> None:
@@ -192,7 +224,14 @@ def connect(
         if cert is not None:
             raise typer.BadParameter("give either --cert or --lab-cert")
         cert, key = client_cert_paths(state.directory)
-    ctx = make_client_context(cafile=cafile, certfile=cert, keyfile=key, extra_cafile=target.lab_ca)
+    ctx = make_client_context(
+        cafile=cafile,
+        certfile=cert,
+        keyfile=key,
+        extra_cafile=target.lab_ca,
+        minimum_version=_min_version(min_version),
+        ciphers=ciphers,
+    )
     try:
         greeting = fetch(
             target.host, target.port, context=ctx, servername=target.servername, timeout=timeout
@@ -360,7 +399,7 @@ def lessons(json_output: JsonOption = False) -> None:
     if state is None:
         raise ConfigError("no lab is running (start one with `wirelab lab up --detach`)")
     served = state.service("tls").endpoints
-    rows = []
+    rows: list[tuple[str, str, str | None, str]] = []
     for lesson in LESSONS:
         ep = served.get(lesson.endpoint)
         if ep is None:

@@ -49,6 +49,7 @@ __all__ = [
     "negotiate_starttls",
     "open_tls",
     "peer_chain",
+    "restrict_ciphers",
 ]
 
 log = logging.getLogger(__name__)
@@ -82,12 +83,39 @@ class Greeting:
         return self.data.decode("utf-8", "replace")
 
 
+#: The lowest OpenSSL security level a cipher string may leave (Python's default since 3.10).
+MIN_SECURITY_LEVEL = 2
+
+
+def restrict_ciphers(ctx: ssl.SSLContext, ciphers: str) -> None:
+    """Apply an OpenSSL cipher string (TLS 1.2 suites; TLS 1.3 suites are not affected) (F28).
+
+    Unauthenticated and unencrypted suites are always removed, and a string that lowers the
+    security level below :data:`MIN_SECURITY_LEVEL` (``@SECLEVEL=1``) is refused.
+
+    Raises:
+        ConfigError: the string selects nothing, or would weaken the context.
+    """
+    try:
+        ctx.set_ciphers(f"{ciphers}:!aNULL:!eNULL")
+    except ssl.SSLError as exc:
+        raise ConfigError(f"the cipher string {ciphers!r} selects no cipher suite") from exc
+    level = getattr(ctx, "security_level", MIN_SECURITY_LEVEL)
+    if level < MIN_SECURITY_LEVEL:
+        raise ConfigError(
+            f"the cipher string {ciphers!r} lowers the OpenSSL security level to {level}; "
+            f"wirelab keeps it at {MIN_SECURITY_LEVEL} or more"
+        )
+
+
 def make_client_context(
     *,
     cafile: str | os.PathLike[str] | None = None,
     certfile: str | os.PathLike[str] | None = None,
     keyfile: str | os.PathLike[str] | None = None,
     extra_cafile: str | os.PathLike[str] | None = None,
+    minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
+    ciphers: str | None = None,
 ) -> ssl.SSLContext:
     """A verifying context: ``cafile`` alone, or the system store (plus ``extra_cafile``).
 
@@ -97,11 +125,17 @@ def make_client_context(
         keyfile: its key, when not in ``certfile``.
         extra_cafile: with no ``cafile``, trust this file *and* the system store (the running
             lab's CA, so lab hosts and real hosts both verify).
+        minimum_version: ``TLSv1_2`` (default) or ``TLSv1_3``.
+        ciphers: an OpenSSL cipher string for TLS 1.2 (see :func:`restrict_ciphers`).
 
     Raises:
-        ConfigError: a file cannot be loaded.
+        ConfigError: a file cannot be loaded, or the version or cipher string is refused.
     """
-    ctx = client_context(cafile=cafile, certfile=certfile, keyfile=keyfile)
+    ctx = client_context(
+        cafile=cafile, certfile=certfile, keyfile=keyfile, minimum_version=minimum_version
+    )
+    if ciphers:
+        restrict_ciphers(ctx, ciphers)
     if cafile is None and extra_cafile is not None:
         try:
             ctx.load_verify_locations(cafile=os.fspath(extra_cafile))
