@@ -85,7 +85,7 @@ def chart(results: dict[str, object], path: Path) -> None:
     right.set_xlabel("round")
     right.set_ylabel("hit ratio")
     right.set_ylim(0, 1)
-    right.set_title("hit ratio per round (n drawn from 0..5000)")
+    right.set_title("hit ratio per round (same seed, so the same for every cost)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
