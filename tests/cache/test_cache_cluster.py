@@ -205,3 +205,11 @@ def test_read_through_counts_and_recovers_from_foreign_values(memcached: Memcach
         cluster.set("sq:5", b"not json{")  # someone else's bytes under our key
         assert cache.get(5) == 25 and cache.stats.misses == 3
         assert cluster.get("sq:5") == b"25"
+
+
+def test_ipv6_loopback() -> None:
+    with MemcachedDaemon(host="::1") as daemon, CacheCluster([daemon.address]) as cluster:
+        assert cluster.nodes == (Node("::1", daemon.port),)
+        cluster.set("six", b"6")
+        assert cluster.get("six") == b"6"
+        assert str(cluster.nodes[0]) == f"[::1]:{daemon.port}"

@@ -130,3 +130,9 @@ def test_a_service_that_dies_mid_run_times_out_cleanly() -> None:
 def test_no_service_at_all_times_out() -> None:
     with pytest.raises(Timeout, match=r"did not answer within 0\.5 s"):
         run_pi(500, pythagoras=[f"tcp://127.0.0.1:{_free_port()}"], timeout=0.5)
+
+
+def test_ipv6_loopback() -> None:
+    result = run_pi(5000, host="::1", seed=6)
+    _every_point_counted(result, 5000)
+    assert result.endpoints["pub"].startswith("tcp://[::1]:")
