@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 
 from wirelab.zen import bench
-from wirelab.zen.render import bench_tables, goals, markdown
+from wirelab.zen.render import bench_tables, goals, markdown, write_chart
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -40,7 +40,7 @@ def main() -> None:
         progress=lambda text: err.print(text, highlight=False),
     )
     bench.write_json(report, RESULTS / "zen.json")
-    bench.write_chart(report, RESULTS / "zen.png")
+    write_chart(report, RESULTS / "zen.png")
     (RESULTS / "zen.md").write_text(markdown(report), encoding="utf-8")
     out = Console(width=160)
     for table in bench_tables(report):

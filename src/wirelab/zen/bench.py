@@ -41,7 +41,7 @@ __all__ = [
     "Tools",
     "build_tools",
     "run_bench",
-    "write_chart",
+    "write_json",
 ]
 
 #: The reference server's name in results.
@@ -150,9 +150,17 @@ class ServerProcess:
             command = [str(tools.ref_server), "0"]
         else:
             command = [sys.executable, "-m", "wirelab.zen", "--arch", name]
-        self.proc = subprocess.Popen(  # noqa: S603 - our own programs
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True
-        )
+        # The servers' own log lines (resets at the end of a run ...) go to a file.
+        logs = tools.ref_server.parent / "logs"
+        logs.mkdir(exist_ok=True)
+        with (logs / f"{name}.log").open("ab") as log_file:
+            self.proc = subprocess.Popen(  # noqa: S603 - our own programs
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log_file,
+                text=True,
+            )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().split()
         if len(line) < 2 or line[0] != "PORT":
@@ -194,6 +202,7 @@ class CellResult:
     loadgen_cpu: float = 0.0
     ratio: float | None = None
     p99_ratio: float | None = None
+    paired_ref_rps: float | None = None
     note: str = ""
 
     @property
@@ -408,26 +417,9 @@ def run_bench(
             servers[name] = ServerProcess(name, tools)
         for pipeline in pipelines:
             for count in connections:
-                best: dict[str, CellResult] = {}
-                for _ in range(max(1, rounds)):
-                    for name in names:
-                        why = _servers_for(name, count, pipeline)
-                        if why is not None:
-                            best.setdefault(name, CellResult(name, count, pipeline, note=why))
-                            continue
-                        progress(f"{name}: {count} connections, pipeline {pipeline}")
-                        raw = _loadgen(tools, servers[name].port, count, pipeline, warmup, seconds)
-                        cell = _cell_from(name, count, pipeline, raw)
-                        if name not in best or cell.rps > best[name].rps:
-                            best[name] = cell
-                ref = best[REF]
-                for name in names:
-                    cell = best[name]
-                    if ref.rps and cell.rps:
-                        cell.ratio = round(cell.rps / ref.rps, 3)
-                    if ref.p99_us and cell.rps:
-                        cell.p99_ratio = round(cell.p99_us / ref.p99_us, 2)
-                    report.cells.append(cell)
+                report.cells += _run_cell(
+                    names, servers, tools, count, pipeline, rounds, warmup, seconds, progress
+                )
         if idle:
             wanted = (
                 idle_archs if idle_archs is not None else [a for a in chosen if a in ASYNC_ARCHS]
@@ -439,6 +431,65 @@ def run_bench(
         for server in servers.values():
             server.stop()
     return report
+
+
+def _run_cell(
+    names: Sequence[str],
+    servers: dict[str, ServerProcess],
+    tools: Tools,
+    count: int,
+    pipeline: int,
+    rounds: int,
+    warmup: float,
+    seconds: float,
+    progress: Progress,
+) -> list[CellResult]:
+    """Run every server at one cell, each run paired with a run of the reference just before.
+
+    The ratio within a pair is robust to the slow drift of a shared machine; with several
+    rounds, the median pair is kept.
+    """
+    runs: dict[str, list[tuple[CellResult, CellResult]]] = {name: [] for name in names}
+    skipped: dict[str, str] = {}
+    refs: list[CellResult] = []
+
+    def measure(name: str) -> CellResult:
+        progress(f"{name}: {count} connections, pipeline {pipeline}")
+        raw = _loadgen(tools, servers[name].port, count, pipeline, warmup, seconds)
+        return _cell_from(name, count, pipeline, raw)
+
+    for _ in range(max(1, rounds)):
+        for name in names:
+            if name == REF:
+                continue
+            why = _servers_for(name, count, pipeline)
+            if why is not None:
+                skipped[name] = why
+                continue
+            ref = measure(REF)
+            refs.append(ref)
+            runs[name].append((measure(name), ref))
+    refs.sort(key=lambda c: c.rps)
+    reference = refs[len(refs) // 2] if refs else CellResult(REF, count, pipeline)
+    reference.ratio, reference.p99_ratio = 1.0, 1.0
+    cells = [reference]
+    for name in names:
+        if name == REF:
+            continue
+        if name in skipped:
+            cells.append(CellResult(name, count, pipeline, note=skipped[name]))
+            continue
+        pairs = [(cell, ref) for cell, ref in runs[name] if cell.rps and ref.rps]
+        if not pairs:
+            cells.append(runs[name][0][0])
+            continue
+        pairs.sort(key=lambda pair: pair[0].rps / pair[1].rps)
+        cell, ref = pairs[(len(pairs) - 1) // 2]  # the median pair (the lower of two)
+        cell.ratio = round(cell.rps / ref.rps, 3)
+        cell.p99_ratio = round(cell.p99_us / ref.p99_us, 2) if ref.p99_us else None
+        cell.paired_ref_rps = ref.rps
+        cells.append(cell)
+    return cells
 
 
 def _idle_test(
@@ -477,37 +528,3 @@ def write_json(report: BenchReport, path: Path) -> None:
     """Write the report as JSON."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
-
-
-def write_chart(report: BenchReport, path: Path) -> None:
-    """Draw requests/s relative to the C server, one panel per pipeline depth (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    pipelines = sorted({c.pipeline for c in report.cells})
-    fig, axes = plt.subplots(1, len(pipelines), figsize=(7 * len(pipelines), 5), squeeze=False)
-    for ax, pipeline in zip(axes[0], pipelines, strict=True):
-        cells = [c for c in report.cells if c.pipeline == pipeline and c.server != REF]
-        counts = sorted({c.connections for c in cells})
-        servers = list(dict.fromkeys(c.server for c in cells if c.rps))
-        width = 0.8 / max(1, len(servers))
-        for i, server in enumerate(servers):
-            values = [
-                (report.result(server, n, pipeline) or CellResult(server, n, pipeline)).ratio or 0
-                for n in counts
-            ]
-            xs = [j + i * width for j in range(len(counts))]
-            hatch = "//" if server.startswith("book-") else None
-            ax.bar(xs, values, width, label=server, hatch=hatch)
-        ax.axhline(1.0, color="black", linewidth=0.8)
-        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(counts))], [str(n) for n in counts])
-        ax.set_xlabel("connections")
-        ax.set_ylabel("requests/s relative to the C epoll server (same run)")
-        ax.set_title(f"Zen, pipeline depth {pipeline}")
-        ax.legend(fontsize="x-small", ncol=2)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)

@@ -144,7 +144,7 @@ def bench(
 ) -> None:
     """Measure requests/s and latency of every architecture beside a C epoll server."""
     from wirelab.zen import bench as zb
-    from wirelab.zen.render import bench_tables
+    from wirelab.zen.render import bench_tables, write_chart
 
     counts = _int_list(connections, "--connections")
     depths = _int_list(pipeline, "--pipeline")
@@ -167,7 +167,7 @@ def bench(
     if out is not None:
         zb.write_json(report, out)
     if chart is not None:
-        zb.write_chart(report, chart)
+        write_chart(report, chart)
     if json_output:
         print_json(report.to_json())
         return

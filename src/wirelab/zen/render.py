@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rich.table import Table
@@ -9,7 +10,7 @@ from rich.table import Table
 from wirelab.zen.archs import DEFAULT_ARCH
 from wirelab.zen.bench import REF, BenchReport, CellResult
 
-__all__ = ["bench_tables", "goals", "markdown"]
+__all__ = ["bench_tables", "goals", "markdown", "write_chart"]
 
 
 def _cell_text(cell: CellResult | None) -> str:
@@ -134,3 +135,37 @@ def markdown(report: BenchReport) -> str:
         ]
         lines.append("")
     return "\n".join(lines)
+
+
+def write_chart(report: BenchReport, path: Path) -> None:
+    """Draw requests/s relative to the C server, one panel per pipeline depth (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pipelines = sorted({c.pipeline for c in report.cells})
+    fig, axes = plt.subplots(1, len(pipelines), figsize=(7 * len(pipelines), 5), squeeze=False)
+    for ax, pipeline in zip(axes[0], pipelines, strict=True):
+        cells = [c for c in report.cells if c.pipeline == pipeline and c.server != REF]
+        counts = sorted({c.connections for c in cells})
+        servers = list(dict.fromkeys(c.server for c in cells if c.rps))
+        width = 0.8 / max(1, len(servers))
+        for i, server in enumerate(servers):
+            values = [
+                (report.result(server, n, pipeline) or CellResult(server, n, pipeline)).ratio or 0
+                for n in counts
+            ]
+            xs = [j + i * width for j in range(len(counts))]
+            hatch = "//" if server.startswith("book-") else None
+            ax.bar(xs, values, width, label=server, hatch=hatch)
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(counts))], [str(n) for n in counts])
+        ax.set_xlabel("connections")
+        ax.set_ylabel("requests/s relative to the C epoll server (same run)")
+        ax.set_title(f"Zen, pipeline depth {pipeline}")
+        ax.legend(fontsize="x-small", ncol=2)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,151 @@
+"""``wirelab zen ...`` commands, as subprocesses against the session lab."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from wirelab.lab.state import ServiceView
+from wirelab.zen._core import ANSWERS
+from wirelab.zen.archs import ARCHS
+
+
+def run(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wirelab", "zen", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_archs_prints_every_name(wirelab_env: dict[str, str]) -> None:
+    done = run(wirelab_env, "archs")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == list(ARCHS)
+
+
+def test_client_asks_the_lab(wirelab_env: dict[str, str]) -> None:
+    done = run(wirelab_env, "client")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert sorted(lines) == sorted(f"{q.decode()} {a.decode()}" for q, a in ANSWERS.items())
+
+
+@pytest.mark.parametrize("endpoint", ["zen", "inetd-nowait", "inetd-wait"])
+def test_client_pipelines_to_each_endpoint(wirelab_env: dict[str, str], endpoint: str) -> None:
+    done = run(wirelab_env, "client", "--endpoint", endpoint, "--pipeline", "500", "--json")
+    assert done.returncode == 0, done.stderr
+    exchanges = json.loads(done.stdout)
+    assert len(exchanges) == 500
+    assert all(ANSWERS[e["question"].encode()].decode() == e["answer"] for e in exchanges)
+
+
+def test_client_e_shows_the_errors(wirelab_env: dict[str, str]) -> None:
+    done = run(wirelab_env, "client", "-e")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "Ugly is better than? Error: unknown aphorism.",
+        "(1035 bytes) Error: question too long.",
+        "(anything more) (connection closed)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("serve", "--arch", "nope", "-p", "0"), "unknown architecture 'nope'"),
+        (("bench", "--connections", "ten"), "--connections must be comma-separated numbers"),
+        (("client", "127.0.0.1", "-p", "nosuchservice"), "unknown service name"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_1(
+    wirelab_env: dict[str, str], args: tuple[str, ...], message: str
+) -> None:
+    done = run(wirelab_env, *args)
+    assert done.returncode == 1, done.stderr
+    assert f"wirelab: error: {message}" in done.stderr
+
+
+def test_client_to_a_closed_port_fails_cleanly(wirelab_env: dict[str, str]) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    done = run(wirelab_env, "client", "127.0.0.1", "-p", str(port))
+    assert done.returncode == 1
+    assert "refused the connection" in done.stderr
+
+
+SERVE = ("serve", "127.0.0.1", "-p", "0", "--arch", "selectors")
+
+
+def test_serve_answers_then_stops_on_interrupt(wirelab_env: dict[str, str]) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wirelab", "zen", *SERVE],
+        env=wirelab_env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        found = re.search(r"selectors listening at 127\.0\.0\.1:(\d+)", line)
+        assert found, line
+        with socket.create_connection(("127.0.0.1", int(found.group(1))), timeout=5) as sock:
+            sock.sendall(b"Simple is better than?Explicit is better than?")
+            data = b""
+            while data.count(b".") < 2:
+                data += sock.recv(100)
+        assert data == b"Complex.Implicit."
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="the benchmark needs gcc")
+def test_small_bench_writes_json_and_chart(wirelab_env: dict[str, str], tmp_path: Path) -> None:
+    chart, out = tmp_path / "zen.png", tmp_path / "zen.json"
+    done = run(
+        wirelab_env,
+        *("bench", "-a", "uvloop", "-a", "single", "-c", "2", "-P", "1,4", "-s", "0.3"),
+        *("--warmup", "0.1", "--idle", "50", "--json", "--chart", str(chart), "--out", str(out)),
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    cells = {(c["server"], c["pipeline"]): c for c in report["cells"]}
+    assert cells[("c-epoll", 1)]["rps"] > 0 and cells[("uvloop", 4)]["errors"] == 0
+    assert cells[("uvloop", 1)]["ratio"] > 0
+    assert "book's framing" in cells[("book-single", 4)]["note"]
+    assert [i["server"] for i in report["idle"]] == ["c-epoll", "uvloop"]
+    assert report["idle"][1]["idle_open"] == 50
+    assert chart.read_bytes().startswith(b"\x89PNG")
+    assert json.loads(out.read_text())["cells"]
+
+
+def test_lab_endpoints_answer_stdlib_clients(lab_zen: ServiceView) -> None:
+    for name in ("zen", "inetd-nowait", "inetd-wait"):
+        with socket.create_connection(lab_zen.endpoint(name).sockaddr, timeout=10) as sock:
+            sock.sendall(b"Beautiful is better than?" * 3 + b"x?")
+            data = b""
+            while data.count(b".") < 4:
+                chunk = sock.recv(1000)
+                assert chunk, f"{name} closed early"
+                data += chunk
+        assert data == b"Ugly." * 3 + b"Error: unknown aphorism.", name
