@@ -11,8 +11,9 @@ import threading
 import time
 
 import pytest
+import zmq
 
-from wirelab.errors import ConfigError, Timeout
+from wirelab.errors import ConfigError, RemoteProtocolError, Timeout
 from wirelab.queue.pipeline import PiResult, run_pi
 
 
@@ -136,3 +137,29 @@ def test_ipv6_loopback() -> None:
     result = run_pi(5000, host="::1", seed=6)
     _every_point_counted(result, 5000)
     assert result.endpoints["pub"].startswith("tcp://[::1]:")
+
+
+def test_a_service_that_answers_nonsense_stops_the_run_cleanly(
+    context: zmq.Context[zmq.Socket[bytes]],
+) -> None:
+    """A REP peer that is not pythagoras: the judge raises, every stage stops, no hang."""
+    rep = context.socket(zmq.REP)
+    rep.setsockopt(zmq.LINGER, 0)
+    endpoint = rep.bind_to_random_port("tcp://127.0.0.1")
+    stop = threading.Event()
+
+    def nonsense() -> None:
+        while not stop.is_set():
+            if rep.poll(50):
+                rep.recv_multipart()
+                rep.send(b'{"sums": "lots"}')
+
+    thread = threading.Thread(target=nonsense)
+    thread.start()
+    try:
+        with pytest.raises(RemoteProtocolError, match=r"must hold \d+ sums"):
+            run_pi(4000, batch=100, pythagoras=[f"tcp://127.0.0.1:{endpoint}"], seed=1)
+    finally:
+        stop.set()
+        thread.join(5)
+        rep.close()
