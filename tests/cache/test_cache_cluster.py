@@ -213,3 +213,30 @@ def test_ipv6_loopback() -> None:
         cluster.set("six", b"6")
         assert cluster.get("six") == b"6"
         assert str(cluster.nodes[0]) == f"[::1]:{daemon.port}"
+
+
+def test_a_server_that_is_not_memcached_is_a_protocol_error() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(5)
+
+    def answer_nonsense() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(5)
+            conn.recv(1024)
+            conn.sendall(b"HELLO THERE\r\n")
+            conn.recv(1024)  # until the client closes
+
+    thread = threading.Thread(target=answer_nonsense)
+    thread.start()
+    try:
+        with (
+            CacheCluster([listener.getsockname()]) as cluster,
+            pytest.raises(RemoteProtocolError, match="reply we cannot read"),
+        ):
+            cluster.get("k")
+    finally:
+        thread.join(5)
+        listener.close()

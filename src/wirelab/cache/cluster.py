@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 from pymemcache.client.base import Client
 from pymemcache.exceptions import (
     MemcacheClientError,
+    MemcacheError,
     MemcacheServerError,
     MemcacheUnexpectedCloseError,
 )
@@ -252,6 +253,11 @@ class CacheCluster:
             except MemcacheServerError as exc:
                 raise RemoteProtocolError(
                     f"memcached {node} answered SERVER_ERROR {_text(exc)}"
+                ) from exc
+            except (MemcacheError, ValueError) as exc:  # a reply that is not memcached's
+                self._clients[node].close()  # where the next reply starts is unknown
+                raise RemoteProtocolError(
+                    f"memcached {node} sent a reply we cannot read: {_text(exc)}"
                 ) from exc
 
     def get(self, key: str | bytes) -> bytes | None:
