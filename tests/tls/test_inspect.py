@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import socket
 import ssl
 from pathlib import Path
@@ -136,3 +137,14 @@ def describe_pem(path: Path) -> CertInfo:
 
 def test_the_lab_state_points_at_the_lab_ca(wirelab_lab: LabState) -> None:
     assert Path(wirelab_lab.ca).is_file()
+
+
+@pytest.mark.internet
+@pytest.mark.skipif(
+    not os.environ.get("WIRELAB_INTERNET"), reason="needs the internet (set WIRELAB_INTERNET=1)"
+)
+def test_a_real_host_against_the_system_store() -> None:
+    report = inspect("www.python.org", 443, versions=True)
+    assert report.trusted, report.verdict.line
+    assert report.trust == "system store"
+    assert {v.version: v.status for v in report.versions}["TLSv1.3"] == "accepted"

@@ -31,7 +31,10 @@ HostArg = Annotated[
     typer.Argument(help="Host name or address. Default: the lab's TLS greeting server."),
 ]
 PortArg = Annotated[
-    str | None, typer.Argument(help="Port number or service name (e.g. 443, https).")
+    str | None,
+    typer.Argument(
+        help="Port number or service name. Default: 443 for a HOST, else the lab's greeting."
+    ),
 ]
 LabOption = Annotated[
     str | None,
@@ -117,7 +120,10 @@ def _target(host: str | None, port: str | None, lab: str | None, servername: str
         else:
             return _Target(ep.address, ep.port, servername or ep.host, lab_ca)
     where = host or "localhost"
-    number = parse_port(port, "tcp") if port is not None else default_port(*_GREETING)
+    if port is not None:
+        number = parse_port(port, "tcp")
+    else:
+        number = 443 if host is not None else default_port(*_GREETING)
     return _Target(where, number, servername or where, lab_ca)
 
 

@@ -110,6 +110,9 @@ class GreetingServer:
         self.stats.active += 1
         try:
             await self._serve(reader, writer, peer)
+        except Exception as exc:  # a bug must cost one connection and one line, not the server
+            log.warning("%s: dropped %s after an unexpected error: %r", self.name, peer, exc)
+            writer.transport.abort()
         finally:
             self.stats.active -= 1
 
