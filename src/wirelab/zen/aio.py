@@ -233,7 +233,8 @@ def _stream_handler(
             writer.transport.abort()
             tasks.discard(task)
             return
-        writer.transport.set_write_buffer_limits(high=config.max_output)
+        transport = writer.transport
+        transport.set_write_buffer_limits(high=config.max_output)
         state.conns.add(conn)
         state.accepted += 1
         try:
@@ -252,7 +253,8 @@ def _stream_handler(
                     out = core.receive_data(data)
                     if out:
                         writer.write(out)
-                await writer.drain()
+                if transport.get_write_buffer_size():
+                    await writer.drain()  # only when the kernel did not take it all
                 if core.closing:
                     log.warning(
                         "%s sent a question over %d bytes; closing",
