@@ -181,9 +181,7 @@ def _start(
         server.stop()
         thread.join(15.0)
 
-    running = RunningServer(arch, address, stop)
-    running.inetd = server  # type: ignore[attr-defined]
-    return running
+    return RunningServer(arch, address, stop)
 
 
 def start_inetd_nowait(

@@ -114,6 +114,8 @@ def markdown(report: BenchReport) -> str:
         ]
         for server in _servers(report, pipeline):
             cells = [_cell_text(report.result(server, n, pipeline)) for n in counts]
+            if all(text in ("skipped", "-") for text in cells):
+                continue
             lines.append(f"| {server} | " + " | ".join(cells) + " |")
         lines.append("")
     rows = report.book_comparison()
