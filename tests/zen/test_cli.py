@@ -118,12 +118,13 @@ def test_serve_answers_then_stops_on_interrupt(wirelab_env: dict[str, str]) -> N
             proc.stderr.close()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="the benchmark needs gcc")
 def test_small_bench_writes_json_and_chart(wirelab_env: dict[str, str], tmp_path: Path) -> None:
     chart, out = tmp_path / "zen.png", tmp_path / "zen.json"
     done = run(
         wirelab_env,
-        *("bench", "-a", "uvloop", "-a", "single", "-c", "2", "-P", "1,4", "-s", "0.3"),
+        *("bench", "-a", "uvloop", "-a", "single", "-c", "1", "-P", "1,4", "-s", "0.2"),
         *("--warmup", "0.1", "--idle", "50", "--json", "--chart", str(chart), "--out", str(out)),
         timeout=120,
     )
