@@ -264,6 +264,8 @@ def main(argv: list[str] | None = None) -> None:
                 file=sys.stderr,
                 flush=True,
             )
+            # SIGTERM stops it like Ctrl-C does: the children are terminated, not orphaned.
+            signal.signal(signal.SIGTERM, lambda *_: server.stop())
             try:
                 server.run()
             finally:
