@@ -36,8 +36,12 @@ pytest: setup
 
 test: lint typecheck pytest
 
+# Every benchmark, one after another; each writes bench/results/<name>.{json,png}.
+BENCHES := bench/geo_bench.py bench/tcp_deadlock.py bench/tls_bench.py bench/cache_bench.py \
+           bench/queue_bench.py bench/zen/run.py
+
 bench: setup
-	$(BIN)/python bench/run.py
+	@for script in $(BENCHES); do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .hypothesis

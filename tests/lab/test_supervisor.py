@@ -119,7 +119,8 @@ def test_unavailable_service_is_reported_and_others_run(tmp_path: Path) -> None:
 
 
 def test_start_has_a_deadline(tmp_path: Path) -> None:
-    supervisor = Supervisor([Echo(), Never()], LabContext(tmp_path, ephemeral=True), start_timeout=0.3)
+    context = LabContext(tmp_path, ephemeral=True)
+    supervisor = Supervisor([Echo(), Never()], context, start_timeout=0.3)
     with pytest.raises(Timeout, match="never"):
         asyncio.run(supervisor.run())
 
@@ -138,6 +139,7 @@ def test_state_file_round_trip(tmp_path: Path) -> None:
         assert loaded == state
         assert oct(path.stat().st_mode & 0o777) == "0o600"
         document = loaded.to_json()
-        assert {"name", "host", "address", "port", "protocol", "tls"} <= set(document["services"][0])
+        keys = {"name", "host", "address", "port", "protocol", "tls"}
+        assert keys <= set(document["services"][0])
         assert document["accounts"] == [{"user": "brandon", "password": "abc123"}]
         assert Path(document["ca"]).is_file()

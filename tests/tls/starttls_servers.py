@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from tls_helpers import one_shot
+from .tls_helpers import one_shot
 
 
 @contextmanager

@@ -10,11 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-from tls_helpers import one_shot, tls_server_handler
 
 from wirelab.errors import Broken, ConfigError, LocalProtocolError, Timeout, TLSError
 from wirelab.net.ca import LabCA
 from wirelab.tls.client import fetch, make_client_context, open_tls
+
+from .tls_helpers import one_shot, tls_server_handler
 
 OPENSSL = "/usr/bin/openssl"
 

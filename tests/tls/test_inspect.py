@@ -9,7 +9,6 @@ import ssl
 from pathlib import Path
 
 import pytest
-from tls_helpers import one_shot
 
 from wirelab.errors import ConnectionRefused, TLSError
 from wirelab.lab.state import LabState, ServiceView
@@ -18,6 +17,8 @@ from wirelab.tls.badcerts import LESSONS, WRONG_HOST, Lesson, issue_lesson
 from wirelab.tls.certinfo import CertInfo, describe
 from wirelab.tls.inspect import Inspection, inspect
 from wirelab.tls.verdict import findings
+
+from .tls_helpers import one_shot
 
 
 def lab_inspect(

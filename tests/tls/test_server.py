@@ -12,10 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tls_helpers import client_ctx, serving
 
 from wirelab.net.ca import LabCA
 from wirelab.tls.server import GREETING, GreetingServer
+
+from .tls_helpers import client_ctx, serving
 
 OPENSSL = "/usr/bin/openssl"
 

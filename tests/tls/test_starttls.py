@@ -7,7 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from starttls_servers import (
+
+from wirelab.errors import RemoteProtocolError, Timeout
+from wirelab.net.ca import LabCA
+from wirelab.tls.client import make_client_context, open_tls
+from wirelab.tls.inspect import inspect
+
+from .starttls_servers import (
     aiosmtpd_server,
     ftp_handler,
     imap_handler,
@@ -15,11 +21,6 @@ from starttls_servers import (
     pop3_handler,
     silent_after_greeting,
 )
-
-from wirelab.errors import RemoteProtocolError, Timeout
-from wirelab.net.ca import LabCA
-from wirelab.tls.client import make_client_context, open_tls
-from wirelab.tls.inspect import inspect
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Helpers shared by the TLS tests (imported as ``tls_helpers``)."""
+"""Helpers shared by the TLS tests (imported relatively, as ``.tls_helpers``)."""
 
 from __future__ import annotations
 

@@ -97,14 +97,12 @@ class Supervisor:
             raise _first_error(group_error) from None
 
     async def _wait_ready(self, ready: dict[str, asyncio.Future[None]]) -> None:
-        try:
-            async with asyncio.timeout(self.start_timeout):
-                await asyncio.gather(*ready.values())
-        except TimeoutError:
-            slow = ", ".join(name for name, fut in ready.items() if not fut.done())
-            raise Timeout(
-                f"lab services not ready within {self.start_timeout:g} s: {slow}"
-            ) from None
+        # asyncio.wait, not gather under a timeout: on timeout it leaves the futures pending,
+        # so the message can name the services that never reported.
+        _, pending = await asyncio.wait(ready.values(), timeout=self.start_timeout)
+        if pending:
+            slow = ", ".join(name for name, fut in ready.items() if fut in pending)
+            raise Timeout(f"lab services not ready within {self.start_timeout:g} s: {slow}")
 
     def _make_state(self) -> LabState:
         endpoints = tuple(ep for svc in self.services for ep in self._bound.get(svc.name, ()))

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import random
 from dataclasses import dataclass, field
+from typing import cast
 
 from wirelab.net.addresses import bind_udp, format_address
 from wirelab.udp._core import reply_for
@@ -44,8 +45,9 @@ class UDPServerProtocol(asyncio.DatagramProtocol):
             raise ValueError("drop must be in [0, 1)")
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        # Not an isinstance check: CPython 3.11's selector datagram transport does not
+        # subclass asyncio.DatagramTransport, though it implements it.
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
         self.stats.received += 1
