@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -40,6 +42,39 @@ def test_results_record_pass_fail_and_hang(tmp_path: Path) -> None:
     assert results[2].error == "step did not finish within 0.1 s"
     assert all(r.chapter == 99 and r.seconds >= 0 for r in results)
     time.sleep(0.5)  # let the abandoned step end before the leak check
+
+
+def test_lab_log_lines_stay_with_their_step(tmp_path: Path) -> None:
+    chapter = Chapter(98, "Logs", "")
+    server_log = logging.getLogger("wirelab.test.server")
+
+    @chapter.step("a server refuses something")
+    def _refuses(ctx: TourContext) -> None:
+        # Logged from another thread, as a lab server would, and just after the step returns.
+        threading.Timer(0.01, server_log.warning, ("refused %s", "a 4 GiB block")).start()
+        server_log.info("too quiet to keep")
+
+    @chapter.step("a quiet step")
+    def _quiet(ctx: TourContext) -> None:
+        ctx.say("nothing logged")
+
+    first, second = run_chapters([chapter], _empty_lab(tmp_path))
+    assert first.logs == ("wirelab.test.server: refused a 4 GiB block",)
+    assert second.logs == ()
+    assert first.to_json()["logs"] == ["wirelab.test.server: refused a 4 GiB block"]
+
+
+def test_tour_transcript_shows_server_logs_in_place() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "wirelab", "tour", "--chapter", "5", "--fresh"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "log: wirelab.data.blocks:" in done.stdout
+    assert "wirelab.data.blocks" not in done.stderr  # not printed twice, out of place
 
 
 def test_tour_json_for_one_chapter() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,6 +49,26 @@ def _lab(fresh: bool) -> Iterator[LabState]:
             thread.stop()
 
 
+@contextmanager
+def _quiet_lab_logs(enabled: bool) -> Iterator[None]:
+    """Keep wirelab's log records off stderr: the transcript shows them under their step."""
+    if not enabled:
+        yield
+        return
+
+    def not_ours(record: logging.LogRecord) -> bool:
+        return not record.name.startswith("wirelab")
+
+    handlers = list(logging.getLogger().handlers)
+    for handler in handlers:
+        handler.addFilter(not_ours)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(not_ours)
+
+
 def _select(numbers: list[int] | None) -> list[Chapter]:
     known = list(chapters())
     if not numbers:
@@ -66,6 +87,8 @@ def _print_result(result: StepResult, debug: bool) -> None:
     console.print(line)
     for text in result.transcript:
         console.print(Text("        " + text, style="dim"))
+    for text in result.logs:
+        console.print(Text("        log: " + text, style="yellow"))
     if result.error:
         console.print(Text(f"        error: {result.error}", style="red"))
         if debug and result.traceback:
@@ -105,7 +128,7 @@ def tour(
     """Run every chapter's programs against the lab and print what happened."""
     selected = _select(chapter)
     results: list[StepResult] = []
-    with _lab(fresh) as state:
+    with _quiet_lab_logs(not debug_enabled()), _lab(fresh) as state:
         current = None
         for result in run_chapters(selected, state):
             if not json_output and result.chapter != current:

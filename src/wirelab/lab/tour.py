@@ -13,7 +13,10 @@ A topic package contributes chapters in its ``tour.py``::
 
 A step is the same library call a user would make. It reports with ``ctx.say`` and fails by
 raising. Each step runs in a worker thread under a time limit, so one hung step cannot hang
-the tour. The runner only orders steps and records results; rendering is the CLI's job.
+the tour. What the ``wirelab`` loggers say at WARNING or above while a step runs (a server
+refusing bad input, say) is kept with that step's result (``StepResult.logs``), so the
+transcript shows it in its place. The runner only orders steps and records results; rendering
+is the CLI's job.
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ log = logging.getLogger(__name__)
 
 #: Seconds one step may take before the tour gives up on it.
 DEFAULT_STEP_TIMEOUT = 60.0
+
+#: Seconds after a step during which the lab's log lines still count as that step's: a server
+#: notices a client's close a moment after the client's code has returned.
+LOG_SETTLE = 0.05
 
 
 class StepFailed(WirelabError):
@@ -106,6 +113,7 @@ class StepResult:
     transcript: tuple[str, ...]
     error: str | None = None
     traceback: str | None = None
+    logs: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         """The ``--json`` form of one step."""
@@ -116,8 +124,23 @@ class StepResult:
             "ok": self.ok,
             "seconds": round(self.seconds, 4),
             "transcript": list(self.transcript),
+            "logs": list(self.logs),
             "error": self.error,
         }
+
+
+class _StepLog(logging.Handler):
+    """Keeps what the ``wirelab`` loggers say while one step runs, from any thread."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(f"{record.name}: {record.getMessage()}")
+        except Exception:  # a bad format string in someone's log call must not end the tour
+            self.handleError(record)
 
 
 def _run_step(chapter: Chapter, step: Step, lab: LabState) -> StepResult:
@@ -131,10 +154,17 @@ def _run_step(chapter: Chapter, step: Step, lab: LabState) -> StepResult:
             outcome["error"] = exc
 
     worker = threading.Thread(target=target, name=f"tour-{chapter.number}", daemon=True)
+    capture = _StepLog()
+    logger = logging.getLogger("wirelab")
+    logger.addHandler(capture)
     began = time.perf_counter()
-    worker.start()
-    worker.join(step.timeout)
-    seconds = time.perf_counter() - began
+    try:
+        worker.start()
+        worker.join(step.timeout)
+        seconds = time.perf_counter() - began
+        time.sleep(LOG_SETTLE)
+    finally:
+        logger.removeHandler(capture)
     error: str | None = None
     tb: str | None = None
     if worker.is_alive():
@@ -146,7 +176,15 @@ def _run_step(chapter: Chapter, step: Step, lab: LabState) -> StepResult:
     with ctx._lock:
         lines = tuple(ctx.transcript)
     return StepResult(
-        chapter.number, chapter.title, step.name, error is None, seconds, lines, error, tb
+        chapter.number,
+        chapter.title,
+        step.name,
+        error is None,
+        seconds,
+        lines,
+        error,
+        tb,
+        tuple(capture.lines),
     )
 
 

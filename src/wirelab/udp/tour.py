@@ -6,7 +6,7 @@ import random
 import socket
 import threading
 
-from wirelab.errors import ConnectionRefused
+from wirelab.errors import ConnectionRefused, Timeout
 from wirelab.lab.tour import Chapter, TourContext
 from wirelab.net.addresses import bind_udp, format_address
 from wirelab.udp import client as udp
@@ -46,13 +46,26 @@ def _filtering(ctx: TourContext) -> None:
 @CHAPTER.step("a lossy server: timeouts and exponential backoff recover")
 def _backoff(ctx: TourContext) -> None:
     host, port = ctx.lab.endpoint("udp", "lossy").sockaddr
-    attempts = []
+    wanted, limit = 4, 10
+    attempts: list[int] = []
+    gave_up = 0
     rng = random.Random(2)
-    for _ in range(4):
-        reply = udp.request(host, port, b"are you there?", rng=rng)
+    # The server drops half: a request meets five silences in a row 1 time in 32, and then the
+    # book's schedule gives up. Ask until four got through, as a user would re-run it.
+    for _ in range(limit):
+        if len(attempts) == wanted:
+            break
+        try:
+            reply = udp.request(host, port, b"are you there?", rng=rng)
+        except Timeout:
+            gave_up += 1
+            continue
+        ctx.check(reply.text == "Your data was 14 bytes long", f"wrong reply {reply.text!r}")
         attempts.append(reply.attempts)
     ctx.say(f"four requests to a server that drops half: attempts needed {attempts}")
-    ctx.check(all(a >= 1 for a in attempts), "no request got through")
+    if gave_up:
+        ctx.say(f"{gave_up} more met five silences in a row and gave up after 3.1 s, as the book's")
+    ctx.check(len(attempts) == wanted, f"only {len(attempts)} of {limit} requests got through")
 
 
 @CHAPTER.step("a closed port answers with ICMP port unreachable, reported clearly")

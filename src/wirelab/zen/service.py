@@ -42,10 +42,14 @@ class ZenService(Service):
                     start_server, arch, lab.bind_host, lab.port("zen", "zen"), config
                 )
             )
+            # As under a real inetd, the children log to a file, not to the lab's terminal.
+            log_path = lab.state_dir / "zen-inetd.log"
             nowait = listen_tcp(lab.bind_host, lab.port("zen", "inetd-nowait"))
-            running.append(start_inetd_nowait(nowait, config))
+            running.append(start_inetd_nowait(nowait, config, log_path=log_path))
             wait = listen_tcp(lab.bind_host, lab.port("zen", "inetd-wait"))
-            running.append(start_inetd_wait(wait, config, wait_idle=LAB_WAIT_IDLE))
+            running.append(
+                start_inetd_wait(wait, config, wait_idle=LAB_WAIT_IDLE, log_path=log_path)
+            )
             started(
                 [
                     BoundEndpoint(
