@@ -22,5 +22,7 @@ apt-get install -y -qq --no-install-recommends $missing >/dev/null 2>&1 \
 # The Debian package starts a system-wide memcached on 11211; the lab runs its own.
 if command -v systemctl >/dev/null 2>&1; then systemctl disable --now memcached >/dev/null 2>&1 || true; fi
 if [ -x /etc/init.d/memcached ]; then /etc/init.d/memcached stop >/dev/null 2>&1 || true; fi
-pkill -x memcached >/dev/null 2>&1 || true
+# Without an init system the package may still have started its daemon (user memcache); stop
+# only that one, never a memcached of someone else.
+pkill -x -u memcache memcached >/dev/null 2>&1 || true
 exit 0

@@ -181,13 +181,14 @@ def shards(
     if json_output:
         print_json(report.to_json())
         return
+    # Narrow headers, so that the table fits 80 columns (a pipe or a log file) for 4 servers.
     table = Table(title=f"{report.keys:,} words over {nodes} servers", title_justify="left")
-    table.add_column("scheme")
+    table.add_column("scheme", no_wrap=True)
     for server in report.servers:
-        table.add_column(server, justify="right")
-    table.add_column("busiest/fair", justify="right")
-    table.add_column(f"moved {nodes}->{nodes + 1}", justify="right")
-    table.add_column(f"moved {nodes}->{nodes - 1}", justify="right")
+        table.add_column(server.replace("server", "s"), justify="right", no_wrap=True)
+    table.add_column("max/fair", justify="right", no_wrap=True)
+    table.add_column(f"{nodes}->{nodes + 1}", justify="right", no_wrap=True)
+    table.add_column(f"{nodes}->{nodes - 1}", justify="right", no_wrap=True)
     for s in report.schemes:
         table.add_row(
             s.name + ("" if s.stable else " *"),
@@ -197,6 +198,10 @@ def shards(
             f"{s.moved_on_remove:.1%}",
         )
     console.print(table)
+    console.print(
+        f"s0..s{nodes - 1}: share of keys per server; max/fair: busiest server over a fair share;"
+        f" {nodes}->{nodes + 1}, {nodes}->{nodes - 1}: keys that move when a server is added, lost"
+    )
     console.print("* python-hash: str hashes are randomised per process; clients would disagree")
     console.print(
         f"ideal movement: {1 / (nodes + 1):.1%} of keys when a server is added, "

@@ -5,9 +5,10 @@ server when N changes, so adding one cache node empties most of the cache. A con
 ring moves only about 1/N of the keys: each server owns many points on a circle of 2**32
 positions, and a key belongs to the first server point at or after the key's own position.
 
-This ring follows libketama (the scheme of last.fm's ketama, used by libmemcached,
-spymemcached, pylibmc and others in "ketama" mode), so a client in another language that is
-configured the same way finds the same server for a key:
+This ring follows libketama (last.fm's ketama; uhashring agrees on every key), so a client
+in another language finds the same server for a key when it names servers the same way
+(libmemcached leaves out the default port 11211 and spymemcached writes ``/ip:port``, so
+their rings differ from this one for the same cluster):
 
 * a server named ``"host:port"`` with weight w among N servers of total weight W gets
   ``w * 40 * N // W`` MD5 digests of ``"host:port-k"`` (k = 0, 1, ...), each split into

@@ -13,7 +13,7 @@ Schemes compared here:
 ``python-hash`` ``hash(key) % N``: randomised per process for ``str`` (PYTHONHASHSEED),
                 so two clients disagree: never use it across processes
 ``md5-mod``     last byte of MD5(key) modulo N (the book's choice)
-``ketama``      ketama consistent hashing (:mod:`wirelab.cache.ring`, libmemcached's)
+``ketama``      ketama consistent hashing (:mod:`wirelab.cache.ring`, libketama's)
 ``rendezvous``  rendezvous (highest random weight) hashing with MurmurHash3, what
                 pymemcache's ``HashClient`` uses
 =============== ==================================================================

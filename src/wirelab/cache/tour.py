@@ -158,8 +158,8 @@ def _no_loss(ctx: TourContext) -> None:
 
     result = run_pi(3000, transport="tcp", batch=1, seed=1)
     published = sum(result.published.values())
-    ctx.say(f"published {published:,} one-point messages; the tally counted {result.points:,}")
-    ctx.check(published == result.points == 3000, "points were lost between PUB and SUB")
+    ctx.say(f"published {published:,} one-point messages; the tally counted {result.tallied:,}")
+    ctx.check(published == result.tallied == 3000, "points were lost between PUB and SUB")
 
 
 @CHAPTER.step("the lab's pythagoras service answers JSON, and refuses bad requests")

@@ -76,9 +76,14 @@ _ROLES = ("pub", "rep", "pull")
 
 @dataclass(frozen=True)
 class PiResult:
-    """What a run measured."""
+    """What a run measured.
+
+    ``points`` is what was asked for; ``tallied`` is what the tally really counted (the run
+    ends when they are equal, or raises).
+    """
 
     points: int
+    tallied: int
     inside: int
     seconds: float
     transport: str
@@ -90,7 +95,7 @@ class PiResult:
     @property
     def estimate(self) -> float:
         """4 x the share of points inside the quarter circle."""
-        return 4 * self.inside / self.points if self.points else 0.0
+        return 4 * self.inside / self.tallied if self.tallied else 0.0
 
     @property
     def error(self) -> float:
@@ -100,7 +105,7 @@ class PiResult:
     @property
     def points_per_second(self) -> float:
         """Points decided per second."""
-        return self.points / self.seconds if self.seconds > 0 else 0.0
+        return self.tallied / self.seconds if self.seconds > 0 else 0.0
 
     @property
     def messages_per_second(self) -> float:
@@ -111,6 +116,7 @@ class PiResult:
         """The ``--json`` document."""
         return {
             "points": self.points,
+            "tallied": self.tallied,
             "inside": self.inside,
             "estimate": self.estimate,
             "error": round(self.error, 6),
@@ -220,6 +226,7 @@ class PiPipeline:
             self._shutdown(context)
         return PiResult(
             self.points,
+            self._tallied,
             self._inside,
             time.perf_counter() - began,
             self.transport,
