@@ -8,6 +8,7 @@ answers (except from ``single``, which serves one client at a time by design).
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import threading
@@ -183,6 +184,53 @@ def test_client_that_never_reads_is_bounded_then_dropped(
         sock.close()
     assert dropped, f"a client that never reads was kept ({sent} bytes of questions sent)"
     assert sent < 64 << 20
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096
+
+
+IN_PROCESS = (
+    "threadpool",
+    "threaded",
+    "selectors",
+    "asyncio-protocol",
+    "asyncio-streams",
+    "uvloop",
+)
+
+
+@pytest.mark.parametrize("arch", IN_PROCESS)
+def test_answers_owed_to_clients_that_never_read_stay_bounded(arch: str) -> None:
+    # One byte in, 24 out: 256 KiB of empty questions owe 6 MiB of answers. A server that
+    # answered a whole read at once would hold that for every such client until it dropped it.
+    config = ZenConfig(idle_timeout=10.0, max_question=256, max_output=16 << 10, workers=2)
+    clients, flood = 10, b"?" * (256 << 10)
+    with start_server(arch, config=config) as server:
+        before = _rss()
+        socks = []
+        try:
+            for _ in range(clients):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                sock.settimeout(10.0)
+                sock.connect(server.address)
+                sock.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    sock.send(flood)
+                socks.append(sock)
+            time.sleep(1.0)  # the server reads what it will, answers what it may
+            grown = _rss() - before
+            if arch != "threadpool":  # its two workers are both taken by non-readers
+                with connect(server) as other:  # and it still answers someone who reads
+                    other.sendall(Q)
+                    assert read_answers(other, 1) == b"Ugly."
+        finally:
+            for sock in socks:
+                sock.close()
+    # Unbounded: about 60 MiB. Bounded: a read plus twice max_output per client, about 3 MiB.
+    assert grown < 20 << 20, f"{arch} grew by {grown >> 20} MiB for {clients} non-reading clients"
 
 
 def test_connections_opened_and_dropped(server: RunningServer) -> None:

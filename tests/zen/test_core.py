@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 from wirelab.errors import LocalProtocolError, RemoteProtocolError
 from wirelab.zen._core import (
     ANSWERS,
+    LONGEST_ANSWER,
+    MIN_MAX_QUESTION,
     QUESTIONS,
     TOO_LONG,
     UNKNOWN,
@@ -55,9 +57,39 @@ def test_question_over_the_limit_is_answered_then_closing() -> None:
 
 
 def test_limit_counts_the_question_mark() -> None:
-    core = ZenServerCore(max_question=5)
-    assert core.receive_data(b"abcd?") == UNKNOWN  # 5 bytes: allowed
-    assert core.receive_data(b"abcde?") == TOO_LONG  # 6 bytes: over
+    core = ZenServerCore(max_question=30)
+    assert core.receive_data(b"x" * 29 + b"?") == UNKNOWN  # 30 bytes: allowed
+    assert core.receive_data(b"x" * 30 + b"?") == TOO_LONG  # 31 bytes: over
+
+
+def test_a_limit_below_the_longest_known_question_is_refused() -> None:
+    # Below 25 bytes a known question would be answered whole but refused when split.
+    with pytest.raises(ValueError, match="at least 25"):
+        ZenServerCore(max_question=MIN_MAX_QUESTION - 1)
+    with pytest.raises(ValueError, match="at least 25"):
+        ZenConfig(max_question=10)
+    with pytest.raises(ValueError):
+        ZenServerCore(max_output=LONGEST_ANSWER - 1)
+
+
+def _drain(core: ZenServerCore, data: bytes) -> bytes:
+    """Everything a server sends for ``data``: its backlog too, checking each share's size."""
+    out = [core.receive_data(data)]
+    while core.backlogged:
+        out.append(core.receive_data(b""))
+    assert all(len(share) <= core.max_output for share in out)
+    return b"".join(out)
+
+
+def test_a_flood_of_unknown_questions_is_answered_a_share_at_a_time() -> None:
+    # 1 byte in, 24 bytes out: one 100,000-byte read must not owe 2.4 MB at once.
+    core = ZenServerCore(max_output=4096)
+    first = core.receive_data(b"?" * 100_000)
+    assert len(first) <= 4096 and core.backlogged
+    assert core.pending > 90_000  # the questions not answered yet are kept, not lost
+    rest = _drain(core, b"")
+    assert (first + rest) == UNKNOWN * 100_000
+    assert not core.backlogged and core.pending == 0 and core.questions == 100_000
 
 
 def test_leading_whitespace_is_ignored_for_typists() -> None:
@@ -108,19 +140,42 @@ def test_any_split_gives_the_same_answers(questions: list[bytes], cuts: list[int
     assert whole == b"".join(answer_for(q) for q in questions)
 
 
-@given(st.lists(st.binary(max_size=300), max_size=20), st.integers(min_value=2, max_value=200))
+@given(
+    st.lists(st.binary(max_size=300), max_size=20),
+    st.integers(min_value=MIN_MAX_QUESTION, max_value=200),
+    st.integers(min_value=LONGEST_ANSWER, max_value=400),
+)
 def test_arbitrary_bytes_give_answers_or_close_and_stay_bounded(
-    chunks: list[bytes], limit: int
+    chunks: list[bytes], limit: int, max_output: int
 ) -> None:
-    core = ZenServerCore(max_question=limit)
+    core = ZenServerCore(max_question=limit, max_output=max_output)
     for chunk in chunks:
         answers = core.receive_answers(chunk)
+        while core.backlogged:
+            assert sum(map(len, answers)) <= max_output * (1 + len(answers))
+            answers += core.receive_answers(b"")
         assert all(a in KNOWN_ANSWERS for a in answers)
         assert core.pending < limit
         if core.closing:
             assert core.receive_answers(b"Simple is better than?") == []
             break
         assert TOO_LONG not in answers
+
+
+@given(
+    st.binary(max_size=600),
+    st.lists(st.integers(min_value=0, max_value=600), max_size=20),
+    st.integers(min_value=MIN_MAX_QUESTION, max_value=60),
+    st.integers(min_value=LONGEST_ANSWER, max_value=200),
+)
+def test_any_split_of_any_bytes_gives_the_same_answers_under_any_limits(
+    data: bytes, cuts: list[int], limit: int, max_output: int
+) -> None:
+    whole = _drain(ZenServerCore(limit, max_output), data)
+    core = ZenServerCore(limit, max_output)
+    points = sorted({min(c, len(data)) for c in cuts})
+    pieces = [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+    assert b"".join(_drain(core, piece) for piece in pieces) == whole
 
 
 @given(st.lists(st.sampled_from(QUESTIONS), min_size=1, max_size=30), st.integers(1, 7))

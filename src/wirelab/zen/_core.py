@@ -14,6 +14,12 @@ its buffer also grew without limit. :class:`ZenServerCore` splits on *every* ``?
 bytes after the last one for the next read, and caps a question at ``max_question`` bytes: a
 longer one gets ``Error: question too long.`` and the connection must close.
 
+Answers are bounded too. An unknown question is cheap to send and dear to answer (``?`` is
+one byte, ``Error: unknown aphorism.`` 24), so one 256 KiB read could owe 6 MiB of answers to
+a client that never reads them. One call answers at most ``max_output`` bytes' worth of
+questions and keeps the rest of the input (:attr:`ZenServerCore.backlogged`); the adapter
+sends what it got, waits until the peer has taken it, and calls again with ``b""``.
+
 Nothing here touches a socket or a clock. The book's simulated work (a sleep in
 ``get_answer``) is :attr:`ZenConfig.delay`, which the adapters apply, each in its own way.
 """
@@ -32,6 +38,8 @@ __all__ = [
     "DEFAULT_MAX_ANSWER",
     "DEFAULT_MAX_OUTPUT",
     "DEFAULT_MAX_QUESTION",
+    "LONGEST_ANSWER",
+    "MIN_MAX_QUESTION",
     "QUESTIONS",
     "TOO_LONG",
     "UNKNOWN",
@@ -63,6 +71,13 @@ TOO_LONG = b"Error: question too long."
 #: Longest question accepted by default, ``?`` included. The known ones are 22-25 bytes;
 #: 1 KiB leaves room for anything a person types and bounds every connection's buffer.
 DEFAULT_MAX_QUESTION = 1024
+
+#: The longest question the server knows, ``?`` included (25 bytes): no limit may be lower,
+#: or a known question would be answered whole but refused when split over two reads.
+MIN_MAX_QUESTION = max(len(question) for question in ANSWERS)
+
+#: The longest answer the server ever sends (25 bytes: ``Error: question too long.``).
+LONGEST_ANSWER = max(len(answer) for answer in (*ANSWERS.values(), UNKNOWN, TOO_LONG))
 
 #: Longest answer a client accepts (the longest real one is 25 bytes).
 DEFAULT_MAX_ANSWER = 1024
@@ -101,10 +116,10 @@ class ZenConfig:
     max_connections: int = 20_000
 
     def __post_init__(self) -> None:
-        if self.max_question < 2:
-            raise ValueError("max_question must be at least 2 bytes")
-        if self.max_output < 1:
-            raise ValueError("max_output must be positive")
+        if self.max_question < MIN_MAX_QUESTION:
+            raise ValueError(f"max_question must be at least {MIN_MAX_QUESTION} bytes")
+        if self.max_output < LONGEST_ANSWER:
+            raise ValueError(f"max_output must be at least {LONGEST_ANSWER} bytes")
         if self.idle_timeout <= 0:
             raise ValueError("idle_timeout must be positive")
         if self.delay < 0:
@@ -138,23 +153,47 @@ class ZenServerCore:
     that call end with :data:`TOO_LONG`, everything later is ignored, and the adapter must
     close the connection after sending them.
 
+    One call returns at most ``max_output`` bytes of answers. When the input owed more,
+    :attr:`backlogged` is true and the questions not yet answered are kept: send what was
+    returned, let the peer take it, then call ``receive_data(b"")`` for the next share,
+    reading nothing new from that peer until :attr:`backlogged` is false again.
+
     Attributes:
         max_question: the limit, ``?`` included.
+        max_output: the most answer bytes one call returns.
         closing: a question broke the limit; send what was returned, then close.
+        backlogged: complete questions wait for the next call (with ``b""``).
         questions: how many questions were answered.
     """
 
-    __slots__ = ("_buffer", "closing", "max_question", "questions")
+    __slots__ = (
+        "_buffer",
+        "_max_parts",
+        "backlogged",
+        "closing",
+        "max_output",
+        "max_question",
+        "questions",
+    )
 
-    def __init__(self, max_question: int = DEFAULT_MAX_QUESTION) -> None:
+    def __init__(
+        self, max_question: int = DEFAULT_MAX_QUESTION, max_output: int = DEFAULT_MAX_OUTPUT
+    ) -> None:
+        if max_question < MIN_MAX_QUESTION:
+            raise ValueError(f"max_question must be at least {MIN_MAX_QUESTION} bytes")
+        if max_output < LONGEST_ANSWER:
+            raise ValueError(f"max_output must be at least {LONGEST_ANSWER} bytes")
         self.max_question = max_question
+        self.max_output = max_output
+        self._max_parts = max_output // LONGEST_ANSWER
         self.closing = False
+        self.backlogged = False
         self.questions = 0
         self._buffer = b""
 
     @property
     def pending(self) -> int:
-        """Bytes of an unfinished question held for the next read."""
+        """Bytes received and not answered yet (an unfinished question, or a backlog)."""
         return len(self._buffer)
 
     def receive_data(self, data: bytes) -> bytes:
@@ -172,9 +211,11 @@ class ZenServerCore:
         if self.closing:
             return []
         if self._buffer:
-            data = self._buffer + data
-        parts = data.split(b"?")
+            data = self._buffer + data if data else self._buffer
+        # At most one call's share of questions; the rest stays unsplit (no quadratic work).
+        parts = data.split(b"?", self._max_parts)
         rest = parts.pop()
+        self.backlogged = len(parts) == self._max_parts and b"?" in rest
         limit = self.max_question
         answers: list[bytes] = []
         for part in parts:
@@ -185,7 +226,7 @@ class ZenServerCore:
                     return self._too_long(answers)
                 found = answer_for(part + b"?")
             answers.append(found)
-        if len(rest) >= limit:
+        if len(rest) >= limit and not self.backlogged:
             return self._too_long(answers)
         self._buffer = rest
         self.questions += len(answers)
@@ -194,6 +235,7 @@ class ZenServerCore:
     def _too_long(self, answers: list[bytes]) -> list[bytes]:
         self.questions += len(answers)
         self.closing = True
+        self.backlogged = False
         self._buffer = b""
         answers.append(TOO_LONG)
         return answers

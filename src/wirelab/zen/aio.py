@@ -8,9 +8,10 @@
 * ``uvloop``: the same Protocol on uvloop's libuv-based loop, the fastest in pure Python.
 
 Backpressure: a transport whose queued answers pass ``max_output`` stops reading that client
-(``pause_writing`` -> ``pause_reading``) until they drain. Idle connections are found by one
-sweeper task instead of a timer per connection: each connection only sets a flag when it
-makes progress, which keeps the per-request cost to one attribute store.
+(``pause_writing`` -> ``pause_reading``) until they drain, and a read that owes more answers
+than that is answered a share at a time as they drain (the core's backlog). Idle connections
+are found by one sweeper task instead of a timer per connection: each connection only sets a
+flag when it makes progress, which keeps the per-request cost to one attribute store.
 """
 
 from __future__ import annotations
@@ -122,15 +123,16 @@ def _describe(transport: asyncio.BaseTransport | None) -> str:
 class ZenProtocol(asyncio.Protocol, _Tracked):
     """One connection, served by callbacks: bytes arrive, answers are written."""
 
-    __slots__ = ("_delay", "_due", "core", "state", "transport")
+    __slots__ = ("_delay", "_due", "_paused", "core", "state", "transport")
 
     def __init__(self, state: _State) -> None:
         _Tracked.__init__(self)
         self.state = state
-        self.core = ZenServerCore(state.config.max_question)
+        self.core = ZenServerCore(state.config.max_question, state.config.max_output)
         self.transport: asyncio.Transport | None = None
         self._delay = bool(state.config.delay)
         self._due = 0.0
+        self._paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not subclasses of asyncio.Transport, only look alike.
@@ -149,12 +151,34 @@ class ZenProtocol(asyncio.Protocol, _Tracked):
         self.active = True
         core = self.core
         if self._delay:
-            self._write_later(core.receive_answers(data))
+            answers = core.receive_answers(data)
+            while core.backlogged:  # the delay paces these answers; schedule them all
+                answers += core.receive_answers(b"")
+            self._write_later(answers)
         else:
             out = core.receive_data(data)
             if out:
                 self.transport.write(out)  # type: ignore[union-attr]
+            if core.backlogged:
+                self._pump()
         if core.closing:
+            self._check_closing()
+
+    def _pump(self) -> None:
+        """Answer a backlog a share at a time, until the transport's buffer is full."""
+        core = self.core
+        transport = self.transport
+        assert transport is not None
+        while core.backlogged and not self._paused and not transport.is_closing():
+            out = core.receive_data(b"")
+            if out:
+                transport.write(out)  # may call pause_writing, which ends the loop
+        if core.backlogged:
+            transport.pause_reading()  # resume_writing goes on with the backlog
+
+    def _check_closing(self) -> None:
+        core = self.core
+        if core.closing and not self.transport.is_closing():  # type: ignore[union-attr]
             log.warning(
                 "%s sent a question over %d bytes; closing",
                 _describe(self.transport),
@@ -184,13 +208,22 @@ class ZenProtocol(asyncio.Protocol, _Tracked):
         return None  # close our side too
 
     def pause_writing(self) -> None:
+        self._paused = True
         if self.transport is not None:
             self.transport.pause_reading()
 
     def resume_writing(self) -> None:
+        self._paused = False
         self.active = True
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.resume_reading()
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self.core.backlogged:
+            self._pump()
+            if self.core.closing:
+                self._check_closing()
+        if not self.core.backlogged and not transport.is_closing():
+            transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.conns.discard(self)
@@ -227,7 +260,7 @@ def _stream_handler(
         assert task is not None
         tasks.add(task)
         conn = _StreamConn(writer)
-        core = ZenServerCore(config.max_question)
+        core = ZenServerCore(config.max_question, config.max_output)
         if len(state.conns) >= config.max_connections:
             log.warning("%d connections open; refusing %s", len(state.conns), conn.describe())
             writer.transport.abort()
@@ -255,6 +288,13 @@ def _stream_handler(
                         writer.write(out)
                 if transport.get_write_buffer_size():
                     await writer.drain()  # only when the kernel did not take it all
+                while core.backlogged:  # a share at a time, as the client takes them
+                    for answer in core.receive_answers(b""):
+                        if config.delay:
+                            await asyncio.sleep(config.delay)
+                        writer.write(answer)
+                    if transport.get_write_buffer_size():
+                        await writer.drain()
                 if core.closing:
                     log.warning(
                         "%s sent a question over %d bytes; closing",

@@ -45,7 +45,7 @@ def converse(sock: socket.socket, config: ZenConfig) -> None:
     ``sock`` must be a blocking socket; it is closed on return.
     """
     peer = peer_name(sock)
-    core = ZenServerCore(config.max_question)
+    core = ZenServerCore(config.max_question, config.max_output)
     delay = config.delay
     try:
         set_os_timeouts(sock, config.idle_timeout)
@@ -65,6 +65,13 @@ def converse(sock: socket.socket, config: ZenConfig) -> None:
                 out = core.receive_data(data)
                 if out:
                     sendall(out)
+            while core.backlogged:  # sendall returned: the client took the last share
+                if delay:
+                    for answer in core.receive_answers(b""):
+                        time.sleep(delay)
+                        sendall(answer)
+                else:
+                    sendall(core.receive_data(b""))
             if core.closing:
                 log.warning("%s sent a question over %d bytes; closing", peer, config.max_question)
                 break

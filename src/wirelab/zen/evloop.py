@@ -8,7 +8,8 @@ not yet sent, and an activity flag. Readiness flips between reading and writing 
   the server; a connection is unregistered *before* its socket closes (no stale descriptor
   races with a new ``accept``);
 * a partial send keeps the rest; more than ``max_output`` unsent bytes stop reading from that
-  client until it catches up;
+  client until it catches up, and a read that owes more answers than that is answered a
+  share at a time as the client takes them (the core's backlog);
 * idle connections (no progress for ``idle_timeout``) are closed by a periodic sweep;
 * running out of descriptors (EMFILE) pauses accepting for a moment instead of spinning;
 * the simulated-work delay is a timer heap, so a slow answer does not block other clients.
@@ -49,9 +50,9 @@ _ACCEPTS_PER_WAKE = 64
 class _Conn:
     __slots__ = ("active", "closing", "core", "events", "idle", "out", "peer", "sock")
 
-    def __init__(self, sock: socket.socket, max_question: int) -> None:
+    def __init__(self, sock: socket.socket, config: ZenConfig) -> None:
         self.sock = sock
-        self.core = ZenServerCore(max_question)
+        self.core = ZenServerCore(config.max_question, config.max_output)
         self.out = b""
         self.peer = peer_name(sock)
         self.events = _READ
@@ -153,7 +154,7 @@ class SelectorServer:
             sock.setblocking(False)
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = _Conn(sock, self.config.max_question)
+            conn = _Conn(sock, self.config)
             self.conns[sock.fileno()] = conn
             self.sel.register(sock, _READ, conn)
             if len(self.conns) >= self.config.max_connections:
@@ -178,11 +179,20 @@ class SelectorServer:
         conn.active = True
         core = conn.core
         if self.config.delay:
-            self._schedule(conn, core.receive_answers(data))
+            answers = core.receive_answers(data)
+            while core.backlogged:  # the delay paces these answers; schedule them all
+                answers += core.receive_answers(b"")
+            self._schedule(conn, answers)
         else:
             out = core.receive_data(data)
             if out:
                 self._send(conn, out)
+            if core.backlogged:
+                self._pump(conn)
+        self._check_closing(conn)
+
+    def _check_closing(self, conn: _Conn) -> None:
+        core = conn.core
         if core.closing and not conn.closing:
             log.warning("%s sent a question over %d bytes; closing", conn.peer, core.max_question)
             conn.closing = True
@@ -207,8 +217,25 @@ class SelectorServer:
                 return
             conn.out = out[sent:]
         # Unsent answers: wait for room; stop reading while too much is queued.
-        reading = 0 if len(conn.out) > self.config.max_output else _READ
-        self._want(conn, _WRITE | reading)
+        self._want(conn, _WRITE | self._reading(conn))
+
+    def _reading(self, conn: _Conn) -> int:
+        """``_READ`` if this client's questions may be read now, else 0."""
+        if conn.core.backlogged or len(conn.out) > self.config.max_output:
+            return 0
+        return _READ
+
+    def _pump(self, conn: _Conn) -> None:
+        """Answer a backlog a share at a time while the client takes the answers."""
+        core = conn.core
+        while core.backlogged and len(conn.out) <= self.config.max_output:
+            if conn.sock.fileno() < 0:
+                return
+            out = core.receive_data(b"")
+            if out:
+                self._send(conn, out)
+        if core.backlogged and conn.sock.fileno() >= 0:
+            self._want(conn, _WRITE)
 
     def _on_writable(self, conn: _Conn) -> None:
         if not conn.out:
@@ -224,9 +251,13 @@ class SelectorServer:
             return
         conn.active = True
         conn.out = conn.out[sent:]
+        if conn.core.backlogged and len(conn.out) <= self.config.max_output:
+            self._pump(conn)
+            self._check_closing(conn)
+            if conn.sock.fileno() < 0:
+                return
         if conn.out:
-            if len(conn.out) <= self.config.max_output:
-                self._want(conn, _WRITE | _READ)
+            self._want(conn, _WRITE | self._reading(conn))
         elif conn.closing:
             if not self._pending_timers(conn):
                 self._close(conn)
