@@ -4,12 +4,15 @@ listener until idle (wait), and the ``python -m wirelab.zen.inetd`` entry point.
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+import pytest
 
 from wirelab.net.addresses import listen_tcp
 from wirelab.zen._core import ZenConfig
@@ -55,6 +58,26 @@ def test_wait_child_serves_until_idle_then_a_new_one_takes_over() -> None:
         assert not server.children
         assert ask(*address, [Q])[0].answer == "Complex."
         assert server.started == 2
+
+
+def test_a_child_that_cannot_start_drops_one_connection_not_the_server(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    for mode in ("nowait", "wait"):
+        with running(mode) as server:
+            address = server.listener.getsockname()[:2]
+            command = server._command
+            server._command = lambda: ["/nonexistent/wirelab-child"]  # type: ignore[method-assign]
+            with socket.create_connection(address, timeout=5) as doomed:
+                doomed.settimeout(5)
+                if mode == "nowait":  # the connection was dropped: EOF
+                    assert doomed.recv(100) == b""
+                else:  # nobody took the listener; this client waits in the backlog
+                    time.sleep(0.3)
+            server._command = command  # type: ignore[method-assign]
+            assert ask(*address, [Q])[0].answer == "Complex."  # the next one is served
+    failures = [r for r in caplog.records if "cannot start a" in r.getMessage()]
+    assert failures and all("nonexistent" in r.getMessage() for r in failures)
 
 
 def test_module_entry_point_runs_a_super_server(tmp_path: object) -> None:

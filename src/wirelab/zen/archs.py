@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,9 +68,16 @@ ARCHS: dict[str, Arch] = {
     )
 }  # fmt: skip
 
-#: The architecture ``wirelab zen serve`` and the lab use: the fastest one measured here
-#: (see docs/chapters/07-zen.md and bench/results/zen.json).
-DEFAULT_ARCH = "uvloop"
+
+def _fastest_available() -> str:
+    """uvloop where it is installed (the fastest measured), else the asyncio Protocol server
+    that it runs (the same code on the stdlib loop)."""
+    return "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio-protocol"
+
+
+#: The architecture ``wirelab zen serve`` and the lab use: the fastest one measured here that
+#: this platform has (see docs/chapters/07-zen.md and bench/results/zen.json).
+DEFAULT_ARCH = _fastest_available()
 
 
 def start_server(

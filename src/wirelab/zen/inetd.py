@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import IO
 
-from wirelab.zen._common import RESOURCE_ERRNOS, RunningServer, accept_backoff_log
+from wirelab.zen._common import RESOURCE_ERRNOS, RunningServer, _RateLimit, accept_backoff_log
 from wirelab.zen._core import ZenConfig
 
 __all__ = ["DEFAULT_WAIT_IDLE", "InetdServer", "main", "start_inetd_nowait", "start_inetd_wait"]
@@ -74,6 +74,7 @@ class InetdServer:
         self.children: list[subprocess.Popen[bytes]] = []
         self.started = 0
         self._log: IO[bytes] | None = log_path.open("ab") if log_path else None
+        self._spawn_errors = _RateLimit()
         self._sel = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         self._stopping = False
@@ -97,20 +98,30 @@ class InetdServer:
             self._sel.unregister(self.listener)
         self._watching = on
 
-    def _spawn(self, stdin: socket.socket) -> None:
-        child = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
-            self._command(),
-            stdin=stdin.fileno(),
-            stdout=subprocess.DEVNULL,
-            stderr=self._log if self._log is not None else None,
-        )
+    def _spawn(self, stdin: socket.socket) -> bool:
+        """Start a child on ``stdin``; False (logged, after a pause) when the OS refused."""
+        try:
+            child = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+                self._command(),
+                stdin=stdin.fileno(),
+                stdout=subprocess.DEVNULL,
+                stderr=self._log if self._log is not None else None,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            # Out of descriptors or processes: like a real inetd, drop this one and go on.
+            if self._spawn_errors.ready():
+                log.warning("cannot start a %s child (%s); dropping connections", self.mode, exc)
+            time.sleep(_POLL)
+            return False
         self.children.append(child)
         self.started += 1
+        return True
 
     def _on_readable(self) -> None:
         if self.mode == "wait":
             self._watch(False)  # the child owns the listener until it exits
-            self._spawn(self.listener)
+            if not self._spawn(self.listener):
+                self._watch(True)  # nobody took it: try again on the next connection
             return
         while len(self.children) < self.max_children:
             try:
