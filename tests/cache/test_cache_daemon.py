@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from wirelab.cache.daemon import MemcachedDaemon, memcached_binary
+from wirelab.cache.daemon import MemcachedDaemon, describe_exit, memcached_binary
 from wirelab.errors import ConfigError, ServiceUnavailable
 
 
@@ -104,3 +104,32 @@ def test_kill_reaps_the_process() -> None:
     daemon.kill()
     assert not _alive(pid)
     assert os.waitpid is not None  # reaped by Popen.wait: no zombie left (leak check agrees)
+
+
+def test_poll_reaps_a_dead_daemon_and_it_restarts_on_the_same_port() -> None:
+    import asyncio
+
+    daemon = MemcachedDaemon(port=0).start()
+    try:
+        pid, port = daemon.pid, daemon.port
+        assert daemon.poll() is None
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while (code := daemon.poll()) is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert code == -signal.SIGKILL and describe_exit(code) == "killed by SIGKILL"
+        assert not Path(f"/proc/{pid}").exists()  # reaped by poll(): no zombie
+        asyncio.run(daemon.astart(same_port=True))
+        assert daemon.port == port and daemon.pid != pid
+        assert _version(daemon.address).startswith(b"VERSION ")
+    finally:
+        daemon.stop()
+    with pytest.raises(ConfigError, match="not running"):
+        daemon.poll()
+
+
+def test_describe_exit() -> None:
+    assert describe_exit(1) == "exited with status 1"
+    assert describe_exit(0) == "exited with status 0"
+    assert describe_exit(-signal.SIGTERM) == "killed by SIGTERM"
+    assert describe_exit(-200) == "killed by signal 200"

@@ -36,7 +36,7 @@ from typing import IO
 from wirelab.config import LOOPBACK
 from wirelab.errors import ConfigError, ServiceUnavailable, Timeout
 
-__all__ = ["MemcachedDaemon", "memcached_binary"]
+__all__ = ["MemcachedDaemon", "describe_exit", "memcached_binary"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,16 @@ def memcached_binary() -> str:
     if found is None:
         raise ServiceUnavailable(INSTALL_HINT)
     return found
+
+
+def describe_exit(code: int) -> str:
+    """``"killed by SIGKILL"`` or ``"exited with status 1"`` for a Popen return code."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with status {code}"
 
 
 def _account() -> tuple[int, int] | None:
@@ -155,9 +165,14 @@ class MemcachedDaemon:
 
     # -- start --------------------------------------------------------------------------------
 
-    def spawn(self) -> None:
-        """Start the process (returns at once; :meth:`poll_ready` tells when it answers)."""
-        if self.requested_port == 0:
+    def spawn(self, *, same_port: bool = False) -> None:
+        """Start the process (returns at once; :meth:`poll_ready` tells when it answers).
+
+        Args:
+            same_port: listen on the port of the last start even when port 0 was asked for
+                (a restart: clients already know that port).
+        """
+        if self.requested_port == 0 and not same_port:
             self.port = _free_port(self.host)
         args = [
             self.binary,
@@ -265,12 +280,18 @@ class MemcachedDaemon:
             return True
         return False
 
-    async def astart(self, timeout: float = DEFAULT_START_TIMEOUT) -> MemcachedDaemon:
-        """:meth:`start` for an event loop: spawns in the loop's thread, sleeps with asyncio."""
+    async def astart(
+        self, timeout: float = DEFAULT_START_TIMEOUT, *, same_port: bool = False
+    ) -> MemcachedDaemon:
+        """:meth:`start` for an event loop: spawns in the loop's thread, sleeps with asyncio.
+
+        Args:
+            same_port: a restart on the port of the last start; one try, no other port.
+        """
         import asyncio
 
-        for attempt in range(_PORT_ATTEMPTS):
-            self.spawn()
+        for attempt in range(1 if same_port else _PORT_ATTEMPTS):
+            self.spawn(same_port=same_port)
             deadline = time.monotonic() + timeout
             try:
                 while not self.poll_ready():
@@ -279,12 +300,27 @@ class MemcachedDaemon:
                         raise Timeout(f"{self} did not answer within {timeout:g} s")
                     await asyncio.sleep(0.01)
             except ConfigError as exc:
-                if not self._retry_port(exc, attempt):
+                if same_port or not self._retry_port(exc, attempt):
                     self.stop()
                     raise
                 continue
             return self
         raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- watch --------------------------------------------------------------------------------
+
+    def poll(self) -> int | None:
+        """None while the daemon runs; its return code once it has exited, reaped (no zombie).
+
+        A negative code is the signal that killed it (Popen's convention; see
+        :func:`describe_exit`). :attr:`pid` still names the dead process until the next start.
+
+        Raises:
+            ConfigError: it was never started, or it was stopped.
+        """
+        if self.process is None:
+            raise ConfigError("memcached is not running")
+        return self.process.poll()  # waitpid(WNOHANG): reaps the child once it has exited
 
     # -- stop ---------------------------------------------------------------------------------
 
