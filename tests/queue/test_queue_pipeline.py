@@ -128,6 +128,18 @@ def test_a_service_that_dies_mid_run_times_out_cleanly() -> None:
     # The leak check (conftest) fails this test if a pipeline thread is still running.
 
 
+def test_a_dead_service_among_several_is_dropped_and_no_point_is_lost(
+    pythagoras: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    dead = f"tcp://127.0.0.1:{_free_port()}"  # nobody listens: its requests time out
+    result = run_pi(20_000, batch=100, pythagoras=[dead, pythagoras], timeout=0.5, seed=5)
+    _every_point_counted(result, 20_000)
+    warnings = [r.getMessage() for r in caplog.records if "did not answer" in r.getMessage()]
+    assert warnings == [
+        f"pythagoras service {dead} did not answer within 0.5 s; asking the 1 other"
+    ]
+
+
 def test_no_service_at_all_times_out() -> None:
     with pytest.raises(Timeout, match=r"did not answer within 0\.5 s"):
         run_pi(500, pythagoras=[f"tcp://127.0.0.1:{_free_port()}"], timeout=0.5)

@@ -403,39 +403,69 @@ class PiPipeline:
             push.close(linger=0)
 
     def _judge(self, context: _Ctx, services: list[str]) -> None:
+        """Ask the pythagoras services in turn; one that stops answering is dropped.
+
+        One REQ socket per service (a REQ socket waiting for a lost reply can never send
+        again: ZeroMQ's "lazy pirate" pattern closes it instead). A request that timed out is
+        sent again to the next live service, so points are neither lost nor counted twice.
+        """
         sub = self._subscriber(context, JUDGED_TOPICS)
-        req = make_socket(context, zmq.REQ)
         push = make_socket(context, zmq.PUSH)
+        live: dict[str, zmq.Socket[bytes]] = {}
         try:
             for endpoint in services:
-                connect(req, endpoint)
+                live[endpoint] = make_socket(context, zmq.REQ)
+                connect(live[endpoint], endpoint)
             connect(push, self._bound["pull"])
+            turn = 0
             while not self._stop.is_set():
                 if not sub.poll(POLL_MS, zmq.POLLIN):
                     continue
                 _, points = decode_points(sub.recv())
-                req.send(encode_pythagoras_request(points))
-                self._counts["req"] += 1
-                if not self._await_reply(req):
-                    return
+                request = encode_pythagoras_request(points)
+                while True:
+                    if not live:
+                        where = ", ".join(services)
+                        raise Timeout(
+                            f"the pythagoras service at {where} did not answer within "
+                            f"{self.timeout:g} s"
+                        )
+                    endpoint = list(live)[turn % len(live)]
+                    turn += 1
+                    req = live[endpoint]
+                    req.send(request)
+                    self._counts["req"] += 1
+                    answered = self._await_reply(req)
+                    if answered is None:
+                        return  # stopping
+                    if answered:
+                        break
+                    live.pop(endpoint).close(linger=0)
+                    if live:
+                        log.warning(
+                            "pythagoras service %s did not answer within %g s; "
+                            "asking the %d other%s",
+                            endpoint,
+                            self.timeout,
+                            len(live),
+                            "" if len(live) == 1 else "s",
+                        )
                 sums = decode_pythagoras_reply(req.recv(), len(points))
                 inside = sum(1 for s in sums if s < RADIUS_SQUARED)
                 push.send(encode_tally(inside, len(points) - inside))
                 self._counts["judged"] += 1
         finally:
-            for sock in (sub, req, push):
+            for sock in (sub, push, *live.values()):
                 sock.close(linger=0)
 
-    def _await_reply(self, req: zmq.Socket[bytes]) -> bool:
+    def _await_reply(self, req: zmq.Socket[bytes]) -> bool | None:
+        """True once a reply waits, False after ``timeout`` seconds, None when stopping."""
         deadline = time.monotonic() + self.timeout
         while not req.poll(POLL_MS, zmq.POLLIN):
             if self._stop.is_set():
-                return False
+                return None
             if time.monotonic() > deadline:
-                where = ", ".join(self.external) or self._bound.get("rep", "?")
-                raise Timeout(
-                    f"the pythagoras service at {where} did not answer within {self.timeout:g} s"
-                )
+                return False
         return True
 
 
