@@ -95,3 +95,45 @@ def tls_server_handler(ctx: ssl.SSLContext, payload: bytes) -> Callable[[socket.
                 tls.unwrap()
 
     return handle
+
+
+@contextmanager
+def tls_acceptor(ctx: ssl.SSLContext) -> Iterator[tuple[str, int]]:
+    """A stdlib TLS server on 127.0.0.1 for any number of connections, one after another.
+
+    Each connection gets a handshake under ``ctx`` (a refused one is the point of most
+    tests), then a gentle close. For servers our own builders refuse to make, such as one
+    that speaks only TLS 1.0.
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    address = listener.getsockname()[:2]
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.settimeout(10)
+            with ctx.wrap_socket(conn, server_side=True, do_handshake_on_connect=False) as tls:
+                with suppress(OSError):  # ssl.SSLError included: the client may refuse us
+                    tls.do_handshake()
+                # FIN after our last record, then read until the client is gone, so that no
+                # RST overtakes an alert on its way to the client.
+                with suppress(OSError):
+                    tls.shutdown(socket.SHUT_WR)
+                    while tls.recv(4096):
+                        pass
+
+    thread = threading.Thread(target=run, name="tls-test-acceptor")
+    thread.start()
+    try:
+        yield address
+    finally:
+        stop.set()
+        thread.join(15)
+        listener.close()

@@ -6,11 +6,18 @@ import logging
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from wirelab.cli.common import JsonOption, console, err_console, lab_state, print_json
+from wirelab.cli.common import (
+    JsonOption,
+    console,
+    debug_enabled,
+    err_console,
+    lab_state,
+    print_json,
+)
 from wirelab.config import LOOPBACK, default_port, state_dir
 from wirelab.errors import ConfigError, TLSError
 from wirelab.net.addresses import format_address, parse_port
@@ -265,6 +272,12 @@ def connect(
     console.print(greeting.text, end="" if greeting.text.endswith("\n") else "\n")
 
 
+def _fail(message: str) -> NoReturn:
+    """Exit 1 with one ``wirelab: error:`` line, never wrapped (as the top level words it)."""
+    err_console.print(f"wirelab: error: {message}", markup=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
 def _render(report: Inspection) -> None:
     where = format_address((report.host, report.port))
     if report.peer != where:
@@ -278,13 +291,26 @@ def _render(report: Inspection) -> None:
             f"session:  {report.version}, {report.cipher} ({report.cipher_bits}-bit cipher key), "
             f"compression {report.compression or 'none'}{note}"
         )
+    elif report.handshake_error:
+        console.print(
+            f"session:  not established: {report.handshake_error} (this client offers TLS 1.2 "
+            "or newer)"
+        )
     else:
         console.print("session:  not established: verification failed (--insecure shows it)")
     if report.name_match:
         console.print(f"name:     {report.servername} matches {report.name_match}")
+    elif not report.chain:
+        console.print("name:     not checked: no certificate was received")
     else:
         console.print(f"name:     {report.servername} matches no name on the certificate")
-    console.print(f"chain ({'verified' if report.chain_verified else 'as the server sent it'}):")
+    if report.chain_source:
+        level = ", at OpenSSL security level 0" if report.chain_relaxed else ""
+        console.print(f"chain (as the server sent it to the {report.chain_source} probe{level}):")
+    elif report.chain or not report.handshake_error:
+        console.print(
+            f"chain ({'verified' if report.chain_verified else 'as the server sent it'}):"
+        )
     for depth, cert in enumerate(report.chain):
         valid = f"{cert.not_before:%Y-%m-%d} to {cert.not_after:%Y-%m-%d}"
         if cert.expired():
@@ -300,10 +326,21 @@ def _render(report: Inspection) -> None:
         console.print(f"     key      {cert.key}{ca}, signed {cert.signature_algorithm}")
     if report.findings:
         console.print(f"findings: {', '.join(report.findings)}")
+    if report.probe_verdict is not None:
+        console.print(f"checked:  over {report.chain_source}: {report.probe_verdict.line}")
     if report.versions:
         console.print("versions:")
         for result in report.versions:
             console.print(f"  {result.version}  {result.status}")
+        relaxed = [r.version for r in report.versions if r.relaxed]
+        if relaxed:
+            which = " and ".join(relaxed)
+            console.print(
+                f"  (the {which} probes use a relaxed security level, OpenSSL level 0, without "
+                "which this OpenSSL does not offer them; they still verify the certificate "
+                "and send no data)",
+                markup=False,
+            )
 
 
 @app.command()
@@ -335,7 +372,11 @@ def inspect(
     timeout: TimeoutOption = 5.0,
     json_output: JsonOption = False,
 ) -> None:
-    """Report a server's TLS: version, cipher, chain, names, trust. Exit 1 if untrusted."""
+    """Report a server's TLS: version, cipher, chain, names, trust. Exit 1 if untrusted.
+
+    A server that shares no version or cipher with a secure client (one that speaks only
+    TLS 1.0, say) is probed version by version to say why; the command exits 1 with one line.
+    """
     from wirelab.tls._starttls import PROTOCOLS
     from wirelab.tls.inspect import inspect as run_inspect
 
@@ -347,21 +388,28 @@ def inspect(
             "warning: --insecure: if verification fails, a second handshake runs without "
             "verification to show the session; it sends no data"
         )
-    report = run_inspect(
-        target.host,
-        target.port,
-        servername=target.servername,
-        starttls=starttls.lower() if starttls else None,
-        cafile=cafile,
-        lab_cafile=target.lab_ca,
-        versions=versions,
-        insecure=insecure,
-        timeout=timeout,
-    )
+    try:
+        report = run_inspect(
+            target.host,
+            target.port,
+            servername=target.servername,
+            starttls=starttls.lower() if starttls else None,
+            cafile=cafile,
+            lab_cafile=target.lab_ca,
+            versions=versions,
+            insecure=insecure,
+            timeout=timeout,
+        )
+    except TLSError as exc:
+        if debug_enabled():
+            raise
+        _fail(str(exc))
     if json_output:
         print_json(report.to_json())
     else:
         _render(report)
+    if report.handshake_error is not None:  # a secure client cannot talk to it at all
+        _fail(f"TLS with {report.peer} failed: {report.verdict.line}")
     if not report.trusted:
         raise typer.Exit(1)
 

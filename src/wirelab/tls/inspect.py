@@ -17,6 +17,14 @@ The version probes offer exactly one version each (minimum = maximum). OpenSSL 3
 offer TLS 1.0 and 1.1 at security level 1 or above, so the probes for those two run at level
 0: they only ask the question (verification stays on, no data is sent). A version the local
 OpenSSL cannot offer at all is reported as such, not as refused by the server.
+
+When the verifying handshake fails because the server and this client share no version or
+cipher (a server that speaks only TLS 1.0, say), the inspector still runs the version probes
+(within ``timeout`` seconds in all, unless ``versions=True`` asked for them anyway), takes the
+chain from the newest probe that got one, and says in one line why a secure client cannot
+talk to the server: ``old TLS only: the server offers only TLSv1.0, which RFC 8996
+deprecates; a secure client refuses it``. If no probe gets through either, the handshake
+error is raised as before, with what the probes saw.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from __future__ import annotations
 import logging
 import os
 import ssl
+import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +40,7 @@ from typing import Any
 from wirelab.errors import WirelabError
 from wirelab.net.addresses import connect_tcp, format_address
 from wirelab.net.limits import DEFAULT_CONNECT_TIMEOUT
+from wirelab.net.tlsctx import describe_tls_error
 from wirelab.tls.certinfo import CertInfo, describe_chain
 from wirelab.tls.client import handshake_error, make_client_context, negotiate_starttls, peer_chain
 from wirelab.tls.names import match_name
@@ -51,6 +61,10 @@ TLS_VERSIONS: tuple[tuple[str, str], ...] = (
 ACCEPTED = "accepted"
 REFUSED = "refused"
 LOCAL = "not supported by the local OpenSSL"
+ERROR = "error"
+
+#: The versions RFC 8996 deprecates; their probes run at OpenSSL security level 0.
+LEGACY_VERSIONS = ("TLSv1.0", "TLSv1.1")
 
 # Reasons that mean "the server would not speak this version".
 _REFUSED_REASONS = {
@@ -63,6 +77,10 @@ _REFUSED_REASONS = {
     "TLSV1_ALERT_INSUFFICIENT_SECURITY",
     "NO_SHARED_CIPHER",
 }
+# A verifying handshake that failed for one of these reasons (the server and this client
+# share no version or cipher) is followed by the version probes: they say what the server
+# does speak.
+_NO_COMMON_GROUND = _REFUSED_REASONS
 # Reasons that mean "this client cannot even offer it".
 _LOCAL_REASONS = {
     "NO_PROTOCOLS_AVAILABLE",
@@ -78,17 +96,35 @@ class VersionResult:
     Attributes:
         version: ``TLSv1.0`` ... ``TLSv1.3``.
         status: ``accepted``, ``refused``, ``not supported by the local OpenSSL`` or ``error``.
-        detail: what was seen (the alert, the error).
+        detail: what was seen (the version and cipher, the alert, the error).
+        relaxed: the probe ran at OpenSSL security level 0 (TLS 1.0 and 1.1 only); it still
+            verified the certificate and sent no data.
     """
 
     version: str
     status: str
     detail: str = ""
+    relaxed: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--json`` form."""
+        return {
+            "version": self.version,
+            "status": self.status,
+            "detail": self.detail,
+            "relaxed_security_level": self.relaxed,
+        }
 
 
 @dataclass(frozen=True)
 class Inspection:
-    """Everything :func:`inspect` learnt about one TLS server."""
+    """Everything :func:`inspect` learnt about one TLS server.
+
+    When the verifying handshake failed for want of a common version or cipher,
+    ``handshake_error`` says so in one line, ``verdict`` says why (problem ``old-tls`` when
+    the server speaks only TLS 1.0/1.1, ``handshake-failed`` otherwise), ``chain`` comes from
+    the probe named by ``chain_source`` and ``probe_verdict`` is that probe's own check of it.
+    """
 
     host: str
     port: int
@@ -107,11 +143,24 @@ class Inspection:
     compression: str | None = None
     insecure_session: bool = False
     versions: tuple[VersionResult, ...] = field(default_factory=tuple)
+    handshake_error: str | None = None
+    chain_source: str | None = None
+    probe_verdict: Verdict | None = None
 
     @property
     def trusted(self) -> bool:
         """The chain verified and the name matched."""
         return self.verdict.ok
+
+    @property
+    def accepted_versions(self) -> tuple[str, ...]:
+        """The versions the probes found accepted (empty when not probed)."""
+        return tuple(v.version for v in self.versions if v.status == ACCEPTED)
+
+    @property
+    def chain_relaxed(self) -> bool:
+        """The chain came from a probe at OpenSSL security level 0."""
+        return any(v.relaxed for v in self.versions if v.version == self.chain_source)
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` form."""
@@ -137,6 +186,19 @@ class Inspection:
             "chain_verified": self.chain_verified,
             "chain": [c.to_json() for c in self.chain],
             "versions": {v.version: v.status for v in self.versions} if self.versions else None,
+            "accepted_versions": list(self.accepted_versions) if self.versions else None,
+            "version_probes": [v.to_json() for v in self.versions] if self.versions else None,
+            "handshake_error": self.handshake_error,
+            "chain_source": self.chain_source,
+            "probe_verdict": (
+                {
+                    "trusted": self.probe_verdict.ok,
+                    "problem": self.probe_verdict.problem,
+                    "verdict": self.probe_verdict.line,
+                }
+                if self.probe_verdict is not None
+                else None
+            ),
         }
 
 
@@ -186,6 +248,13 @@ def _session(tls: ssl.SSLSocket) -> tuple[str | None, str | None, int | None, st
     )
 
 
+def _common_ground_error(error: BaseException | None) -> ssl.SSLError | None:
+    """``error`` if it says the server and this client share no version or cipher."""
+    if isinstance(error, ssl.SSLCertVerificationError) or not isinstance(error, ssl.SSLError):
+        return None
+    return error if getattr(error, "reason", None) in _NO_COMMON_GROUND else None
+
+
 def inspect(
     host: str,
     port: int,
@@ -213,22 +282,41 @@ def inspect(
         insecure: when verification fails, make a second, unverified handshake to show the
             session parameters (it sends no data). The verdict still comes from the verified
             handshake.
-        timeout: seconds for each connect, STARTTLS dialogue and handshake.
+        timeout: seconds for each connect, STARTTLS dialogue and handshake. When the server
+            shares no version or cipher with this client and ``versions`` is false, the
+            version probes that explain it get this many seconds in all.
 
     Raises:
         TransportError: no connection, no TLS at all, a handshake failure other than
-            certificate verification (no common version or cipher ...), a timeout.
+            certificate verification, a timeout; also no common version or cipher when no
+            version probe gets through either (the message says what the probes saw).
         RemoteProtocolError: the STARTTLS dialogue failed.
     """
     name = servername or host
     trust = _trust(cafile, lab_cafile)
     ctx = make_client_context(cafile=cafile, extra_cafile=lab_cafile)
     tls, peer, error = _attempt(host, port, ctx, name, starttls, timeout)
+    no_common_ground = _common_ground_error(error)
     with tls:
-        if error is not None and not isinstance(error, ssl.SSLCertVerificationError):
+        cert_failure = isinstance(error, ssl.SSLCertVerificationError)
+        if error is not None and not cert_failure and no_common_ground is None:
             raise handshake_error(error, peer, timeout) from error
-        ders = peer_chain(tls, verified=error is None)
+        ders = peer_chain(tls, verified=error is None) if no_common_ground is None else []
         session = _session(tls) if error is None else (None, None, None, None)
+    if no_common_ground is not None:
+        return _inspect_by_probes(
+            no_common_ground,
+            host=host,
+            port=port,
+            peer=peer,
+            name=name,
+            starttls=starttls,
+            cafile=cafile,
+            lab_cafile=lab_cafile,
+            trust=trust,
+            budget=None if versions else timeout,
+            timeout=timeout,
+        )
     chain = describe_chain(ders)
     if isinstance(error, ssl.SSLCertVerificationError):
         judged = verdict(error.verify_code, str(error.verify_message or ""), chain, name, trust)
@@ -275,6 +363,98 @@ def inspect(
     )
 
 
+def _listed(labels: list[str], conjunction: str = "and") -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    if len(labels) < 2:
+        return "".join(labels)
+    return f"{', '.join(labels[:-1])} {conjunction} {labels[-1]}"
+
+
+def _probe_summary(results: tuple[VersionResult, ...]) -> str:
+    """What the probes saw when none got through, for the error message."""
+    refused = [r.version for r in results if r.status == REFUSED]
+    local = [r.version for r in results if r.status == LOCAL]
+    failed = [r.version for r in results if r.status == ERROR]
+    parts = []
+    if refused:
+        parts.append(f"offered one at a time, {_listed(refused)} were refused")
+    if local:
+        parts.append(f"this OpenSSL cannot offer {_listed(local, 'or')}")
+    if failed:
+        parts.append(f"{_listed(failed)} could not be probed")
+    return "; ".join(parts) if parts else "no version could be probed"
+
+
+def _version_verdict(accepted: list[str], reason: str) -> Verdict:
+    """The verdict when the verifying handshake failed yet some version probe got through."""
+    if all(label in LEGACY_VERSIONS for label in accepted):
+        them = "it" if len(accepted) == 1 else "them"
+        return Verdict(
+            False,
+            "old-tls",
+            f"old TLS only: the server offers only {_listed(accepted)}, which RFC 8996 "
+            f"deprecates; a secure client refuses {them}",
+        )
+    return Verdict(
+        False,
+        "handshake-failed",
+        f"handshake failed: {reason}, although the server accepted {_listed(accepted)} "
+        "when offered alone",
+    )
+
+
+def _inspect_by_probes(
+    error: ssl.SSLError,
+    *,
+    host: str,
+    port: int,
+    peer: str,
+    name: str,
+    starttls: str | None,
+    cafile: str | os.PathLike[str] | None,
+    lab_cafile: str | os.PathLike[str] | None,
+    trust: str,
+    budget: float | None,
+    timeout: float,
+) -> Inspection:
+    """Explain a verifying handshake that found no common version or cipher, by probing."""
+    reason = describe_tls_error(error)
+    log.info("%s: %s; probing TLS 1.0-1.3 one at a time", peer, reason)
+    deadline = time.monotonic() + budget if budget is not None else None
+    probes = _probe_all(host, port, name, starttls, cafile, lab_cafile, timeout, deadline)
+    results = tuple(result for result, _ in probes)
+    accepted = [r.version for r in results if r.status == ACCEPTED]
+    if not accepted:
+        base = handshake_error(error, peer, timeout)
+        raise type(base)(f"{base}; {_probe_summary(results)}") from error
+    source, seen = next(
+        ((r.version, s) for r, s in reversed(probes) if s is not None and s.ders), (None, None)
+    )
+    chain = describe_chain(seen.ders) if seen is not None else ()
+    leaf = chain[0] if chain else None
+    return Inspection(
+        host=host,
+        port=port,
+        peer=peer,
+        servername=name,
+        starttls=starttls,
+        trust=trust,
+        verdict=_version_verdict(accepted, reason),
+        findings=findings(chain, name),
+        chain=chain,
+        chain_verified=False,  # this client never verified it: it could not talk to the server
+        name_match=match_name(name, leaf.dns_names, leaf.ip_addresses) if leaf else None,
+        versions=results,
+        handshake_error=reason,
+        chain_source=source,
+        probe_verdict=(
+            verdict(seen.verify_code, seen.verify_message, chain, name, trust)
+            if seen is not None
+            else None
+        ),
+    )
+
+
 def _insecure_session(
     host: str, port: int, name: str, starttls: str | None, timeout: float
 ) -> tuple[str | None, str | None, int | None, str | None]:
@@ -306,6 +486,15 @@ def _probe_context(
     return ctx
 
 
+@dataclass(frozen=True)
+class _Seen:
+    """The chain one probe received, and the probe's own verification of it."""
+
+    ders: list[bytes]
+    verify_code: int | None
+    verify_message: str
+
+
 def _probe_one(
     label: str,
     attr: str,
@@ -316,27 +505,61 @@ def _probe_one(
     cafile: str | os.PathLike[str] | None,
     lab_cafile: str | os.PathLike[str] | None,
     timeout: float,
-) -> VersionResult:
+) -> tuple[VersionResult, _Seen | None]:
     if not getattr(ssl, f"HAS_{attr}", False):
-        return VersionResult(label, LOCAL, f"ssl.HAS_{attr} is False")
+        return VersionResult(label, LOCAL, f"ssl.HAS_{attr} is False"), None
     version = getattr(ssl.TLSVersion, attr)
+    relaxed = label in LEGACY_VERSIONS
     try:
         ctx = _probe_context(version, cafile, lab_cafile)
     except (ValueError, ssl.SSLError) as exc:
-        return VersionResult(label, LOCAL, str(exc))
+        return VersionResult(label, LOCAL, str(exc)), None
     tls, peer, error = _attempt(host, port, ctx, name, starttls, timeout)
     with tls:
         if error is None:
-            return VersionResult(label, ACCEPTED, tls.version() or label)
-    if isinstance(error, ssl.SSLCertVerificationError):
-        # The certificate arrives after the server chose the version: it accepted it.
-        return VersionResult(label, ACCEPTED, f"(certificate not trusted: {error.verify_message})")
+            cipher = tls.cipher()
+            got = f"{label}, {cipher[0]}" if cipher else label
+            seen = _Seen(peer_chain(tls, verified=True), None, "")
+            return VersionResult(label, ACCEPTED, got, relaxed), seen
+        if isinstance(error, ssl.SSLCertVerificationError):
+            # The certificate arrives after the server chose the version: it accepted it.
+            message = str(error.verify_message or "")
+            seen = _Seen(peer_chain(tls, verified=False), error.verify_code, message)
+            detail = f"(certificate not trusted: {message})"
+            return VersionResult(label, ACCEPTED, detail, relaxed), seen
     reason = getattr(error, "reason", None) or ""
     if reason in _LOCAL_REASONS:
-        return VersionResult(label, LOCAL, reason)
+        return VersionResult(label, LOCAL, reason, relaxed), None
     if reason in _REFUSED_REASONS or isinstance(error, ssl.SSLEOFError | ConnectionError):
-        return VersionResult(label, REFUSED, reason or type(error).__name__)
-    return VersionResult(label, "error", str(handshake_error(error, peer, timeout)))
+        return VersionResult(label, REFUSED, reason or type(error).__name__, relaxed), None
+    detail = str(handshake_error(error, peer, timeout))
+    return VersionResult(label, ERROR, detail, relaxed), None
+
+
+def _probe_all(
+    host: str,
+    port: int,
+    name: str,
+    starttls: str | None,
+    cafile: str | os.PathLike[str] | None,
+    lab_cafile: str | os.PathLike[str] | None,
+    timeout: float,
+    deadline: float | None,
+) -> list[tuple[VersionResult, _Seen | None]]:
+    """Probe each version in turn; with a ``deadline`` (monotonic), all within it."""
+    probes: list[tuple[VersionResult, _Seen | None]] = []
+    for label, attr in TLS_VERSIONS:
+        allowed = timeout if deadline is None else min(timeout, deadline - time.monotonic())
+        if allowed <= 0:
+            probes.append((VersionResult(label, ERROR, "not probed: out of time"), None))
+            continue
+        try:
+            probes.append(
+                _probe_one(label, attr, host, port, name, starttls, cafile, lab_cafile, allowed)
+            )
+        except WirelabError as exc:
+            probes.append((VersionResult(label, ERROR, str(exc)), None))
+    return probes
 
 
 def probe_versions(
@@ -351,16 +574,10 @@ def probe_versions(
 ) -> tuple[VersionResult, ...]:
     """Ask the server about each of TLS 1.0-1.3 in turn (one connection each).
 
-    Raises:
-        TransportError: the server could not be reached at all.
+    Each probe offers exactly one version and verifies the certificate; the TLS 1.0 and 1.1
+    probes run at OpenSSL security level 0 (``relaxed``). None sends application data.
+    Failures are reported per version, never raised.
     """
     name = servername or host
-    results = []
-    for label, attr in TLS_VERSIONS:
-        try:
-            results.append(
-                _probe_one(label, attr, host, port, name, starttls, cafile, lab_cafile, timeout)
-            )
-        except WirelabError as exc:
-            results.append(VersionResult(label, "error", str(exc)))
-    return tuple(results)
+    probes = _probe_all(host, port, name, starttls, cafile, lab_cafile, timeout, None)
+    return tuple(result for result, _ in probes)
