@@ -60,7 +60,7 @@ def test_lookup(env: dict[str, str]) -> None:
     cname = run(env, "lookup", "smtp.example.com", "--type", "CNAME").stdout
     assert "smtp.example.com CNAME mail.example.com." in cname
     assert "has no MX record" in run(env, "lookup", "ftp.example.com", "-t", "MX").stdout
-    assert run(env, "lookup", "example.com", "--type", "BOGUS").returncode == 1
+    assert run(env, "lookup", "example.com", "--type", "BOGUS").returncode == 2  # usage
 
 
 @pytest.mark.slow

@@ -81,9 +81,37 @@ def _register_commands() -> None:
 _register_commands()
 
 
+#: An error message longer than this is shortened in its middle (a 10 kB host name, echoed).
+MAX_ERROR_CHARS = 400
+
+
+def _one_line(message: str) -> str:
+    """``message`` as one line of at most :data:`MAX_ERROR_CHARS` characters."""
+    text = " ".join(message.split())
+    if len(text) <= MAX_ERROR_CHARS:
+        return text
+    keep = MAX_ERROR_CHARS // 2 - 20
+    return f"{text[:keep]} [... {len(text) - 2 * keep:,} characters ...] {text[-keep:]}"
+
+
+def _not_text(args: list[str]) -> str | None:
+    """Say which argument is not valid UTF-8 (Python hands such bytes over as surrogates)."""
+    for position, arg in enumerate(args, 1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            raw = arg.encode("utf-8", "surrogateescape")
+            return f"argument {position} is not valid UTF-8 text: {raw[:60]!r}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI and exit with 0 (ok), 1 (error), 2 (usage error) or 130 (interrupted)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    problem = _not_text(args)
+    if problem is not None:
+        err_console.print(f"wirelab: error: {problem}", markup=False)
+        sys.exit(2)
     if "--debug" in args:  # accepted anywhere on the line, not only before the topic
         args = [a for a in args if a != "--debug"]
         os.environ["WIRELAB_DEBUG"] = "1"
@@ -102,6 +130,6 @@ def main(argv: list[str] | None = None) -> None:
     except (WirelabError, OSError) as exc:
         if debug:
             raise
-        err_console.print(f"wirelab: error: {exc}", markup=False)
+        err_console.print(f"wirelab: error: {_one_line(str(exc))}", markup=False)
         sys.exit(1)
     sys.exit(result if isinstance(result, int) else 0)

@@ -21,6 +21,7 @@ from wirelab.net.addresses import parse_port
 __all__ = [
     "JsonOption",
     "PortOption",
+    "check_port",
     "console",
     "debug_enabled",
     "err_console",
@@ -30,7 +31,19 @@ __all__ = [
 ]
 
 console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False)
+#: soft_wrap: an error is one line even in a pipe or a log file (rich would break it at 80).
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def check_port(value: str | None) -> str | None:
+    """Option callback: a port number out of range is a usage error (exit 2).
+
+    Service names (``domain``) are looked up later, for the right protocol.
+    """
+    if value is not None and value.strip().isdigit() and not 0 <= int(value) <= 65535:
+        raise typer.BadParameter(f"port {int(value)} is out of range 0-65535")
+    return value
+
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON document for scripts.")]
 PortOption = Annotated[
@@ -40,6 +53,7 @@ PortOption = Annotated[
         "--port",
         help="Port number or service name (e.g. 1060, domain). Default: the lab's.",
         show_default=False,
+        callback=check_port,
     ),
 ]
 

@@ -67,10 +67,12 @@ def lookup(
 ) -> None:
     """Show a name's A, AAAA, CNAME, MX, NS and TXT records (empty ones are not errors)."""
     from wirelab.dns.client import RECORD_TYPES, lookup_all, make_resolver
-    from wirelab.errors import ConfigError
 
     if record_type is not None and record_type.upper() not in TYPES:
-        raise ConfigError(f"unknown record type {record_type!r} (one of {', '.join(TYPES)})")
+        raise typer.BadParameter(
+            f"unknown record type {record_type!r} (one of {', '.join(TYPES)})",
+            param_hint="'--type'",
+        )
     resolver = _resolver(server) or make_resolver(None)
     types = (record_type.upper(),) if record_type else RECORD_TYPES
     results = lookup_all(name, resolver=resolver, types=types)
