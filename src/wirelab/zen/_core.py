@@ -198,8 +198,9 @@ class ZenServerCore:
 
     def receive_data(self, data: bytes) -> bytes:
         """Take bytes from the peer; return the answers now owed, joined (maybe ``b""``)."""
-        if not self._buffer and not self.closing:
-            # The common case, one whole known question per read: a single dict lookup.
+        if len(data) <= MIN_MAX_QUESTION and not self._buffer and not self.closing:
+            # The common case, one whole known question per read: a single dict lookup (not
+            # tried on longer reads, which cannot be one known question: no hashing them).
             found = _GET(data)
             if found is not None:
                 self.questions += 1
