@@ -1,4 +1,4 @@
-"""Project-wide test set-up: a leak check around every test (threads and child processes)."""
+"""Project-wide test set-up: a leak check around every test (threads, children, sockets)."""
 
 from __future__ import annotations
 
@@ -27,11 +27,25 @@ def _children() -> set[int]:
     return found
 
 
+def _sockets() -> set[str]:
+    """This process's open sockets, as ``fd -> socket:[inode]`` pairs."""
+    found = set()
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:"):
+            found.add(f"{fd.name}->{target}")
+    return found
+
+
 @pytest.fixture(autouse=True)
 def _no_leaks() -> Iterator[None]:
-    """Fail a test that leaves a thread or a child process running behind it."""
+    """Fail a test that leaves a thread, a child process or a socket open behind it."""
     threads_before = set(threading.enumerate())
     children_before = _children()
+    sockets_before = _sockets()
     yield
     deadline = time.monotonic() + 3.0
     while True:
@@ -41,8 +55,10 @@ def _no_leaks() -> Iterator[None]:
             if t not in threads_before and t.is_alive() and not t.name.startswith(_SESSION_THREADS)
         ]
         new_children = _children() - children_before
-        if not (new_threads or new_children) or time.monotonic() > deadline:
+        new_sockets = _sockets() - sockets_before
+        if not (new_threads or new_children or new_sockets) or time.monotonic() > deadline:
             break
         time.sleep(0.02)
     assert not new_threads, f"test leaked threads: {[t.name for t in new_threads]}"
     assert not new_children, f"test leaked child processes: {sorted(new_children)}"
+    assert not new_sockets, f"test leaked sockets: {sorted(new_sockets)}"

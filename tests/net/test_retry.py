@@ -95,6 +95,13 @@ def test_max_attempts_and_float_rounding_at_the_cap() -> None:
     assert list(constant.delays()) == [0.5] * 4
 
 
+def test_a_ceiling_keeps_the_waits_and_goes_on_until_max_attempts() -> None:
+    patient = Backoff(jitter=0, ceiling=1.6, max_attempts=8)
+    assert list(patient.delays()) == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.6, 1.6, 1.6, 1.6])
+    # A ceiling above the cap changes nothing: the cap still ends the schedule.
+    assert list(Backoff(jitter=0, ceiling=5.0).delays()) == pytest.approx(BOOK)
+
+
 def test_retry_gives_up_like_the_book() -> None:
     clock = FakeClock()
     server = SilentServer(clock)
@@ -204,6 +211,8 @@ def test_retry_with_the_real_clock_is_quick_for_a_quick_schedule() -> None:
         {"jitter": 1.0},
         {"jitter": -0.1},
         {"factor": 1.0},  # would retry forever
+        {"ceiling": 1.0},  # so would this
+        {"ceiling": 0.05, "max_attempts": 3},  # below the first wait
     ],
 )
 def test_bad_backoffs_are_config_errors(kwargs: dict[str, float]) -> None:

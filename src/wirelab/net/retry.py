@@ -46,6 +46,8 @@ class Backoff:
         deadline: seconds from the first attempt after which no attempt starts; the last
             attempt's wait is shortened to end at the deadline (None: no deadline).
         jitter: each wait is multiplied by a random factor in ``[1 - jitter, 1 + jitter]``.
+        ceiling: the waits stop growing here, and the schedule goes on at this wait until
+            ``max_attempts`` or ``deadline`` ends it (None: the waits grow until ``cap``).
 
     Raises:
         ConfigError: a value out of range, or a schedule that would never end.
@@ -57,6 +59,7 @@ class Backoff:
     max_attempts: int | None = None
     deadline: float | None = None
     jitter: float = 0.1
+    ceiling: float | None = None
 
     def __post_init__(self) -> None:
         if not self.initial > 0:
@@ -71,8 +74,11 @@ class Backoff:
             raise ConfigError(f"backoff deadline must be above 0, not {self.deadline}")
         if not 0 <= self.jitter < 1:
             raise ConfigError(f"backoff jitter must be in [0, 1), not {self.jitter}")
-        if self.factor == 1 and self.max_attempts is None and self.deadline is None:
-            raise ConfigError("a backoff with factor 1 needs max_attempts or a deadline")
+        endless = self.factor == 1 or (self.ceiling is not None and self.ceiling <= self.cap)
+        if endless and self.max_attempts is None and self.deadline is None:
+            raise ConfigError("a backoff whose waits stop growing needs max_attempts or a deadline")
+        if self.ceiling is not None and not self.ceiling >= self.initial:
+            raise ConfigError(f"backoff ceiling {self.ceiling} is below the initial delay")
 
     def delays(self, rng: random.Random | None = None) -> Iterator[float]:
         """Yield the successive waits, jittered; the schedule's length is the attempt count.
@@ -85,6 +91,7 @@ class Backoff:
         """
         rng = rng if rng is not None else random.Random()
         delay = self.initial
+        ceiling = self.ceiling
         attempts = 0
         while delay <= self.cap * (1 + _EPSILON):
             if self.max_attempts is not None and attempts >= self.max_attempts:
@@ -95,6 +102,8 @@ class Backoff:
                 yield delay
             attempts += 1
             delay *= self.factor
+            if ceiling is not None and delay > ceiling:
+                delay = ceiling
 
 
 def retry(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from datetime import datetime
 from typing import Annotated
@@ -65,12 +66,26 @@ def client(
     lossy: Annotated[
         bool, typer.Option("--lossy", help="Use the lab's lossy endpoint (drops 50%).")
     ] = False,
+    attempts: Annotated[
+        int | None,
+        typer.Option(
+            "--attempts",
+            min=1,
+            max=100,
+            help="Try this many times, the waits doubling from 0.1 s up to 1.6 s. "
+            "Default: the book's schedule (0.1 s doubling, give up above 2 s: 5 attempts).",
+            show_default=False,
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Send one request and wait for the reply, retrying with exponential backoff."""
     where, number = lab_target("udp", host, port, endpoint="lossy" if lossy else "udp", proto="udp")
     text = message if message is not None else f"The time is {datetime.now()}"
-    reply = udp_client.request(where, number, text.encode("utf-8"))
+    backoff = udp_client.BOOK_BACKOFF
+    if attempts is not None:
+        backoff = dataclasses.replace(backoff, ceiling=1.6, max_attempts=attempts)
+    reply = udp_client.request(where, number, text.encode("utf-8"), backoff=backoff)
     if json_output:
         print_json(
             {
