@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from wirelab.errors import ServiceUnavailable
-from wirelab.zen._common import RECV_SIZE, RunningServer
+from wirelab.zen._common import RECV_SIZE, RESOURCE_ERRNOS, RunningServer, accept_backoff_log
 from wirelab.zen._core import ZenConfig, ZenServerCore
 
 __all__ = [
@@ -312,6 +312,26 @@ def _stream_handler(
     return handle
 
 
+def _one_line_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
+    """Report asyncio's "out of descriptors" accept errors as our one rate-limited line.
+
+    asyncio pauses accepting for a second on EMFILE/ENFILE (as we want) but logs each one
+    with a traceback; everything else still goes to the loop's previous handler.
+    """
+    previous = loop.get_exception_handler()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and exc.errno in RESOURCE_ERRNOS:
+            accept_backoff_log(exc)
+        elif previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+
+
 async def serve_zen(
     sock: socket.socket,
     config: ZenConfig,
@@ -333,6 +353,7 @@ async def serve_zen(
             inetd ``wait`` child).
     """
     loop = asyncio.get_running_loop()
+    _one_line_accept_errors(loop)
     stop = stop or asyncio.Event()
     state = _State(config)
     tasks: set[asyncio.Task[Any]] = set()
