@@ -77,6 +77,14 @@ def test_bad_input_is_one_line_and_exit_1(
     assert f"wirelab: error: {message}" in done.stderr
 
 
+def test_workers_for_an_architecture_without_workers_is_a_usage_error(
+    wirelab_env: dict[str, str],
+) -> None:
+    done = run(wirelab_env, "serve", "-p", "0", "--arch", "selectors", "--workers", "3")
+    assert done.returncode == 2
+    assert "selectors has no workers to set" in done.stderr
+
+
 def test_client_to_a_closed_port_fails_cleanly(wirelab_env: dict[str, str]) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

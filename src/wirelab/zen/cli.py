@@ -45,6 +45,10 @@ def archs() -> None:
         console.print(name)
 
 
+#: The architectures whose size ``--workers`` sets: threads, or processes.
+WORKER_ARCHS = ("threadpool", "prefork")
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Argument(help="Address to bind.")] = LOOPBACK,
@@ -68,6 +72,11 @@ def serve(
     logging.getLogger("wirelab.zen").setLevel(logging.INFO)
     config = ZenConfig(workers=workers, idle_timeout=idle_timeout, delay=delay)
     chosen = arch or DEFAULT_ARCH
+    if workers is not None and chosen not in WORKER_ARCHS:
+        raise typer.BadParameter(
+            f"{chosen} has no workers to set (only {' and '.join(WORKER_ARCHS)} do)",
+            param_hint="'--workers'",
+        )
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         server = start_server(chosen, host, number, config)
