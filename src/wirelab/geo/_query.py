@@ -5,7 +5,8 @@ parts (``["207 N. Defiance St", "Archbold", "OH"]``) and a postcode (``"43502"``
 gazetteer decides which part is a city, a state or a country. Rules:
 
 * the text must be non-empty after trimming, at most :data:`MAX_QUERY_CHARS` characters,
-  and free of control characters (a query is one line of text);
+  and free of control characters (a query is one line of text) and of lone surrogates
+  (which is how Python hands over command-line bytes that are not UTF-8);
 * Unicode is normalised to NFC and runs of white space collapse to one space;
 * a US ZIP code (``43502`` or ``43502-1234``) standing alone in the last two parts is taken
   out as the postcode (ZIP+4 is reduced to its five digits);
@@ -61,8 +62,10 @@ def _clean(text: str) -> str:
         raise QueryError("the query must be text")
     if len(text) > MAX_QUERY_CHARS * 4:  # cheap early refusal before any normalising work
         raise QueryError(f"the query is too long (over {MAX_QUERY_CHARS} characters)")
+    if any(unicodedata.category(ch) == "Cs" for ch in text):
+        raise QueryError("the query is not valid text (bytes that are not UTF-8?)")
     text = unicodedata.normalize("NFC", text).replace("\t", " ")
-    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in text):
+    if any(unicodedata.category(ch) == "Cc" for ch in text):
         raise QueryError("the query contains control characters")
     text = _SPACES.sub(" ", text).strip()
     if not text:

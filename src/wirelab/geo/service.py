@@ -25,7 +25,9 @@ class GeoService(Service):
         from wirelab.geo.server import GeoServer
 
         context = lab.server_ssl_context(list(HOSTNAMES))
-        gazetteer = await asyncio.to_thread(shared, lab.state_dir / "geo")
+        # The user's cache, shared by every lab (wirelab.geo.gazetteer.cache_dir), not the
+        # lab's state directory: a fresh lab loads in well under a second, not builds.
+        gazetteer = await asyncio.to_thread(shared)
         server = GeoServer(lab.bind_host, lab.port("geo", "https"), context, gazetteer)
         try:
             server.start()
