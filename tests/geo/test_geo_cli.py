@@ -54,7 +54,9 @@ def test_unknown_place_and_bad_input(env: dict[str, str]) -> None:
         empty.returncode == 1 and empty.stderr == "wirelab: error: bad query: the query is empty\n"
     )
     bad_way = run(env, "search", ADDRESS, "--way", "carrier-pigeon")
-    assert bad_way.returncode == 1 and "unknown way" in bad_way.stderr
+    assert bad_way.returncode == 2 and "unknown way 'carrier-pigeon'" in bad_way.stderr
+    bad_provider = run(env, "search", ADDRESS, "--provider", "yellow-pages")
+    assert bad_provider.returncode == 2 and "unknown provider" in bad_provider.stderr
     google = run({**env, "WIRELAB_GOOGLE_API_KEY": ""}, "search", ADDRESS, "--provider", "google")
     assert google.returncode == 1 and "API key" in google.stderr
 
@@ -104,3 +106,16 @@ def test_stringcodes_writes_no_file(env: dict[str, str], tmp_path: Path) -> None
     doc = json.loads(run(env, "stringcodes", "--text", "café", "--json", cwd=tmp_path).stdout)
     assert doc["outgoing"]["bytes_hex"] == "636166c3a9"
     assert run(env, "stringcodes", "--text", "✓", "-e", "ascii").returncode == 1
+
+
+@pytest.mark.parametrize("way", ["library", "requests", "httpclient", "raw"])
+def test_with_no_lab_a_private_geocoder_answers(
+    wirelab_env: dict[str, str], tmp_path: Path, way: str
+) -> None:
+    """`wirelab geo search ADDRESS` works offline from a clean machine, with no lab up."""
+    env = {**wirelab_env, "WIRELAB_HOME": str(tmp_path / "no-lab-here")}
+    done = run(env, "search", ADDRESS, "--way", way, "--json")
+    assert done.returncode == 0, done.stderr
+    assert "a private lab geocoder answers" in done.stderr
+    place = json.loads(done.stdout)[0]
+    assert abs(place["lat"] - 41.5214) < 0.05 and abs(place["lon"] + 84.3072) < 0.05

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from wirelab.cli.common import JsonOption, console, err_console, print_json
+from wirelab.cli.common import JsonOption, console, err_console, lab_state, print_json
+
+if TYPE_CHECKING:
+    from wirelab.geo.providers import Provider
 
 __all__ = ["app"]
 
@@ -20,20 +27,55 @@ WAYS = ("library", "requests", "httpclient", "raw")
 PROVIDERS = ("lab", "lab-google", "nominatim", "google")
 
 
+def _choice(value: str, known: tuple[str, ...], what: str) -> str:
+    if value not in known:
+        raise typer.BadParameter(f"unknown {what} {value!r} (one of {', '.join(known)})")
+    return value
+
+
+@contextmanager
+def _provider(name: str, api_key: str | None) -> Iterator[Provider]:
+    """The provider; for the lab ones with no lab running, a private lab geocoder meanwhile."""
+    from wirelab.geo.providers import lab_provider, make_provider
+
+    style = {"lab": "nominatim", "lab-google": "google"}.get(name)
+    if style is None or lab_state() is not None:
+        yield make_provider(name, api_key=api_key)
+        return
+    from wirelab.geo.service import GeoService
+    from wirelab.lab.service import LabContext
+    from wirelab.lab.supervisor import LabThread
+
+    err_console.print("(no lab is running: a private lab geocoder answers for this command)")
+    with (
+        tempfile.TemporaryDirectory(prefix="wirelab-geo-") as tmp,
+        LabThread([GeoService()], LabContext(state_dir=Path(tmp), ephemeral=True)) as state,
+    ):
+        yield lab_provider(state, style=style)
+
+
 @app.command()
 def search(
     address: Annotated[
         str, typer.Argument(help='Address, e.g. "207 N. Defiance St, Archbold, OH".')
     ],
     way: Annotated[
-        str, typer.Option("--way", "-w", help=f"How to ask: {', '.join(WAYS)}.")
+        str,
+        typer.Option(
+            "--way",
+            "-w",
+            help=f"How to ask: {', '.join(WAYS)}.",
+            callback=lambda value: _choice(value, WAYS, "way"),
+        ),
     ] = "library",
     provider: Annotated[
         str,
         typer.Option(
             "--provider",
             "-P",
-            help=f"Who answers: {', '.join(PROVIDERS)} (the real ones need the internet).",
+            help=f"Who answers: {', '.join(PROVIDERS)} (the real ones need the internet). "
+            "With no lab running, the lab ones start a private lab geocoder.",
+            callback=lambda value: _choice(value, PROVIDERS, "provider"),
         ),
     ] = "lab",
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=50)] = 1,
@@ -51,16 +93,12 @@ def search(
     ADDRESS must be one line of text, 1 to 256 characters; anything else exits 1 with one
     line, before any request (bytes that are not UTF-8 are a usage error: exit 2).
     """
-    from wirelab.errors import ConfigError
     from wirelab.geo.client import check_query, geocode
-    from wirelab.geo.providers import make_provider
 
-    if way not in WAYS:
-        raise ConfigError(f"unknown way {way!r} (one of {', '.join(WAYS)})")
     check_query(address)  # a bad query is one line, before any provider or lab is needed
-    chosen = make_provider(provider, api_key=api_key)
-    err_console.print(f"(asking {chosen.name} at {chosen.netloc}, the {way} way)")
-    found = geocode(address, provider=chosen, way=way, timeout=timeout, limit=limit)
+    with _provider(provider, api_key) as chosen:
+        err_console.print(f"(asking {chosen.name} at {chosen.netloc}, the {way} way)")
+        found = geocode(address, provider=chosen, way=way, timeout=timeout, limit=limit)
     if json_output:
         print_json(
             [{"lat": f.latitude, "lon": f.longitude, "display_name": f.address} for f in found]
