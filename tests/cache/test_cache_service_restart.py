@@ -132,7 +132,8 @@ def test_a_node_that_keeps_dying_is_given_up_with_one_error(
     caplog.set_level(logging.INFO, logger=LOGGER)
     service = CacheService(poll_interval=0.1, max_restarts=1, backoff=0.1)
     lab = LabContext(state_dir=tmp_path, ephemeral=True, options={"memcached": 2})
-    with LabThread([service], lab) as state:
+    runner = LabThread([service], lab)
+    with runner as state:
         first, second = ((n.host, n.port) for n in lab_nodes(state))
         _kill(second[1])
         _wait_for("the first restart", lambda: bool(_records(caplog, logging.INFO)), 10.0)
@@ -145,6 +146,8 @@ def test_a_node_that_keeps_dying_is_given_up_with_one_error(
         assert not _answers(second)
         assert _memcached_pid(second[1]) is None
         assert _answers(first)  # the other node keeps serving
+        # The lab's state no longer lists the node it gave up on.
+        assert [(n.host, n.port) for n in lab_nodes(runner.state)] == [first]
 
     assert len(_records(caplog, logging.WARNING)) == 1
     assert _records(caplog, logging.ERROR) == [

@@ -143,3 +143,36 @@ def test_state_file_round_trip(tmp_path: Path) -> None:
         assert keys <= set(document["services"][0])
         assert document["accounts"] == [{"user": "brandon", "password": "abc123"}]
         assert Path(document["ca"]).is_file()
+
+
+class Shrinks(Service):
+    """Reports two endpoints, then (while the lab runs) only one, as a service that gave up."""
+
+    name = "shrinks"
+    chapter = 0
+
+    async def serve(self, lab: LabContext, started: Started) -> None:
+        first, second = listen_tcp(lab.bind_host, 0), listen_tcp(lab.bind_host, 0)
+        with first, second:
+            started([lab.endpoint(self, "one", first), lab.endpoint(self, "two", second)])
+            await asyncio.sleep(0.1)
+            started([lab.endpoint(self, "one", first)])
+            await asyncio.Event().wait()
+
+
+def test_a_service_that_reports_again_gets_a_new_state(tmp_path: Path) -> None:
+    seen: list[list[str]] = []
+    supervisor = Supervisor([Shrinks()], LabContext(tmp_path, ephemeral=True))
+
+    async def main() -> None:
+        stop = asyncio.Event()
+
+        def on_ready(state: LabState) -> None:
+            seen.append([ep.endpoint for ep in state.endpoints])
+            if len(seen) == 2:
+                stop.set()
+
+        await asyncio.wait_for(supervisor.run(stop=stop, on_ready=on_ready), 10)
+
+    asyncio.run(main())
+    assert seen == [["one", "two"], ["one"]]  # on_ready (which saves the state file) twice

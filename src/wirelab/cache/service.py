@@ -116,11 +116,16 @@ class CacheService(Service):
                 for i, d in enumerate(daemons)
             ]
             started(endpoints)
+            live = list(endpoints)
+
+            async def watch(endpoint: BoundEndpoint, daemon: MemcachedDaemon) -> None:
+                await self._watch(daemon, endpoint.name)
+                live.remove(endpoint)  # given up: the state file stops listing it
+                started(list(live))
+
             async with asyncio.TaskGroup() as group:  # cancelled with the lab, before the stop
                 for endpoint, daemon in zip(endpoints, daemons, strict=True):
-                    group.create_task(
-                        self._watch(daemon, endpoint.name), name=f"wirelab-lab:{endpoint.name}"
-                    )
+                    group.create_task(watch(endpoint, daemon), name=f"wirelab-lab:{endpoint.name}")
             await asyncio.Event().wait()  # every node gave up: the lab still runs
         finally:
             for daemon in daemons:

@@ -62,6 +62,7 @@ class Supervisor:
         self.state: LabState | None = None
         self._bound: dict[str, list[BoundEndpoint]] = {}
         self._unavailable: dict[str, str] = {}
+        self._on_change: Callable[[LabState], None] | None = None
 
     async def run(
         self,
@@ -70,6 +71,10 @@ class Supervisor:
         on_ready: Callable[[LabState], None] | None = None,
     ) -> None:
         """Start every service, call ``on_ready(state)``, serve until ``stop`` is set.
+
+        A service that reports its endpoints again while the lab runs (a node it gave up on,
+        say) gets a new state, and ``on_ready`` is called again with it (the state file is
+        rewritten).
 
         Raises:
             Exception: the first start-up error of any service, as it was raised.
@@ -87,6 +92,7 @@ class Supervisor:
                 await self._wait_ready(ready)
                 self.state = self._make_state()
                 log.info("lab ready: %d endpoints", len(self.state.endpoints))
+                self._on_change = on_ready
                 if on_ready is not None:
                     on_ready(self.state)
                 await stop.wait()
@@ -121,6 +127,11 @@ class Supervisor:
             self._bound[svc.name] = list(endpoints)
             if not ready.done():
                 ready.set_result(None)
+            elif self.state is not None:  # a change while the lab runs: a new state
+                self.state = self._make_state()
+                log.info("lab service %s now has %d endpoints", svc.name, len(endpoints))
+                if self._on_change is not None:
+                    self._on_change(self.state)
 
         def started(endpoints: Sequence[BoundEndpoint]) -> None:
             try:
