@@ -166,8 +166,9 @@ def write_chart(report: BenchReport, path: Path) -> None:
         ax.set_xlabel("connections")
         ax.set_ylabel("requests/s relative to the C epoll server (same run)")
         ax.set_title(f"Zen, pipeline depth {pipeline}")
-        ax.legend(fontsize="x-small", ncol=2)
+        # Below the bars, not over them.
+        ax.legend(fontsize="x-small", ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.12))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
