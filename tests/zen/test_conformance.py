@@ -9,6 +9,7 @@ answers (except from ``single``, which serves one client at a time by design).
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import struct
 import threading
@@ -24,6 +25,16 @@ IDLE = 0.3
 EVENT_LOOPS = ("selectors", "asyncio-protocol", "asyncio-streams", "uvloop", "prefork")
 CONFIG = ZenConfig(idle_timeout=IDLE, max_question=256, max_output=16 << 10, workers=2)
 Q = b"Beautiful is better than?"
+#: The architectures that serve from threads of this process.
+IN_PROCESS_LOGS = (
+    "single",
+    "threadpool",
+    "threaded",
+    "selectors",
+    "asyncio-protocol",
+    "asyncio-streams",
+    "uvloop",
+)
 
 
 @pytest.fixture(params=list(ARCHS))
@@ -136,6 +147,23 @@ def test_question_over_the_limit_gets_an_error_and_a_close(
         sock.sendall(Q + b"x" * 300)
         assert read_answers(sock, 2) == b"Ugly." + TOO_LONG
         assert closed_by_server(sock, 5.0)
+
+
+@pytest.mark.parametrize("arch", IN_PROCESS_LOGS)
+def test_bad_input_is_one_log_line_per_connection(
+    arch: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The servers that run in this process log here; the others log to their own stderr.
+    caplog.set_level(logging.INFO, logger="wirelab.zen")
+    with start_server(arch, config=CONFIG) as running:
+        with connect(running) as sock:
+            sock.sendall(b"x" * 300)
+            assert read_answers(sock, 1) == TOO_LONG
+            assert closed_by_server(sock, 5.0)
+        time.sleep(0.1)  # the server may log just after it closed
+    lines = [r for r in caplog.records if "question over" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelno == logging.WARNING
+    assert "\n" not in lines[0].getMessage() and lines[0].exc_info is None
 
 
 def test_binary_garbage_gets_errors_and_the_connection_survives(
