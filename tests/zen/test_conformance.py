@@ -166,6 +166,27 @@ def test_bad_input_is_one_log_line_per_connection(
     assert "\n" not in lines[0].getMessage() and lines[0].exc_info is None
 
 
+def test_a_flood_owing_megabytes_is_answered_in_full_to_a_client_that_reads(
+    server: RunningServer,
+) -> None:
+    # 100,000 one-byte questions owe 2.4 MB of answers: the server answers them a share
+    # (max_output) at a time as this client reads, and none is lost.
+    count = 100_000
+    with connect(server, timeout=20.0) as sock:
+        sender = threading.Thread(target=sock.sendall, args=(b"?" * count,))
+        sender.start()
+        try:
+            got = bytearray()
+            while len(got) < count * len(UNKNOWN):
+                chunk = sock.recv(1 << 16)
+                if not chunk:
+                    break
+                got += chunk
+        finally:
+            sender.join(20.0)
+    assert bytes(got) == UNKNOWN * count
+
+
 def test_binary_garbage_gets_errors_and_the_connection_survives(
     server: RunningServer, bystander: Bystander | None
 ) -> None:

@@ -289,12 +289,15 @@ def _stream_handler(
                 if transport.get_write_buffer_size():
                     await writer.drain()  # only when the kernel did not take it all
                 while core.backlogged:  # a share at a time, as the client takes them
-                    for answer in core.receive_answers(b""):
-                        if config.delay:
+                    if config.delay:
+                        for answer in core.receive_answers(b""):
                             await asyncio.sleep(config.delay)
-                        writer.write(answer)
+                            writer.write(answer)
+                    else:
+                        writer.write(core.receive_data(b""))
                     if transport.get_write_buffer_size():
                         await writer.drain()
+                        conn.active = True  # the client took a share: it is making progress
                 if core.closing:
                     log.warning(
                         "%s sent a question over %d bytes; closing",
