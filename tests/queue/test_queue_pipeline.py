@@ -140,6 +140,38 @@ def test_a_dead_service_among_several_is_dropped_and_no_point_is_lost(
     ]
 
 
+def test_an_external_judge_in_another_process(pythagoras: str) -> None:
+    """The judge stage as its own process (`wirelab queue judge`), as on another host."""
+    pub, pull = _free_port(), _free_port()
+    command = [sys.executable, "-m", "wirelab", "queue", "judge"]
+    command += ["--pub", f"tcp://127.0.0.1:{pub}", "--pull", f"tcp://127.0.0.1:{pull}"]
+    command += ["--pythagoras", pythagoras, "--idle-exit", "2"]
+    judge = subprocess.Popen(
+        command,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        result = run_pi(
+            20_000, batch=100, ports={"pub": pub, "pull": pull}, judge=False, seed=8, timeout=10
+        )
+        _every_point_counted(result, 20_000)
+        assert result.endpoints["pythagoras"] == "(the external judge's)"
+        _, err = judge.communicate(timeout=30)
+    finally:
+        if judge.poll() is None:
+            judge.kill()
+            judge.communicate()
+    assert judge.returncode == 0, err
+    batches = int(err.splitlines()[-1].split()[1].replace(",", ""))
+    assert err.splitlines()[-1] == f"judged {batches:,} batches" and batches > 100
+
+
+def test_no_external_judge_is_a_clear_timeout() -> None:
+    with pytest.raises(Timeout, match=r"topics 01, 10, 11 .*is a `wirelab queue judge` running"):
+        run_pi(1000, ports={"pub": _free_port(), "pull": _free_port()}, judge=False, timeout=0.5)
+
+
 def test_no_service_at_all_times_out() -> None:
     with pytest.raises(Timeout, match=r"did not answer within 0\.5 s"):
         run_pi(500, pythagoras=[f"tcp://127.0.0.1:{_free_port()}"], timeout=0.5)

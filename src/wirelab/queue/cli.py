@@ -1,4 +1,4 @@
-"""``wirelab queue pi|pythagoras|ask`` (chapter 8: ZeroMQ pipelines)."""
+"""``wirelab queue pi|pythagoras|judge|ask`` (chapter 8: ZeroMQ pipelines)."""
 
 from __future__ import annotations
 
@@ -49,6 +49,18 @@ def pi(
             help="Use running pythagoras services (tcp://host:port, or 'lab'); repeatable.",
         ),
     ] = None,
+    external_judge: Annotated[
+        bool,
+        typer.Option(
+            "--external-judge",
+            help="Leave the judge stage to `wirelab queue judge` processes (on other hosts, "
+            "say); needs --book-ports.",
+        ),
+    ] = False,
+    host: Annotated[
+        str,
+        typer.Option("--host", help="Address the PUB and PULL sockets bind (tcp only)."),
+    ] = LOOPBACK,
     timeout: Annotated[
         float, typer.Option("--timeout", min=0.1, help="Seconds without progress allowed.")
     ] = 5.0,
@@ -64,6 +76,14 @@ def pi(
     services = [_lab_pythagoras() if p == "lab" else p for p in pythagoras or []]
     if services and transport == "inproc":
         raise ConfigError("--pythagoras needs --transport tcp (inproc stays in this process)")
+    if external_judge and (not book_ports or services):
+        raise typer.BadParameter(
+            "needs --book-ports (the judges connect to 6700 and 6702) and no --pythagoras "
+            "(the judges have their own)",
+            param_hint="'--external-judge'",
+        )
+    if host != LOOPBACK:
+        err_console.print(f"warning: binding {host}: ZeroMQ's tcp is not encrypted")
     ports = None
     if book_ports:
         ports = {"pub": default_port("queue", "pub"), "pull": default_port("queue", "pull")}
@@ -90,8 +110,10 @@ def pi(
             transport=transport,
             batch=batch,
             seed=seed,
+            host=host,
             ports=ports,
             pythagoras=services,
+            judge=not external_judge,
             timeout=timeout,
             on_progress=advance,
         )
@@ -131,6 +153,49 @@ def pythagoras_server(
         err_console.print("stopped")
     finally:
         context.term()
+
+
+@app.command()
+def judge(
+    pub: Annotated[
+        str, typer.Option("--pub", help="The source's PUB endpoint.")
+    ] = f"tcp://{LOOPBACK}:{default_port('queue', 'pub')}",
+    pull: Annotated[
+        str, typer.Option("--pull", help="The tally's PULL endpoint.")
+    ] = f"tcp://{LOOPBACK}:{default_port('queue', 'pull')}",
+    pythagoras: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pythagoras",
+            help="pythagoras services (tcp://host:port, or 'lab'), asked in turn; repeatable. "
+            "Default: the lab's.",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1, help="Seconds a service may take to answer.")
+    ] = 5.0,
+    idle_exit: Annotated[
+        float | None,
+        typer.Option("--idle-exit", min=0.1, help="Stop after this many seconds without points."),
+    ] = None,
+) -> None:
+    """Run the judge stage on its own, for `wirelab queue pi --external-judge`, until Ctrl-C."""
+    import zmq
+
+    from wirelab.queue.judge import Judge
+
+    services = [_lab_pythagoras() if p == "lab" else p for p in pythagoras or ["lab"]]
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    stop = threading.Event()
+    worker = Judge(context, pub, pull, services, stop=stop, timeout=timeout, idle_exit=idle_exit)
+    err_console.print(f"judge: points from {pub}, tallies to {pull}, asking {', '.join(services)}")
+    try:
+        worker.run()
+    except KeyboardInterrupt:
+        err_console.print("stopped")
+    finally:
+        context.term()
+    err_console.print(f"judged {worker.counts['judged']:,} batches")
 
 
 @app.command()

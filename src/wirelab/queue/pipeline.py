@@ -47,17 +47,14 @@ from wirelab.config import LOOPBACK
 from wirelab.errors import ConfigError, RemoteProtocolError, Timeout
 from wirelab.queue._codec import (
     ALWAYS_INSIDE_TOPICS,
-    JUDGED_TOPICS,
     MAX_BATCH,
-    RADIUS_SQUARED,
     TOPICS,
     decode_points,
-    decode_pythagoras_reply,
     decode_tally,
     encode_points,
-    encode_pythagoras_request,
     encode_tally,
 )
+from wirelab.queue.judge import Judge
 from wirelab.queue.pythagoras import serve_pythagoras
 from wirelab.queue.sockets import POLL_MS, bind, connect, make_socket, tcp_endpoint
 
@@ -161,6 +158,7 @@ class PiPipeline:
         host: str = LOOPBACK,
         ports: Mapping[str, int] | None = None,
         pythagoras: Sequence[str] = (),
+        judge: bool = True,
         timeout: float = DEFAULT_TIMEOUT,
         on_progress: Callable[[int, int], None] | None = None,
         context: _Ctx | None = None,
@@ -177,7 +175,12 @@ class PiPipeline:
         self.transport = transport
         self.batch = batch
         self.timeout = timeout
+        if not judge and (pythagoras or transport == "inproc"):
+            raise ConfigError(
+                "with an external judge, pythagoras is the judge's business, over tcp"
+            )
         self.external = list(pythagoras)
+        self.local_judge = judge
         self.on_progress = on_progress
         self._rng = random.Random(seed)
         self._context = context
@@ -212,15 +215,17 @@ class PiPipeline:
         context: _Ctx = self._context or zmq.Context()
         began = time.perf_counter()
         try:
-            binders = ["pub", "pull"] + ([] if self.external else ["rep"])
-            if not self.external:
+            own_pythagoras = self.local_judge and not self.external
+            binders = ["pub", "pull"] + (["rep"] if own_pythagoras else [])
+            if own_pythagoras:
                 self._start("pythagoras", self._pythagoras, context)
             self._start("tally", self._tally, context)
             self._start("source", self._source, context)
             self._wait_bound(binders)
-            rep = self.external or [self._bound["rep"]]
+            rep = self.external or ([self._bound["rep"]] if own_pythagoras else [])
             self._start("always-yes", self._always_yes, context)
-            self._start("judge", self._judge, context, rep)
+            if self.local_judge:
+                self._start("judge", self._judge, context, rep)
             self._wait_done()
         finally:
             self._shutdown(context)
@@ -233,7 +238,10 @@ class PiPipeline:
             self.batch,
             sum(self._counts.values()) + self._counts["req"],  # a request has a reply
             dict(self._published),
-            {"pythagoras": ", ".join(rep), **{k: v for k, v in self._bound.items() if k != "rep"}},
+            {
+                "pythagoras": ", ".join(rep) if rep else "(the external judge's)",
+                **{k: v for k, v in self._bound.items() if k != "rep"},
+            },
         )
 
     def _start(self, name: str, target: Callable[..., None], *args: object) -> None:
@@ -356,7 +364,8 @@ class PiPipeline:
         while missing and not self._stop.is_set():
             if time.monotonic() > deadline:
                 names = ", ".join(sorted(t.decode() for t in missing))
-                raise Timeout(f"no subscriber for topics {names} within {self.timeout:g} s")
+                hint = "" if self.local_judge else " (is a `wirelab queue judge` running?)"
+                raise Timeout(f"no subscriber for topics {names} within {self.timeout:g} s{hint}")
             if pub.poll(POLL_MS, zmq.POLLIN):
                 message = pub.recv()
                 if message[:1] == b"\x01":
@@ -403,70 +412,15 @@ class PiPipeline:
             push.close(linger=0)
 
     def _judge(self, context: _Ctx, services: list[str]) -> None:
-        """Ask the pythagoras services in turn; one that stops answering is dropped.
-
-        One REQ socket per service (a REQ socket waiting for a lost reply can never send
-        again: ZeroMQ's "lazy pirate" pattern closes it instead). A request that timed out is
-        sent again to the next live service, so points are neither lost nor counted twice.
-        """
-        sub = self._subscriber(context, JUDGED_TOPICS)
-        push = make_socket(context, zmq.PUSH)
-        live: dict[str, zmq.Socket[bytes]] = {}
-        try:
-            for endpoint in services:
-                live[endpoint] = make_socket(context, zmq.REQ)
-                connect(live[endpoint], endpoint)
-            connect(push, self._bound["pull"])
-            turn = 0
-            while not self._stop.is_set():
-                if not sub.poll(POLL_MS, zmq.POLLIN):
-                    continue
-                _, points = decode_points(sub.recv())
-                request = encode_pythagoras_request(points)
-                while True:
-                    if not live:
-                        where = ", ".join(services)
-                        raise Timeout(
-                            f"the pythagoras service at {where} did not answer within "
-                            f"{self.timeout:g} s"
-                        )
-                    endpoint = list(live)[turn % len(live)]
-                    turn += 1
-                    req = live[endpoint]
-                    req.send(request)
-                    self._counts["req"] += 1
-                    answered = self._await_reply(req)
-                    if answered is None:
-                        return  # stopping
-                    if answered:
-                        break
-                    live.pop(endpoint).close(linger=0)
-                    if live:
-                        log.warning(
-                            "pythagoras service %s did not answer within %g s; "
-                            "asking the %d other%s",
-                            endpoint,
-                            self.timeout,
-                            len(live),
-                            "" if len(live) == 1 else "s",
-                        )
-                sums = decode_pythagoras_reply(req.recv(), len(points))
-                inside = sum(1 for s in sums if s < RADIUS_SQUARED)
-                push.send(encode_tally(inside, len(points) - inside))
-                self._counts["judged"] += 1
-        finally:
-            for sock in (sub, push, *live.values()):
-                sock.close(linger=0)
-
-    def _await_reply(self, req: zmq.Socket[bytes]) -> bool | None:
-        """True once a reply waits, False after ``timeout`` seconds, None when stopping."""
-        deadline = time.monotonic() + self.timeout
-        while not req.poll(POLL_MS, zmq.POLLIN):
-            if self._stop.is_set():
-                return None
-            if time.monotonic() > deadline:
-                return False
-        return True
+        Judge(
+            context,
+            self._bound["pub"],
+            self._bound["pull"],
+            services,
+            stop=self._stop,
+            timeout=self.timeout,
+            counts=self._counts,
+        ).run()
 
 
 def run_pi(points: int = 1_000_000, **options: Any) -> PiResult:
