@@ -6,14 +6,13 @@ import logging
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from wirelab.cli.common import (
     JsonOption,
     console,
-    debug_enabled,
     err_console,
     lab_state,
     print_json,
@@ -272,12 +271,6 @@ def connect(
     console.print(greeting.text, end="" if greeting.text.endswith("\n") else "\n")
 
 
-def _fail(message: str) -> NoReturn:
-    """Exit 1 with one ``wirelab: error:`` line, never wrapped (as the top level words it)."""
-    err_console.print(f"wirelab: error: {message}", markup=False, soft_wrap=True)
-    raise typer.Exit(1)
-
-
 def _render(report: Inspection) -> None:
     where = format_address((report.host, report.port))
     if report.peer != where:
@@ -388,28 +381,24 @@ def inspect(
             "warning: --insecure: if verification fails, a second handshake runs without "
             "verification to show the session; it sends no data"
         )
-    try:
-        report = run_inspect(
-            target.host,
-            target.port,
-            servername=target.servername,
-            starttls=starttls.lower() if starttls else None,
-            cafile=cafile,
-            lab_cafile=target.lab_ca,
-            versions=versions,
-            insecure=insecure,
-            timeout=timeout,
-        )
-    except TLSError as exc:
-        if debug_enabled():
-            raise
-        _fail(str(exc))
+    report = run_inspect(
+        target.host,
+        target.port,
+        servername=target.servername,
+        starttls=starttls.lower() if starttls else None,
+        cafile=cafile,
+        lab_cafile=target.lab_ca,
+        versions=versions,
+        insecure=insecure,
+        timeout=timeout,
+    )
     if json_output:
         print_json(report.to_json())
     else:
         _render(report)
     if report.handshake_error is not None:  # a secure client cannot talk to it at all
-        _fail(f"TLS with {report.peer} failed: {report.verdict.line}")
+        # One line from the CLI's top level, after the report (the same as any TLSError).
+        raise TLSError(f"TLS with {report.peer} failed: {report.verdict.line}")
     if not report.trusted:
         raise typer.Exit(1)
 
