@@ -7,7 +7,9 @@ Results go to stdout; progress, diagnostics and errors go to stderr. Both consol
 from __future__ import annotations
 
 import json
+import math
 import os
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -19,10 +21,17 @@ from wirelab.lab.state import LabState
 from wirelab.net.addresses import parse_port
 
 __all__ = [
+    "ChartOption",
+    "ClientHostArgument",
     "JsonOption",
     "PortOption",
+    "ServeHostArgument",
+    "TimeoutOption",
+    "check_host",
     "check_port",
+    "check_timeout",
     "console",
+    "count_option",
     "debug_enabled",
     "err_console",
     "lab_state",
@@ -45,7 +54,61 @@ def check_port(value: str | None) -> str | None:
     return value
 
 
+#: The longest host name DNS can carry (RFC 1035 section 2.3.4: 255 octets on the wire).
+MAX_HOST_CHARS = 253
+
+
+def check_host(value: str | None) -> str | None:
+    """Argument callback: an empty or impossible host is a usage error (exit 2).
+
+    An empty string would make ``bind()`` listen on every interface and ``connect()`` go to
+    0.0.0.0, silently; say ``0.0.0.0`` or ``::`` to mean every interface.
+    """
+    if value is None:
+        return None
+    if not value.strip():
+        raise typer.BadParameter("the host is empty (use 0.0.0.0 or :: for every interface)")
+    if len(value) > MAX_HOST_CHARS or any(ord(c) < 0x20 or c == "\x7f" for c in value):
+        shown = value if len(value) <= 60 else value[:40] + "..."
+        raise typer.BadParameter(f"{shown!r} is not a host name or address")
+    return value
+
+
+def check_timeout(value: float | None) -> float | None:
+    """Option callback: a timeout is a finite number of seconds above zero (exit 2 if not)."""
+    if value is not None and (not math.isfinite(value) or value <= 0):
+        raise typer.BadParameter(f"{value} is not a number of seconds above zero")
+    return value
+
+
+def count_option(help: str, *, minimum: int = 1) -> Any:
+    """``-n/--count``: how many of something (the grammar's one meaning of ``-n``)."""
+    return typer.Option("-n", "--count", help=help, min=minimum)
+
+
 JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON document for scripts.")]
+TimeoutOption = Annotated[
+    float,
+    typer.Option("-t", "--timeout", help="Seconds to wait.", callback=check_timeout),
+]
+ClientHostArgument = Annotated[
+    str | None,
+    typer.Argument(
+        help="The server's host name or address. Default: the running lab's, else 127.0.0.1.",
+        show_default=False,
+        callback=check_host,
+    ),
+]
+ServeHostArgument = Annotated[
+    str,
+    typer.Argument(
+        help="The address to bind (0.0.0.0 or :: for every interface).", callback=check_host
+    ),
+]
+ChartOption = Annotated[
+    Path | None,
+    typer.Option("--chart", help="Write a PNG chart to this file.", dir_okay=False),
+]
 PortOption = Annotated[
     str | None,
     typer.Option(
