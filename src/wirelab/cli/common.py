@@ -49,8 +49,14 @@ def check_port(value: str | None) -> str | None:
 
     Service names (``domain``) are looked up later, for the right protocol.
     """
-    if value is not None and value.strip().isdigit() and not 0 <= int(value) <= 65535:
-        raise typer.BadParameter(f"port {int(value)} is out of range 0-65535")
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        raise typer.BadParameter("the port is empty")
+    if text.lstrip("+-").isdigit():
+        if len(text) > 8 or not 0 <= int(text) <= 65535:
+            raise typer.BadParameter(f"port {text[:20]} is out of range 0-65535")
     return value
 
 
