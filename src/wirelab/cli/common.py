@@ -54,9 +54,8 @@ def check_port(value: str | None) -> str | None:
     text = value.strip()
     if not text:
         raise typer.BadParameter("the port is empty")
-    if text.lstrip("+-").isdigit():
-        if len(text) > 8 or not 0 <= int(text) <= 65535:
-            raise typer.BadParameter(f"port {text[:20]} is out of range 0-65535")
+    if text.lstrip("+-").isdigit() and (len(text) > 8 or not 0 <= int(text) <= 65535):
+        raise typer.BadParameter(f"port {text[:20]} is out of range 0-65535")
     return value
 
 
