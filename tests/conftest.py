@@ -1,14 +1,89 @@
-"""Project-wide test set-up: a leak check around every test (threads, children, sockets)."""
+"""Project-wide test set-up: a leak check around every test (threads, children, sockets),
+one ``raw_server`` fixture (an independent peer on plain sockets) and one ``run_wirelab``
+helper for driving the CLI as a user does (``from tests.conftest import run_wirelab``).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+#: What serves one connection of a ``raw_server``.
+Behaviour = Callable[[socket.socket], None]
+
+
+def run_wirelab(
+    *args: str,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``wirelab ARGS...`` in a child process, as a user would, and capture its output.
+
+    Args:
+        args: the command line after ``wirelab`` (``"udp", "client", "--json"``).
+        env: the environment (usually the ``wirelab_env`` fixture, which points at a lab).
+        input: text for its standard input.
+        timeout: seconds before the test gives up on it.
+    """
+    return subprocess.run(
+        [sys.executable, "-m", "wirelab", *args],
+        env=env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def raw_server() -> Iterator[Callable[[Behaviour], tuple[str, int]]]:
+    """Start a one-connection server written with plain sockets; ``behaviour(conn)`` serves it.
+
+    Returns ``(host, port)``. The thread and sockets are closed when the test ends.
+    """
+    threads: list[threading.Thread] = []
+    listeners: list[socket.socket] = []
+
+    def start(behaviour: Behaviour) -> tuple[str, int]:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(10)
+        listeners.append(listener)
+
+        def serve() -> None:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(10)
+                with contextlib.suppress(OSError):
+                    behaviour(conn)
+
+        thread = threading.Thread(target=serve, name="raw-server")
+        thread.start()
+        threads.append(thread)
+        return listener.getsockname()[:2]
+
+    yield start
+    for listener in listeners:
+        listener.close()
+    for thread in threads:
+        thread.join(15)
+
 
 #: Threads that belong to the session (the lab) or to libraries, not to one test.
 _SESSION_THREADS = ("wirelab-lab", "asyncio_", "ThreadPoolExecutor", "Dummy-")
