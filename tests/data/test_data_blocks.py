@@ -15,7 +15,7 @@ import pytest
 from wirelab.data.blocks import open_blocks_server, send_blocks
 from wirelab.errors import Broken, LocalProtocolError, RemoteProtocolError
 from wirelab.lab.state import ServiceView
-from wirelab.tcp.serving import ConnectionServer, ServerThread
+from wirelab.net.server import ConnectionServer, ServerThread
 
 RawServer = Callable[[Callable[[socket.socket], None]], tuple[str, int]]
 BLOCKS = [b"Beautiful is better than ugly.\n", b"Explicit is better than implicit.\n", b"x"]

@@ -14,7 +14,7 @@ import pytest
 from wirelab.data.stream import ZEN, open_stream_server, send_stream
 from wirelab.errors import Broken, LocalProtocolError, RemoteProtocolError, Timeout
 from wirelab.lab.state import ServiceView
-from wirelab.tcp.serving import ConnectionServer, ServerThread
+from wirelab.net.server import ConnectionServer, ServerThread
 
 RawServer = Callable[[Callable[[socket.socket], None]], tuple[str, int]]
 

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from wirelab.lab.state import ServiceView
+from wirelab.net.server import ConnectionServer, ServerThread
 from wirelab.tcp.server import UpperSettings, open_sixteen_server, open_upper_server
-from wirelab.tcp.serving import ConnectionServer, ServerThread
 
 
 def recv_all(sock: socket.socket, limit: int = 1 << 26) -> bytes:

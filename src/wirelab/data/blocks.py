@@ -32,8 +32,8 @@ from wirelab.net.limits import (
     DEFAULT_MAX_MESSAGE,
     DEFAULT_TIMEOUT,
 )
+from wirelab.net.server import ConnectionServer, last_word, peer_name
 from wirelab.net.streams import FramedSocket, read_message
-from wirelab.tcp.serving import ConnectionServer, last_word, peer_name
 
 __all__ = [
     "DEFAULT_MAX_TOTAL",

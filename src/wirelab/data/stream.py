@@ -29,8 +29,8 @@ from wirelab.net.limits import (
     DEFAULT_TIMEOUT,
     RECV_CHUNK,
 )
+from wirelab.net.server import ConnectionServer, last_word, peer_name
 from wirelab.net.streams import map_os_error, recv_until_eof
-from wirelab.tcp.serving import ConnectionServer, last_word, peer_name
 
 __all__ = ["ZEN", "StreamReport", "open_stream_server", "send_stream"]
 

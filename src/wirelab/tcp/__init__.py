@@ -3,6 +3,6 @@
 * :mod:`wirelab.tcp._core` - the sixteen exchange and the upper echo, sans-I/O;
 * :mod:`wirelab.tcp.client` - the sixteen client;
 * :mod:`wirelab.tcp.deadlock` - the deadlock client: naive, concurrent and half-close modes;
-* :mod:`wirelab.tcp.server` - the servers; :mod:`wirelab.tcp.serving` - their connection
-  handling, shared with chapter 5.
+* :mod:`wirelab.tcp.server` - the servers; :mod:`wirelab.net.server` - their connection
+  handling, shared with every TCP server.
 """

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 from wirelab.net.addresses import format_address
 from wirelab.net.limits import DEFAULT_IDLE_TIMEOUT, RECV_CHUNK
+from wirelab.net.server import ConnectionServer, last_word, peer_name
 from wirelab.tcp._core import MESSAGE_SIZE, REPLY
-from wirelab.tcp.serving import ConnectionServer, last_word, peer_name
 
 __all__ = [
     "DEFAULT_MAX_ECHO",
