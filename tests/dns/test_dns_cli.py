@@ -5,20 +5,14 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import sys
 
 import pytest
 
+from tests.conftest import run_wirelab
 
-def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wirelab", "dns", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+
+def run(env: dict[str, str] | None, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_wirelab("dns", *args, env=env)
 
 
 @pytest.fixture
@@ -59,7 +53,7 @@ def test_lookup(env: dict[str, str]) -> None:
         assert line in out
     cname = run(env, "lookup", "smtp.example.com", "--type", "CNAME").stdout
     assert "smtp.example.com CNAME mail.example.com." in cname
-    assert "has no MX record" in run(env, "lookup", "ftp.example.com", "-t", "MX").stdout
+    assert "has no MX record" in run(env, "lookup", "ftp.example.com", "--type", "MX").stdout
     assert run(env, "lookup", "example.com", "--type", "BOGUS").returncode == 2  # usage
 
 
@@ -91,6 +85,31 @@ def test_silent_server_gives_a_clear_timeout(env: dict[str, str]) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         silent.bind(("127.0.0.1", 0))
         port = silent.getsockname()[1]
-        done = run(env, "lookup", "example.com", "-t", "A", "--server", f"127.0.0.1:{port}")
+        done = run(env, "lookup", "example.com", "--type", "A", "--server", f"127.0.0.1:{port}")
     assert done.returncode == 1
     assert "did not answer" in done.stderr and "retried with backoff" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("ping", "localhost", "-t", "inf"), "inf is not a number of seconds"),
+        (("ping", "localhost", "-t", "0"), "not a number of seconds above zero"),
+        (("ping", "localhost", "70000"), "port 70000 is out of range"),
+        (("addrinfo", "localhost", "70000"), "port 70000 is out of range"),
+        (("addrinfo", "localhost", "--", "-1"), "port -1 is out of range"),
+        (("name", ""), "the name is empty"),
+        (("mx", " "), "the name is empty"),
+        (("lookup", ""), "the name is empty"),
+        (("lookup", "example.com", "--server", "127.0.0.1:70000"), "port must be 1-65535"),
+        (("lookup", "example.com", "-s", ":53"), "no host"),
+        (("lookup", "example.com", "-t", "MX"), "No such option: -t"),  # -t is --timeout
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, tuple) else None,
+)
+def test_usage_errors_exit_2_without_a_traceback(args: tuple[str, ...], says: str) -> None:
+    """Issue 11 item 7: these were a traceback (-t inf), exit 1 (ports) or "0.0.0.0" (name)."""
+    done = run(None, *args)
+    assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
+    assert says in done.stderr
+    assert "Traceback" not in done.stderr and "The IP address" not in done.stdout

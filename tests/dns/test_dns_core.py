@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from wirelab.dns._core import Responder
 from wirelab.dns.zone import Record, Zone, lab_zone, normalize_name
+from wirelab.errors import ConfigError
 
 RESPONDER = Responder(lab_zone(["nominatim.example.com"]))
 ZONE_NAMES = RESPONDER.zone.names()
@@ -103,16 +104,16 @@ def test_cname_loop_is_bounded() -> None:
 
 def test_zone_rejects_bad_data() -> None:
     zone = Zone("example.com")
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError):
         zone.add(Record("python.org", "A", "127.0.0.1"))
     zone.add(Record("x.example.com", "A", "127.0.0.1"))
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError):
         zone.add(Record("x.example.com", "CNAME", "y.example.com"))
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError):
         Record("x.example.com", "A", "::1")
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError):
         normalize_name("a" * 64 + ".example.com")
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError):
         normalize_name("a..example.com")
 
 

@@ -6,7 +6,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from wirelab.cli.common import JsonOption, console, err_console, lab_state, print_json
+from wirelab.cli.common import (
+    JsonOption,
+    TimeoutOption,
+    check_host,
+    check_port,
+    console,
+    err_console,
+    lab_state,
+    print_json,
+)
+from wirelab.errors import ConfigError
 
 if TYPE_CHECKING:
     import dns.resolver
@@ -19,15 +29,43 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+
+def _check_name(value: str) -> str:
+    """Argument callback: a name to resolve may not be empty (exit 2, not "0.0.0.0")."""
+    if not value.strip():
+        raise typer.BadParameter("the name is empty")
+    checked = check_host(value)
+    assert checked is not None
+    return checked
+
+
+def _check_server(value: str | None) -> str | None:
+    """Option callback: ``--server`` must look like ``HOST[:PORT]`` (usage error, exit 2)."""
+    from wirelab.dns.client import split_server
+
+    if value is None:
+        return None
+    try:
+        split_server(value)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    return value
+
+
 ServerOption = Annotated[
     str | None,
     typer.Option(
-        "--server",
         "-s",
+        "--server",
         help="DNS server HOST[:PORT]. Default: the running lab's, else the system's.",
         show_default=False,
+        callback=_check_server,
     ),
 ]
+NameArgument = Annotated[
+    str, typer.Argument(help="The name to look up, e.g. example.com.", callback=_check_name)
+]
+HostArgument = Annotated[str, typer.Argument(help="Host name or address.", callback=_check_name)]
 SystemOption = Annotated[
     bool, typer.Option("--system", help="Ask the system resolver, even when a lab runs.")
 ]
@@ -57,10 +95,10 @@ def _names_resolver(server: str | None, system: bool) -> dns.resolver.Resolver |
 
 @app.command()
 def lookup(
-    name: Annotated[str, typer.Argument(help="The name to look up, e.g. example.com.")],
+    name: NameArgument,
     record_type: Annotated[
         str | None,
-        typer.Option("--type", "-t", help=f"One record type ({', '.join(TYPES)}). Default: all."),
+        typer.Option("--type", help=f"One record type ({', '.join(TYPES)}). Default: all."),
     ] = None,
     server: ServerOption = None,
     json_output: JsonOption = False,
@@ -94,7 +132,9 @@ def lookup(
 
 @app.command()
 def mx(
-    domain: Annotated[str, typer.Argument(help="The mail domain, e.g. example.com.")],
+    domain: Annotated[
+        str, typer.Argument(help="The mail domain, e.g. example.com.", callback=_check_name)
+    ],
     server: ServerOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -137,8 +177,11 @@ def mx(
 
 @app.command()
 def addrinfo(
-    host: Annotated[str, typer.Argument(help="Host name or address.")],
-    service: Annotated[str, typer.Argument(help="Port number or service name (https, domain).")],
+    host: HostArgument,
+    service: Annotated[
+        str,
+        typer.Argument(help="Port number or service name (https, domain).", callback=check_port),
+    ],
     udp: Annotated[bool, typer.Option("--udp", help="Datagram sockets instead of stream.")] = False,
     server: ServerOption = None,
     system: SystemOption = False,
@@ -184,12 +227,15 @@ def _default_service(host: str) -> str:
 
 @app.command()
 def ping(
-    host: Annotated[str, typer.Argument(help="Host name or address.")],
+    host: HostArgument,
     service: Annotated[
         str | None,
-        typer.Argument(help="Port or service name. Default: the lab's port for HOST, else http."),
+        typer.Argument(
+            help="Port or service name. Default: the lab's port for HOST, else http.",
+            callback=check_port,
+        ),
     ] = None,
-    timeout: Annotated[float, typer.Option("--timeout", "-t", min=0.05)] = 3.0,
+    timeout: TimeoutOption = 3.0,
     server: ServerOption = None,
     system: SystemOption = False,
     json_output: JsonOption = False,
@@ -234,7 +280,9 @@ def ping(
 
 @app.command()
 def name(
-    host: Annotated[str, typer.Argument(help="Host name, e.g. mail.example.com.")],
+    host: Annotated[
+        str, typer.Argument(help="Host name, e.g. mail.example.com.", callback=_check_name)
+    ],
     server: ServerOption = None,
     system: SystemOption = False,
 ) -> None:

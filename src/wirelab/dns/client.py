@@ -45,6 +45,7 @@ __all__ = [
     "make_resolver",
     "parse_server",
     "resolve_host",
+    "split_server",
 ]
 
 log = logging.getLogger(__name__)
@@ -82,13 +83,11 @@ class Server:
         )
 
 
-def parse_server(text: str) -> Server:
-    """Parse ``HOST``, ``HOST:PORT``, ``[V6]:PORT`` or a bare IPv6 address.
-
-    A host name is turned into an address with the system resolver.
+def split_server(text: str) -> tuple[str, int]:
+    """Split ``HOST``, ``HOST:PORT``, ``[V6]:PORT`` or a bare IPv6 address (no lookup).
 
     Raises:
-        ConfigError: the text is not a usable server.
+        ConfigError: the text has no host, or a port that is not 1-65535.
     """
     value = text.strip()
     host, port = value, 53
@@ -104,6 +103,18 @@ def parse_server(text: str) -> Server:
         port = _port(number, text)
     if not host:
         raise ConfigError(f"bad DNS server {text!r}: no host")
+    return host, port
+
+
+def parse_server(text: str) -> Server:
+    """Parse ``HOST``, ``HOST:PORT``, ``[V6]:PORT`` or a bare IPv6 address.
+
+    A host name is turned into an address with the system resolver.
+
+    Raises:
+        ConfigError: the text is not a usable server.
+    """
+    host, port = split_server(text)
     try:
         return Server(str(ipaddress.ip_address(host)), port)
     except ValueError:
@@ -116,7 +127,7 @@ def parse_server(text: str) -> Server:
 
 
 def _port(text: str, whole: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    if not text.isdigit() or len(text) > 5 or not 0 < int(text) < 65536:
         raise ConfigError(f"bad DNS server {whole!r}: port must be 1-65535")
     return int(text)
 

@@ -1,9 +1,9 @@
 """DNS data (RFC 1034, RFC 1035): the lab's ``example.com`` zone as plain records.
 
 The book's playground ran dnsmasq with records spread over three files, some of which were
-never loaded (BOOK.md section 3.3). Here every record lives in one place, built when the lab
-starts from the host names the lab's services play, all pointing at the lab's own loopback
-addresses. One MX set, decided and documented (docs/chapters/04-dns.md):
+never loaded. Here every record lives in one place, built when the lab starts from the host
+names the lab's services play, all pointing at the lab's own loopback addresses.
+One MX set, decided and documented (docs/chapters/04-dns.md):
 
 * ``example.com``       MX 10 ``mail.example.com`` (the book's duplicate MX 50 is dropped);
 * ``www.example.com``   MX 10 ``smtp.example.com`` (an MX target that is an alias, kept on
@@ -23,6 +23,8 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from wirelab.errors import ConfigError
+
 __all__ = [
     "BOOK_HOSTS",
     "DEFAULT_TTL",
@@ -39,7 +41,7 @@ ORIGIN = "example.com"
 #: Seconds a resolver may cache a lab answer: short, so a restarted lab is seen quickly.
 DEFAULT_TTL = 60
 
-#: The playground's hosts in example.com (BOOK.md section 3.2), besides the services' hosts.
+#: The playground's hosts in example.com (the book's playground), besides the services' hosts.
 BOOK_HOSTS = ("example.com", "ftp.example.com", "mail.example.com", "www.example.com")
 
 #: The lab's name server: the playground's ``backbone`` router ran its DNS.
@@ -56,13 +58,13 @@ def normalize_name(name: str) -> str:
     """Lower-case ``name`` and drop the final dot; DNS names compare case-insensitively.
 
     Raises:
-        ValueError: the name is empty, too long, or has an empty or over-long label.
+        ConfigError: the name is empty, too long, or has an empty or over-long label.
     """
     text = name.strip().rstrip(".").lower()
     if not text or len(text) > _MAX_NAME:
-        raise ValueError(f"invalid DNS name {name!r}")
+        raise ConfigError(f"invalid DNS name {name!r}")
     if any(not label or len(label) > _MAX_LABEL for label in text.split(".")):
-        raise ValueError(f"invalid DNS name {name!r}")
+        raise ConfigError(f"invalid DNS name {name!r}")
     return text
 
 
@@ -82,12 +84,15 @@ class Record:
 
     def __post_init__(self) -> None:
         if self.type not in TYPES:
-            raise ValueError(f"unsupported record type {self.type!r}")
+            raise ConfigError(f"unsupported record type {self.type!r}")
         object.__setattr__(self, "name", normalize_name(self.name))
-        if self.type == "A":
-            ipaddress.IPv4Address(str(self.value))
-        elif self.type == "AAAA":
-            ipaddress.IPv6Address(str(self.value))
+        try:
+            if self.type == "A":
+                ipaddress.IPv4Address(str(self.value))
+            elif self.type == "AAAA":
+                ipaddress.IPv6Address(str(self.value))
+        except ValueError as exc:
+            raise ConfigError(f"{self.name} {self.type}: {exc}") from exc
 
 
 @dataclass
@@ -104,13 +109,13 @@ class Zone:
         """Add ``record``; CNAME may not share its owner name with other data (RFC 1034 3.6.2).
 
         Raises:
-            ValueError: the name lies outside the zone, or a CNAME would collide.
+            ConfigError: the name lies outside the zone, or a CNAME would collide.
         """
         if not self.contains(record.name):
-            raise ValueError(f"{record.name} is outside the zone {self.origin}")
+            raise ConfigError(f"{record.name} is outside the zone {self.origin}")
         existing = self.records.setdefault(record.name, [])
         if existing and (record.type == "CNAME") != (existing[0].type == "CNAME"):
-            raise ValueError(f"{record.name}: a CNAME cannot coexist with other records")
+            raise ConfigError(f"{record.name}: a CNAME cannot coexist with other records")
         if record not in existing:
             existing.append(record)
 
