@@ -6,19 +6,25 @@ Results go to stdout; progress, diagnostics and errors go to stderr. Both consol
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import math
 import os
+import signal
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
 from wirelab.config import LOOPBACK, default_port
-from wirelab.errors import ConfigError
+from wirelab.errors import ConfigError, ConnectError
 from wirelab.lab.state import LabState
-from wirelab.net.addresses import parse_port
+from wirelab.net.addresses import format_address, parse_port
+from wirelab.net.server import close_listener, listener_socket
 
 __all__ = [
     "ChartOption",
@@ -37,7 +43,10 @@ __all__ = [
     "lab_state",
     "lab_target",
     "print_json",
+    "run_server",
 ]
+
+T = TypeVar("T")
 
 console = Console(highlight=False, soft_wrap=True)
 #: soft_wrap: an error is one line even in a pipe or a log file (rich would break it at 80).
@@ -173,3 +182,59 @@ def lab_target(
             return host or ep.address, parse_port(port, proto) if port is not None else ep.port
     fallback = default_port(service, endpoint or service)
     return host or LOOPBACK, parse_port(port, proto) if port is not None else fallback
+
+
+def run_server(
+    start: Callable[[], Awaitable[T]],
+    what: str = "",
+    *,
+    loggers: Sequence[str] = (),
+    announce: Callable[[T], str] | None = None,
+    stopped: Callable[[T], str] | None = None,
+) -> None:
+    """Run a server for a ``serve`` command until Ctrl-C (or SIGTERM), then close it cleanly.
+
+    ``start`` opens the server inside the event loop (a :class:`ConnectionServer`, an asyncio
+    server or transport, a ``(transport, protocol)`` pair: anything
+    :func:`~wirelab.net.server.close_listener` closes). Once it listens, one line goes to
+    stderr: ``listening at HOST:PORT (what)``; Ctrl-C prints ``stopped`` and returns (exit 0).
+    A bind failure is a one-line error from the seam (exit 1), never a traceback.
+
+    Args:
+        start: opens the server (``lambda: open_sixteen_server(host, port)``).
+        what: a few words for the listening line (``"sixteen exchange"``).
+        loggers: loggers to show at INFO (the server's per-connection lines).
+        announce: the listening line instead of the default one.
+        stopped: the last line instead of ``stopped`` (``"stopped after 3 clients"``).
+
+    Raises:
+        ConnectError: the server could not bind or listen.
+    """
+    for name in loggers:
+        logging.getLogger(name).setLevel(logging.INFO)
+    opened: list[T] = []
+
+    async def main() -> None:
+        try:
+            server = await start()
+        except OSError as exc:  # a seam that did not map it: still one line
+            raise ConnectError(f"cannot start the server: {exc.strerror or exc}") from exc
+        opened.append(server)
+        try:
+            if announce is not None:
+                line = announce(server)
+            else:
+                where = format_address(listener_socket(server).getsockname())
+                line = f"listening at {where}" + (f" ({what})" if what else "")
+            err_console.print(line, markup=False)
+            stop = asyncio.Event()
+            with contextlib.suppress(RuntimeError, NotImplementedError):  # not the main thread
+                asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+            await stop.wait()  # SIGTERM ends it as Ctrl-C does
+        finally:
+            await close_listener(server)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+    last = stopped(opened[0]) if stopped is not None and opened else "stopped"
+    err_console.print(last, markup=False)

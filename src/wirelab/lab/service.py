@@ -15,16 +15,25 @@ import asyncio.trsock
 import functools
 import socket
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from wirelab.config import LAB_ACCOUNTS, LOOPBACK, Account, default_port
 from wirelab.net.ca import LabCA
+from wirelab.net.server import close_listener, listener_socket
 from wirelab.net.tlsctx import client_context, server_context
 
-__all__ = ["BoundEndpoint", "LabContext", "Service", "Started"]
+__all__ = [
+    "BoundEndpoint",
+    "DeclaredService",
+    "Endpoint",
+    "LabContext",
+    "Opener",
+    "Service",
+    "Started",
+]
 
 
 @dataclass(frozen=True)
@@ -158,3 +167,65 @@ class Service(abc.ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
+
+
+#: Opens one endpoint: called with ``(bind_host, port)``, returns what listens there (a
+#: :class:`~wirelab.net.server.ConnectionServer`, an asyncio server or transport, a
+#: ``(transport, protocol)`` pair ...: see :func:`~wirelab.net.server.listener_socket`).
+Opener = Callable[[str, int], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One endpoint of a :class:`DeclaredService`.
+
+    Attributes:
+        name: the endpoint's name (``"sixteen"``); its port is ``lab.port(service, name)``.
+        open: the opener, called with the lab's bind host and that port.
+        tls: whether clients must speak TLS to it.
+    """
+
+    name: str
+    open: Opener
+    tls: bool = False
+
+
+class DeclaredService(Service):
+    """A service that is a declaration: which endpoints, and how to open each.
+
+    :meth:`serve` opens the endpoints in order (closing those already open if one fails),
+    reports them all, serves until cancelled, and closes them in reverse order::
+
+        class TCPService(DeclaredService):
+            name = "tcp"
+            chapter = 3
+
+            def endpoints(self, lab: LabContext) -> Sequence[Endpoint]:
+                from wirelab.tcp.server import open_sixteen_server, open_upper_server
+
+                return (
+                    Endpoint("sixteen", open_sixteen_server),
+                    Endpoint("upper", open_upper_server),
+                )
+    """
+
+    @abc.abstractmethod
+    def endpoints(self, lab: LabContext) -> Sequence[Endpoint]:
+        """The endpoints to open, in order (import the servers here, lazily)."""
+
+    async def serve(self, lab: LabContext, started: Started) -> None:
+        opened: list[tuple[Endpoint, Any]] = []
+        try:
+            for endpoint in self.endpoints(lab):
+                port = lab.port(self.name, endpoint.name)
+                opened.append((endpoint, await endpoint.open(lab.bind_host, port)))
+            started(
+                [
+                    lab.endpoint(self, endpoint.name, listener_socket(listener), tls=endpoint.tls)
+                    for endpoint, listener in opened
+                ]
+            )
+            await asyncio.Event().wait()  # serve until cancelled
+        finally:
+            for _, listener in reversed(opened):
+                await close_listener(listener)
