@@ -181,16 +181,91 @@ def test_tcp_query_over_the_limit_closes_that_connection_only(dns_server: Any) -
     assert texts(ask(dns_server, "example.com", "A", tcp=True), "A") == ["127.0.0.1"]
 
 
-def test_tcp_limits_idle_time_and_connection_count(start_dns: Any) -> None:
-    limits = ServerLimits(max_tcp_connections=2, idle_timeout=0.3)
-    srv = start_dns(lab_zone([]), limits)
-    if True:
-        a = socket.create_connection((srv.host, srv.port), timeout=3)
-        b = socket.create_connection((srv.host, srv.port), timeout=3)
-        with a, b:
+def _query_frame(name: str = "example.com") -> tuple[dns.message.Message, bytes]:
+    query = dns.message.make_query(name, "A")
+    return query, _tcp_frame(query)
+
+
+def _exchange(sock: socket.socket) -> None:
+    query, frame = _query_frame()
+    sock.sendall(frame)
+    assert dns.message.from_wire(_read_frame(sock)).id == query.id
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    """True when the server has closed ``sock`` (EOF or reset), False if it still answers."""
+    try:
+        _exchange(sock)
+    except (AssertionError, OSError):
+        return True
+    return False
+
+
+def test_tcp_idle_connection_is_closed(start_dns: Any) -> None:
+    srv = start_dns(lab_zone([]), ServerLimits(idle_timeout=0.3))
+    with socket.create_connection((srv.host, srv.port), timeout=3) as quiet:
+        began = time.monotonic()
+        assert quiet.recv(10) == b""  # idle: closed by the server
+        assert time.monotonic() - began < 2.5
+
+
+def test_tcp_full_closes_the_idlest_connection_not_the_new_one(start_dns: Any) -> None:
+    srv = start_dns(lab_zone([]), ServerLimits(max_tcp_connections=2))
+    a = socket.create_connection((srv.host, srv.port), timeout=3)
+    b = socket.create_connection((srv.host, srv.port), timeout=3)
+    with a, b:
+        _exchange(a)
+        time.sleep(0.1)
+        _exchange(b)  # a is now the idlest
+        with socket.create_connection((srv.host, srv.port), timeout=3) as third:
+            _exchange(third)  # served, not closed at once
+            assert a.recv(10) == b""  # the idlest made room
+            assert not _closed_by_server(b)
+            _exchange(third)
+
+
+def test_tcp_slow_clients_on_every_slot_do_not_lock_out_a_fresh_client(
+    start_dns: Any,
+) -> None:
+    """Issue 11 item 3: 64 connections (the cap) querying every few seconds held every slot,
+    and a fresh TCP client was closed at once. Now the idlest is closed to make room."""
+    srv = start_dns(lab_zone([]))  # the default limits: a cap of 64
+    assert ServerLimits().max_tcp_connections == 64
+    slow = [socket.create_connection((srv.host, srv.port), timeout=3) for _ in range(64)]
+    try:
+        for _ in range(2):  # two slow rounds: a query on each connection, 64 in ~1 s
+            for sock in slow:
+                _exchange(sock)
+                time.sleep(1 / 64)
+        began = time.monotonic()
+        reply = dns.query.tcp(
+            dns.message.make_query("mail.example.com", "A"), srv.host, port=srv.port, timeout=2
+        )
+        assert time.monotonic() - began < 2.0
+        assert texts(reply, "A") == ["127.0.0.1"]
+        assert _closed_by_server(slow[0])  # the one quiet for longest made room
+        assert not any(_closed_by_server(sock) for sock in slow[1:])
+        assert srv.server.tcp.evicted == 1
+    finally:
+        for sock in slow:
+            sock.close()
+
+
+def test_tcp_connection_closed_after_its_query_budget(start_dns: Any) -> None:
+    srv = start_dns(lab_zone([]), ServerLimits(max_queries=3))
+    with socket.create_connection((srv.host, srv.port), timeout=3) as sock:
+        queries = [_query_frame()[1] for _ in range(4)]
+        sock.sendall(b"".join(queries))  # four pipelined: three answered, then EOF
+        for _ in range(3):
+            _read_frame(sock)
+        assert sock.recv(10) == b""
+
+
+def test_tcp_connection_closed_after_its_lifetime_however_busy(start_dns: Any) -> None:
+    srv = start_dns(lab_zone([]), ServerLimits(max_lifetime=0.6))
+    with socket.create_connection((srv.host, srv.port), timeout=3) as sock:
+        began = time.monotonic()
+        while not _closed_by_server(sock):
+            assert time.monotonic() - began < 3.0, "never closed"
             time.sleep(0.05)
-            with socket.create_connection((srv.host, srv.port), timeout=3) as third:
-                assert third.recv(10) == b""  # over the limit: closed at once
-            began = time.monotonic()
-            assert a.recv(10) == b""  # idle: closed by the server
-            assert time.monotonic() - began < 2.5
+        assert time.monotonic() - began >= 0.5

@@ -2,26 +2,40 @@
 
 UDP: one datagram in, at most one out; the core decides truncation. TCP: every message has a
 two-byte length prefix; several queries may be pipelined on one connection and are answered
-in order. Limits on TCP: the size of one query (:data:`MAX_TCP_QUERY`), the number of open
-connections (:data:`MAX_TCP_CONNECTIONS`, extra ones are closed at once), and the idle time
-(:data:`TCP_IDLE_TIMEOUT`, RFC 7766 section 6.2.3 recommends seconds, not minutes).
+in order. TCP sits on the project's one connection server (:mod:`wirelab.net.server`), with
+these limits (:class:`ServerLimits`):
+
+* the size of one query (:data:`MAX_TCP_QUERY`); a bigger announced length closes the
+  connection;
+* the connections open at once (:data:`MAX_TCP_CONNECTIONS`). When they are all taken, the
+  connection quiet for longest is closed and the new client is served (RFC 7766 section
+  6.2.3: "the server MAY close ... the least recently used connection"), so clients that
+  send a query every few seconds cannot hold every slot and turn fresh clients away;
+* the idle time (:data:`TCP_IDLE_TIMEOUT`; RFC 7766 section 6.2.3 recommends seconds, not
+  minutes), also the time one query may take to arrive whole;
+* the queries one connection may send (:data:`MAX_TCP_QUERIES`) and its lifetime
+  (:data:`MAX_TCP_LIFETIME`): after either, the connection is closed once its answers are
+  sent, and the client opens another (RFC 7766 section 6.2.1 lets either side close).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import logging
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from wirelab.dns._core import Responder
 from wirelab.dns.zone import Zone
-from wirelab.net.addresses import format_address
+from wirelab.errors import ConnectError
+from wirelab.net.addresses import listen_tcp
+from wirelab.net.server import ConnectionServer, peer_name
 
 __all__ = [
     "MAX_TCP_CONNECTIONS",
+    "MAX_TCP_LIFETIME",
+    "MAX_TCP_QUERIES",
     "MAX_TCP_QUERY",
     "TCP_IDLE_TIMEOUT",
     "DNSServer",
@@ -35,11 +49,18 @@ log = logging.getLogger(__name__)
 #: (cookies, padding) add tens of bytes. A bigger announced length closes the connection.
 MAX_TCP_QUERY = 4096
 
-#: TCP connections served at once; one more is closed as soon as it is accepted.
+#: TCP connections served at once; one more closes the connection quiet for longest.
 MAX_TCP_CONNECTIONS = 64
 
-#: Seconds a TCP connection may stay silent between queries before we close it.
+#: Seconds a TCP connection may stay silent between queries (or take to send one query).
 TCP_IDLE_TIMEOUT = 10.0
+
+#: Queries answered on one TCP connection before we close it (PowerDNS and dnsdist have the
+#: same knob); a resolver reconnects in one round trip.
+MAX_TCP_QUERIES = 100
+
+#: Seconds one TCP connection may last, however busy, before we close it.
+MAX_TCP_LIFETIME = 60.0
 
 
 @dataclass(frozen=True)
@@ -49,6 +70,8 @@ class ServerLimits:
     max_tcp_query: int = MAX_TCP_QUERY
     max_tcp_connections: int = MAX_TCP_CONNECTIONS
     idle_timeout: float = TCP_IDLE_TIMEOUT
+    max_queries: int = MAX_TCP_QUERIES
+    max_lifetime: float = MAX_TCP_LIFETIME
 
 
 class _UDPProtocol(asyncio.DatagramProtocol):
@@ -70,13 +93,12 @@ class _UDPProtocol(asyncio.DatagramProtocol):
 
 @dataclass
 class DNSServer:
-    """A running DNS server: its UDP transport, its TCP server, and its live connections."""
+    """A running DNS server: its UDP transport and its TCP connection server."""
 
     responder: Responder
     udp: asyncio.DatagramTransport
-    tcp: asyncio.Server
+    tcp: ConnectionServer
     limits: ServerLimits
-    connections: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
     def udp_socket(self) -> socket.socket:
@@ -88,54 +110,49 @@ class DNSServer:
     async def close(self) -> None:
         """Stop listening and close every connection."""
         self.udp.close()
-        self.tcp.close()
-        for task in list(self.connections):
-            task.cancel()
-        if self.connections:
-            await asyncio.gather(*self.connections, return_exceptions=True)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.tcp.wait_closed(), 5.0)
+        await self.tcp.aclose()
 
-    async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        peer = format_address(writer.get_extra_info("peername") or ("?", 0))
-        if len(self.connections) >= self.limits.max_tcp_connections:
-            log.warning(
-                "closing TCP connection from %s: %d already open", peer, len(self.connections)
-            )
-            writer.close()
+
+async def _serve_tcp(
+    responder: Responder,
+    limits: ServerLimits,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+) -> None:
+    """Answer length-prefixed queries on one connection, in order, within its limits."""
+    loop = asyncio.get_running_loop()
+    peer = peer_name(writer)
+    end_of_life = loop.time() + limits.max_lifetime
+    for _ in range(limits.max_queries):
+        wait = min(limits.idle_timeout, end_of_life - loop.time())
+        if wait <= 0:
+            log.info("closing TCP connection from %s: %g s old", peer, limits.max_lifetime)
             return
-        self.connections.add(task)
         try:
-            while True:
-                try:
-                    prefix = await asyncio.wait_for(reader.readexactly(2), self.limits.idle_timeout)
-                except (asyncio.IncompleteReadError, TimeoutError):
-                    return  # the client is done, or idle too long
+            async with asyncio.timeout(wait):
+                prefix = await reader.readexactly(2)
                 size = int.from_bytes(prefix, "big")
-                if size == 0 or size > self.limits.max_tcp_query:
+                if size == 0 or size > limits.max_tcp_query:
                     log.info("closing TCP connection from %s: query of %d bytes", peer, size)
                     return
-                try:
-                    data = await asyncio.wait_for(
-                        reader.readexactly(size), self.limits.idle_timeout
-                    )
-                except (asyncio.IncompleteReadError, TimeoutError):
-                    log.info("closing TCP connection from %s: query cut short", peer)
-                    return
-                reply = self.responder.respond(data, "tcp")
-                if reply is None:
-                    continue
-                writer.write(len(reply).to_bytes(2, "big") + reply)
-                await asyncio.wait_for(writer.drain(), self.limits.idle_timeout)
-        except (ConnectionError, TimeoutError) as exc:
-            log.info("TCP connection from %s broke: %s", peer, exc)
-        finally:
-            self.connections.discard(task)
-            writer.close()
-            with contextlib.suppress(ConnectionError, TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(writer.wait_closed(), 1.0)
+                data = await reader.readexactly(size)
+        except asyncio.IncompleteReadError as exc:
+            if exc.partial:
+                log.info("closing TCP connection from %s: query cut short", peer)
+            return  # the client is done
+        except TimeoutError:
+            return  # idle too long, or a query too slow to arrive, or too old
+        reply = responder.respond(data, "tcp")
+        if reply is None:
+            continue
+        writer.write(len(reply).to_bytes(2, "big") + reply)
+        try:
+            async with asyncio.timeout(limits.idle_timeout):
+                await writer.drain()
+        except TimeoutError:
+            log.info("closing TCP connection from %s: it does not read its answers", peer)
+            return
+    log.info("closing TCP connection from %s: %d queries answered", peer, limits.max_queries)
 
 
 async def open_dns_server(
@@ -152,34 +169,42 @@ async def open_dns_server(
     number serves both, as resolvers expect (retrying on TCP at the same port).
 
     Raises:
-        OSError: a port could not be bound.
+        ConnectError: a port could not be bound.
     """
     loop = asyncio.get_running_loop()
     responder = Responder(zone)
-    holder: list[DNSServer] = []
+    limits = limits or ServerLimits()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await holder[0]._serve_tcp(reader, writer)
+        await _serve_tcp(responder, limits, reader, writer)
 
     attempts = 5 if udp_port == 0 and not tcp_port else 1
     for attempt in range(attempts):
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _UDPProtocol(responder), local_addr=(host, udp_port)
-        )
-        port = transport.get_extra_info("sockname")[1]
         try:
-            tcp = await asyncio.start_server(
-                handle, host, tcp_port or port, reuse_address=True, limit=2 + MAX_TCP_QUERY
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _UDPProtocol(responder), local_addr=(host, udp_port)
             )
         except OSError as exc:
+            raise ConnectError(f"cannot bind UDP {host}:{udp_port}: {exc.strerror or exc}") from exc
+        port = transport.get_extra_info("sockname")[1]
+        tcp = ConnectionServer(
+            handle,
+            name="dns",
+            max_connections=limits.max_tcp_connections,
+            idle_timeout=limits.idle_timeout,
+            evict_idlest=True,
+        )
+        try:
+            await tcp.start(listen_tcp(host, tcp_port or port))
+        except ConnectError as exc:
             transport.close()
-            if exc.errno != errno.EADDRINUSE or attempt + 1 == attempts:
+            cause = exc.__cause__
+            in_use = isinstance(cause, OSError) and cause.errno == errno.EADDRINUSE
+            if not in_use or attempt + 1 == attempts:
                 raise
             continue  # TCP already had the port UDP picked: try another pair
         except BaseException:
             transport.close()
             raise
         break
-    server = DNSServer(responder, transport, tcp, limits or ServerLimits())
-    holder.append(server)
-    return server
+    return DNSServer(responder, transport, tcp, limits)

@@ -46,7 +46,7 @@ class DNSService(Service):
         tcp_port = lab.port("dns", "tcp")
         server = await open_dns_server(zone, lab.bind_host, udp_port, tcp_port or None)
         try:
-            tcp_socket = server.tcp.sockets[0]
+            tcp_socket = server.tcp.socket
             started(
                 [
                     lab.endpoint(self, "udp", server.udp_socket),

@@ -10,8 +10,11 @@ Every connection is bounded three ways, whatever its handler does:
 
 * **a cap**: at most ``max_connections`` are served at once. One more is accepted and closed
   at once (or handed to ``on_overload`` for a protocol's own refusal, bounded in time), and
-  the server goes on serving the others. Overload costs one warning line per burst
-  (:class:`OverloadLog`), not one per refused connection, so a flood cannot fill the log;
+  the server goes on serving the others. With ``evict_idlest``, the connection that has been
+  quiet longest is closed instead and the new one is served (RFC 7766 section 6.2.3 lets a
+  DNS server do this), so connections that trickle cannot hold every slot. Overload costs
+  one warning line per burst (:class:`OverloadLog`), not one per refused connection, so a
+  flood cannot fill the log;
 * **an idle timeout**: a connection that neither sends a byte nor takes one of ours for
   ``idle_timeout`` seconds is closed (one info line);
 * **a closing grace**: a closing connection gets ``CLOSE_GRACE`` seconds to flush.
@@ -159,7 +162,7 @@ class _Protocol(asyncio.StreamReaderProtocol):
 class _Connection:
     """What the idle watch needs to know of one connection."""
 
-    __slots__ = ("idle", "last_buffered", "last_moved", "protocol", "task", "writer")
+    __slots__ = ("evicted", "idle", "last_buffered", "last_moved", "protocol", "task", "writer")
 
     def __init__(self, task: asyncio.Task[None], writer: asyncio.StreamWriter, now: float) -> None:
         self.task = task
@@ -168,6 +171,7 @@ class _Connection:
         self.last_buffered = writer.transport.get_write_buffer_size()
         self.last_moved = now
         self.idle = False
+        self.evicted = False
 
     def quiet_since(self, now: float) -> float:
         """When the connection last moved a byte either way (as far as we can see)."""
@@ -197,6 +201,8 @@ class ConnectionServer:
             ``handshake_timeout``).
         handshake_timeout: seconds a TLS handshake may take.
         overload_log_period: seconds between two overload lines.
+        evict_idlest: when full, close the connection quiet for longest and serve the new
+            one, instead of refusing the new one.
 
     Raises:
         ConfigError: a limit below 1 (or a timeout that is not above zero).
@@ -214,6 +220,7 @@ class ConnectionServer:
         ssl_context: ssl.SSLContext | None = None,
         handshake_timeout: float = 5.0,
         overload_log_period: float = OVERLOAD_LOG_PERIOD,
+        evict_idlest: bool = False,
     ) -> None:
         if max_connections < 1:
             raise ConfigError(f"{name}: max_connections must be at least 1, not {max_connections}")
@@ -227,16 +234,20 @@ class ConnectionServer:
         self.on_overload = on_overload
         self.ssl_context = ssl_context
         self.handshake_timeout = handshake_timeout
+        self.evict_idlest = evict_idlest
         #: Connections served since the start (refused ones not counted).
         self.connections = 0
         #: Connections refused for the cap since the start.
         self.refused = 0
         #: Connections closed by the idle timeout since the start.
         self.idle_closed = 0
+        #: Connections closed to make room for a new one (``evict_idlest``) since the start.
+        self.evicted = 0
         self.overload_log = OverloadLog(overload_log_period)
         self._server: asyncio.Server | None = None
         self._conns: dict[asyncio.Task[None], _Connection] = {}
         self._refusals: set[asyncio.Task[None]] = set()
+        self._evicting: set[asyncio.Task[None]] = set()
         self._watch: asyncio.Task[None] | None = None
 
     @classmethod
@@ -305,7 +316,7 @@ class ConnectionServer:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        if len(self._conns) >= self.max_connections:
+        if len(self._conns) >= self.max_connections and not (self.evict_idlest and self._evict()):
             await self._refuse(task, reader, writer)
             return
         conn = _Connection(task, writer, asyncio.get_running_loop().time())
@@ -317,7 +328,9 @@ class ConnectionServer:
             # The server is closing, or the connection went idle. This task is the
             # connection's top level and nobody awaits its result; ending it normally keeps
             # Python 3.11's stream callback from logging a spurious traceback.
-            if conn.idle:
+            if conn.evicted:
+                log.debug("%s: %s closed to make room", self.name, peer_name(writer))
+            elif conn.idle:
                 log.info(
                     "%s: %s moved no byte for %g s; closed",
                     self.name,
@@ -333,6 +346,30 @@ class ConnectionServer:
         finally:
             self._conns.pop(task, None)
             await close_writer(writer)
+
+    def _evict(self) -> bool:
+        """Close the connection quiet for longest, to make room for a new one."""
+        now = asyncio.get_running_loop().time()
+        victim = min(self._conns.values(), key=lambda conn: conn.quiet_since(now), default=None)
+        if victim is None:
+            return False
+        victim.evicted = True
+        self.evicted += 1
+        del self._conns[victim.task]
+        self._evicting.add(victim.task)
+        victim.task.add_done_callback(self._evicting.discard)
+        victim.task.cancel()
+        count = self.overload_log.event()
+        if count is not None:
+            log.warning(
+                "%s: %d connections open, the cap; closing the idlest (quiet %.1f s) for each "
+                "new one (%d closed since the last such line)",
+                self.name,
+                len(self._conns) + 1,
+                now - victim.last_moved,
+                count,
+            )
+        return True
 
     async def _refuse(
         self, task: asyncio.Task[None], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -387,7 +424,7 @@ class ConnectionServer:
             self._watch = None
         if self._server is not None:
             self._server.close()
-        tasks = [*self._conns, *self._refusals]
+        tasks = [*self._conns, *self._refusals, *self._evicting]
         for task in tasks:
             task.cancel()
         if tasks:
