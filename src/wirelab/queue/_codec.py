@@ -32,20 +32,33 @@ from wirelab.errors import LocalProtocolError, RemoteProtocolError
 
 __all__ = [
     "ALWAYS_INSIDE_TOPICS",
+    "BOOK_BITS",
+    "BOOK_NO",
+    "BOOK_RADIUS_SQUARED",
+    "BOOK_YES",
     "JUDGED_TOPICS",
     "MAX_BATCH",
     "MAX_MESSAGE",
     "RADIUS_SQUARED",
     "TOPICS",
+    "decode_book_point",
+    "decode_book_reply",
+    "decode_book_request",
+    "decode_book_verdict",
     "decode_points",
     "decode_pythagoras_reply",
     "decode_pythagoras_request",
     "decode_tally",
+    "encode_book_point",
+    "encode_book_reply",
+    "encode_book_request",
     "encode_points",
     "encode_pythagoras_error",
     "encode_pythagoras_reply",
     "encode_pythagoras_request",
     "encode_tally",
+    "load_request",
+    "points_of_request",
     "topic_of",
 ]
 
@@ -149,12 +162,29 @@ def decode_pythagoras_request(data: bytes) -> list[tuple[int, int]]:
     Raises:
         RemoteProtocolError: not JSON, not ``{"points": [[x, y], ...]}``, or over a limit.
     """
+    return points_of_request(load_request(data))
+
+
+def load_request(data: bytes) -> Any:
+    """A pythagoras request parsed as JSON (either format), within the size limit.
+
+    Raises:
+        RemoteProtocolError: over the limit, or not JSON.
+    """
     if len(data) > MAX_MESSAGE:
         raise RemoteProtocolError(f"request of {len(data)} bytes is over {MAX_MESSAGE}")
     try:
-        doc = json.loads(data)
+        return json.loads(data)
     except (ValueError, RecursionError) as exc:
         raise RemoteProtocolError(f"request is not JSON: {exc}") from exc
+
+
+def points_of_request(doc: Any) -> list[tuple[int, int]]:
+    """The points of a parsed batched request ``{"points": [[x, y], ...]}``.
+
+    Raises:
+        RemoteProtocolError: not that shape, or over a limit.
+    """
     points = doc.get("points") if isinstance(doc, dict) else None
     if not isinstance(points, list):
         raise RemoteProtocolError('request must be {"points": [[x, y], ...]}')
@@ -223,3 +253,103 @@ def decode_tally(data: bytes) -> tuple[int, int]:
     ):
         raise RemoteProtocolError("a tally message must be [inside, outside]")
     return counts[0], counts[1]
+
+
+# -- the book's own formats (queuepi.py), one point per message ---------------------------------
+#
+# The book's stages exchange one point per message: the source publishes a string of 24
+# characters "0"/"1" (a random 24-bit number, so x and y have 12 bits each, interleaved: x is
+# the characters at even positions, y those at odd positions, and the first two characters
+# are the topic); the judge sends pythagoras the JSON array [x, y] (pyzmq's ``send_json``,
+# Python's default separators: ``[3, 4]``) and gets back the JSON number x² + y²; each verdict
+# is the one-character string "Y" or "N"; the tally counts a "Y" as inside. The circle's
+# radius is 2**12, so a point is inside when x² + y² < 2**24.
+
+#: Characters in one of the book's points (12 bits of x and 12 of y).
+BOOK_BITS = 24
+#: The book's radius squared: inside means x**2 + y**2 < 2**24.
+BOOK_RADIUS_SQUARED = 1 << BOOK_BITS
+#: Largest number the book's pythagoras request may hold here (the book's had no limit).
+BOOK_NUMBER_LIMIT = 1 << 64
+#: The book's two verdicts.
+BOOK_YES, BOOK_NO = b"Y", b"N"
+
+
+def encode_book_point(x: int, y: int) -> bytes:
+    """One of the book's PUB messages: x and y (12 bits each), their bits interleaved."""
+    half = BOOK_BITS // 2
+    if not (0 <= x < 1 << half and 0 <= y < 1 << half):
+        raise LocalProtocolError(f"a book point's coordinates must be in 0 .. 2**{half}-1")
+    xs, ys = format(x, f"0{half}b"), format(y, f"0{half}b")
+    return "".join(a + b for a, b in zip(xs, ys, strict=True)).encode()
+
+
+def decode_book_point(message: bytes) -> tuple[int, int]:
+    """x and y of one of the book's PUB messages.
+
+    Raises:
+        RemoteProtocolError: not 24 characters of ``0`` and ``1``.
+    """
+    if len(message) != BOOK_BITS or message.strip(b"01"):
+        raise RemoteProtocolError(
+            f"a book point must be {BOOK_BITS} characters of 0 and 1, not {message[:40]!r}"
+        )
+    text = message.decode()
+    return int(text[::2], 2), int(text[1::2], 2)
+
+
+def encode_book_request(x: int, y: int) -> bytes:
+    """The book judge's request: the JSON array ``[x, y]``, as pyzmq's ``send_json`` writes it."""
+    return json.dumps([x, y]).encode()
+
+
+def decode_book_request(doc: object) -> list[int]:
+    """The numbers of a book-style request (an already parsed JSON array).
+
+    Raises:
+        RemoteProtocolError: not an array of at most MAX_BATCH integers below 2**64.
+    """
+    if not isinstance(doc, list):
+        raise RemoteProtocolError('request must be [x, y] or {"points": [[x, y], ...]}')
+    if len(doc) > MAX_BATCH:
+        raise RemoteProtocolError(f"request has {len(doc)} numbers; the limit is {MAX_BATCH}")
+    if not all(type(n) is int and abs(n) < BOOK_NUMBER_LIMIT for n in doc):
+        raise RemoteProtocolError("a book-style request must be an array of integers below 2**64")
+    return doc
+
+
+def encode_book_reply(numbers: Sequence[int]) -> bytes:
+    """The book's pythagoras reply: the JSON number that is the sum of the squares."""
+    return json.dumps(sum(n * n for n in numbers)).encode()
+
+
+def decode_book_reply(data: bytes) -> int:
+    """The sum in a book-style pythagoras reply.
+
+    Raises:
+        RemoteProtocolError: an error reply, or not a non-negative JSON integer.
+    """
+    if len(data) > MAX_MESSAGE:
+        raise RemoteProtocolError(f"reply of {len(data)} bytes is over {MAX_MESSAGE}")
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise RemoteProtocolError(f"pythagoras reply is not JSON: {exc}") from exc
+    if isinstance(doc, dict) and isinstance(doc.get("error"), str):
+        raise RemoteProtocolError(f"pythagoras refused the request: {doc['error']}")
+    if type(doc) is not int or doc < 0:
+        raise RemoteProtocolError(f"pythagoras reply must be a sum of squares, not {data[:40]!r}")
+    return doc
+
+
+def decode_book_verdict(data: bytes) -> bool:
+    """True for the book's ``Y`` (inside), False for ``N``.
+
+    Raises:
+        RemoteProtocolError: anything else.
+    """
+    if data == BOOK_YES:
+        return True
+    if data == BOOK_NO:
+        return False
+    raise RemoteProtocolError(f"a verdict must be Y or N, not {data[:40]!r}")
