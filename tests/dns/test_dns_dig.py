@@ -51,3 +51,13 @@ def test_dig_over_udp_only_sees_truncation_then_tcp_gets_everything(dns_server: 
     assert "ANSWER: 40" in tcp
     retried = dig(dns_server, "+noedns", "many.example.com", "TXT")  # dig retries over TCP itself
     assert "ANSWER: 40" in retried
+
+
+@pytest.mark.parametrize("transport", ["+notcp", "+tcp"])
+def test_dig_any_gets_the_rfc8482_hinfo_not_every_record(dns_server: Any, transport: str) -> None:
+    out = dig(dns_server, transport, "example.com", "ANY")
+    assert "status: NOERROR" in out and "ANSWER: 1," in out
+    assert 'HINFO\t"RFC8482" ""' in out
+    assert "MSG SIZE  rcvd: " in out
+    size = int(out.split("MSG SIZE  rcvd: ")[1].split()[0])
+    assert size < 100  # dig adds EDNS (a 52-byte query): the answer stays under 2x

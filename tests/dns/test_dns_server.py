@@ -269,3 +269,30 @@ def test_tcp_connection_closed_after_its_lifetime_however_busy(start_dns: Any) -
             assert time.monotonic() - began < 3.0, "never closed"
             time.sleep(0.05)
         assert time.monotonic() - began >= 0.5
+
+
+@pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
+def test_any_is_answered_minimally_rfc8482(dns_server: Any, tcp: bool) -> None:
+    """Issue 11 item 6: ANY for example.com was answered in full, 29 bytes in, 322 out."""
+    query = dns.message.make_query("example.com", "ANY")
+    send = dns.query.tcp if tcp else dns.query.udp
+    reply = send(query, dns_server.host, port=dns_server.port, timeout=3)
+    assert reply.rcode() == dns.rcode.NOERROR and reply.flags & dns.flags.AA
+    assert [rrset.rdtype for rrset in reply.answer] == [dns.rdatatype.HINFO]
+    assert [rd.to_text() for rd in reply.answer[0]] == ['"RFC8482" ""']
+    assert reply.authority == [] and reply.additional == []
+    assert len(reply.to_wire()) <= 2 * len(query.to_wire())  # was 11x
+    alias = send(
+        dns.message.make_query("smtp.example.com", "ANY"),
+        dns_server.host,
+        port=dns_server.port,
+        timeout=3,
+    )
+    assert texts(alias, "CNAME") == ["mail.example.com."] and len(alias.answer) == 1
+    missing = send(
+        dns.message.make_query("nosuch.example.com", "ANY"),
+        dns_server.host,
+        port=dns_server.port,
+        timeout=3,
+    )
+    assert missing.rcode() == dns.rcode.NXDOMAIN

@@ -15,7 +15,11 @@ NXDOMAIN for names that exist without the asked type. The rules, in order:
    the zone (at most :data:`MAX_CNAME_CHAIN` links).
 7. A name that exists without that type: NOERROR with no answer ("no data") and the SOA in
    the authority section; a name that does not exist: NXDOMAIN with the SOA (RFC 2308).
-8. An answer larger than the client can take over UDP (512 bytes, or its EDNS size up to
+8. ANY (QTYPE 255) gets a minimal answer, as RFC 8482 section 4 describes, over UDP and
+   TCP alike: the CNAME at an alias (its only RRset), else one synthesized
+   ``HINFO "RFC8482" ""`` (section 4.2). The full set of records would turn a 29-byte query
+   into a 322-byte answer, an 11x amplifier for anyone who can forge a source address.
+9. An answer larger than the client can take over UDP (512 bytes, or its EDNS size up to
    :data:`MAX_EDNS_UDP`): the question alone with TC set, so the client retries over TCP
    (RFC 1035 section 4.2.1, RFC 7766). Additional-section glue is dropped first.
 """
@@ -35,6 +39,7 @@ from dnslib import (
     NS,
     QTYPE,
     RCODE,
+    RD,
     RR,
     SOA,
     TXT,
@@ -79,6 +84,10 @@ _QR = 0x8000
 _IN = 1
 _ANY_CLASS = 255
 _OPT = 41
+
+#: RFC 8482 section 4.2: the HINFO a responder synthesizes for ANY. Its RDATA is two
+#: character strings, CPU "RFC8482" and OS "" (each a length octet and its bytes).
+_RFC8482_HINFO = RD(b"\x07RFC8482\x00")
 
 
 @dataclass(frozen=True)
@@ -216,17 +225,36 @@ class Responder:
                     return reply, []  # the client resolves an outside target itself
                 continue
             break
+        if qtype == "ANY":
+            return self._answer_any(reply, name)
         found = self.zone.lookup(name, qtype)
         for record in found:
             reply.add_answer(_to_rr(owner, record))
         if not found and not reply.rr:
-            soa = self.zone.soa
-            minimum = int(soa.value[-1]) if isinstance(soa.value, tuple) else soa.ttl
-            negative = Record(soa.name, "SOA", soa.value, min(soa.ttl, minimum))
-            reply.add_auth(_to_rr(self.zone.origin, negative))
-            if not self.zone.exists(name):
-                reply.header.rcode = RCODE.NXDOMAIN
+            self._negative(reply, name)
         return reply, self._glue(found)
+
+    def _answer_any(self, reply: DNSRecord, name: str) -> tuple[DNSRecord, list[RR]]:
+        """RFC 8482: one small RRset for ANY, never the name's whole set of records."""
+        owned = self.zone.lookup(name, "ANY")
+        aliases = [r for r in owned if r.type == "CNAME"]
+        if aliases:
+            reply.add_answer(_to_rr(reply.q.qname, aliases[0]))
+        elif owned:
+            ttl = min(r.ttl for r in owned)
+            reply.add_answer(RR(reply.q.qname, QTYPE.HINFO, rdata=_RFC8482_HINFO, ttl=ttl))
+        else:
+            self._negative(reply, name)
+        return reply, []
+
+    def _negative(self, reply: DNSRecord, name: str) -> None:
+        """No data (the SOA in the authority section), or NXDOMAIN if ``name`` does not exist."""
+        soa = self.zone.soa
+        minimum = int(soa.value[-1]) if isinstance(soa.value, tuple) else soa.ttl
+        negative = Record(soa.name, "SOA", soa.value, min(soa.ttl, minimum))
+        reply.add_auth(_to_rr(self.zone.origin, negative))
+        if not self.zone.exists(name):
+            reply.header.rcode = RCODE.NXDOMAIN
 
     def _glue(self, records: list[Record]) -> list[RR]:
         glue: list[RR] = []
