@@ -13,12 +13,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from wirelab.errors import ConfigError
+
 __all__ = [
     "DEFAULT_PORTS",
     "LAB_ACCOUNTS",
     "LOOPBACK",
     "Account",
     "default_port",
+    "private_dir",
     "state_dir",
 ]
 
@@ -74,7 +77,8 @@ class Account:
     password: str
 
 
-#: The book's playground accounts (BOOK.md section 3.5). Lab-only, never for real servers.
+#: The book's playground accounts (the logins of its chapters 14-16 examples). Lab-only, never
+#: for real servers.
 LAB_ACCOUNTS: tuple[Account, ...] = (Account("brandon", "abc123"),)
 
 
@@ -88,3 +92,22 @@ def state_dir() -> Path:
         return Path(explicit)
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "wirelab"
+
+
+def private_dir(directory: Path) -> Path:
+    """Create ``directory`` (and its parents) readable only by its owner, and return it.
+
+    An existing directory is made ``0700`` too: the lab's directory holds passwords, keys
+    and logs of other people's connections.
+
+    Raises:
+        ConfigError: it cannot be created or is not ours to change (and why).
+    """
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        directory.chmod(0o700)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot use {directory} as a private directory: {exc.strerror or exc}"
+        ) from exc
+    return directory

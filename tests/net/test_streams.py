@@ -23,20 +23,19 @@ from wirelab.errors import (
     Timeout,
     TransportError,
 )
-from wirelab.net.framing import DelimiterFramer, Framer, LengthPrefixFramer
+from wirelab.net.framing import Framer, LengthPrefixFramer
 from wirelab.net.streams import (
     FramedSocket,
     map_os_error,
     read_message,
     recv_exactly,
     recv_until_eof,
-    write_message,
 )
 
 ZEN = [b"Beautiful is better than", b"Simple is better than", b"", b"Flat is better than"]
 FRAMERS: list[Callable[[], Framer]] = [
     lambda: LengthPrefixFramer(),
-    lambda: DelimiterFramer(b"?"),
+    lambda: LengthPrefixFramer(max_size=4 << 20),
 ]
 JOIN = 5.0  # every thread join and every blocking call in these tests has a bound
 
@@ -204,7 +203,7 @@ def test_framed_socket_over_limit_stays_a_protocol_error(
 def test_framed_socket_refuses_to_send_what_cannot_be_framed(
     pair: tuple[socket.socket, socket.socket],
 ) -> None:
-    framed = FramedSocket(pair[0], DelimiterFramer(b"?"))
+    framed = FramedSocket(pair[0], LengthPrefixFramer(max_size=3))
     with pytest.raises(LocalProtocolError):
         framed.send_message(b"Why?")
 
@@ -233,7 +232,8 @@ def test_asyncio_round_trip(make: Callable[[], Framer]) -> None:
     async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         framer = make()
         while (message := await read_message(reader, framer)) is not None:
-            await write_message(writer, framer, message[::-1])
+            writer.write(framer.frame(message[::-1]))
+            await writer.drain()
         writer.close()
         await writer.wait_closed()
 
@@ -245,7 +245,7 @@ def test_asyncio_round_trip(make: Callable[[], Framer]) -> None:
             framer, replies = make(), []
             async with asyncio.timeout(JOIN):
                 for message in ZEN:
-                    await write_message(writer, framer, message)
+                    writer.write(framer.frame(message))
                     replies.append(await read_message(reader, framer))
                 writer.write_eof()
                 replies.append(await read_message(reader, framer))
@@ -259,9 +259,9 @@ def test_asyncio_round_trip(make: Callable[[], Framer]) -> None:
 def test_asyncio_eof_mid_message_is_broken() -> None:
     async def main() -> None:
         reader = asyncio.StreamReader()
-        reader.feed_data(b"Beautiful is better than?Simple is")
+        framer = LengthPrefixFramer()
+        reader.feed_data(framer.frame(b"Beautiful is better than") + framer.frame(b"Simple")[:7])
         reader.feed_eof()
-        framer = DelimiterFramer(b"?")
         assert await read_message(reader, framer) == b"Beautiful is better than"
         with pytest.raises(Broken, match="peer closed mid-message"):
             await read_message(reader, framer)

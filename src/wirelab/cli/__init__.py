@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     except (Abort, KeyboardInterrupt):
         err_console.print("wirelab: interrupted")
         sys.exit(130)
-    except (WirelabError, OSError) as exc:
+    except WirelabError as exc:  # an OSError is mapped at its seam, never here
         if debug:
             raise
         err_console.print(f"wirelab: error: {_one_line(str(exc))}", markup=False)

@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from wirelab.cli.common import JsonOption, console, err_console, print_json
-from wirelab.config import LOOPBACK, state_dir
+from wirelab.config import LOOPBACK, private_dir, state_dir
 from wirelab.errors import ConfigError, Timeout
 from wirelab.lab.registry import find_services
 from wirelab.lab.service import LabContext
@@ -90,7 +90,7 @@ def up(
     directory: StateDirOption = None,
 ) -> None:
     """Start the lab. Stop it with Ctrl-C, or `wirelab lab down` when detached."""
-    where = _dir(directory)
+    where = private_dir(_dir(directory))
     running = _running(where)
     if running is not None:
         raise ConfigError(f"a lab is already running (pid {running.pid}); stop it first")
@@ -124,7 +124,6 @@ def _detach(where: Path, timeout: float) -> None:
     args = [a for a in sys.argv[1:] if a not in ("--detach", "-d")]
     if "up" not in args:  # called as a library function, not from the command line
         args = ["lab", "up"]
-    where.mkdir(parents=True, exist_ok=True, mode=0o700)
     logfile = where / "lab.log"
     env = dict(os.environ, WIRELAB_HOME=str(where), NO_COLOR="1")
     with open(logfile, "ab") as log, open(os.devnull, "rb") as devnull:

@@ -50,6 +50,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from wirelab.config import private_dir
 from wirelab.errors import ConfigError
 
 __all__ = ["CA_VALIDITY", "RENEW_BEFORE", "IssuedCert", "KeyKind", "LabCA"]
@@ -133,9 +134,7 @@ def _write_atomic(path: Path, data: bytes, mode: int) -> None:
 
 
 def _private_dir(directory: Path) -> Path:
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    directory.chmod(0o700)
-    return directory
+    return private_dir(directory)
 
 
 @contextlib.contextmanager
@@ -232,7 +231,10 @@ class IssuedCert:
         """
         if not stem or "/" in stem or stem.startswith("."):
             raise ConfigError(f"not a usable file stem: {stem!r}")
-        directory.mkdir(parents=True, exist_ok=True)
+        try:  # a new directory is private; an existing one is the caller's choice
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create {directory}: {exc.strerror or exc}") from exc
         cert_path, key_path = directory / f"{stem}.pem", directory / f"{stem}-key.pem"
         _write_atomic(key_path, self.key_pem, 0o600)
         _write_atomic(cert_path, self.cert_pem + self.chain_pem, 0o644)

@@ -1,15 +1,16 @@
 """Message framing over a byte stream: sans-I/O cores, in the style of h11 (no RFC).
 
 TCP delivers a stream of bytes, not messages; a protocol that sends messages over it must
-mark where each one ends. This module holds the two ways the book does it, as cores that
-never touch a socket, a clock or an event loop:
+mark where each one ends. This module holds the length prefix of the book's ``blocks.py``
+as a core that never touches a socket, a clock or an event loop:
 
-* :class:`DelimiterFramer`: each message ends with a delimiter (``b"?"`` for the Zen
-  questions, ``b"\\n"`` for lines).
 * :class:`LengthPrefixFramer`: each message is preceded by its length, four bytes big-endian
-  (``struct`` format ``!I``), as in the book's ``blocks.py``.
+  (``struct`` format ``!I``).
 
-Both have the same verbs, after h11: :meth:`receive_data` takes bytes as they arrive
+(Messages that end with a delimiter, the Zen server's ``?``, are split by Zen's own core,
+:mod:`wirelab.zen._core`, measured faster for its pipelined questions: decision 0050.)
+
+Its verbs follow h11: :meth:`receive_data` takes bytes as they arrive
 (``b""`` means end of file), :meth:`next_message` returns one complete message, or
 :data:`NEED_DATA`, or :data:`END` once the stream ended cleanly between two messages, and
 :meth:`frame` turns a message into the bytes to send. The adapters in
@@ -17,12 +18,6 @@ Both have the same verbs, after h11: :meth:`receive_data` takes bytes as they ar
 
 What this fixes from the book:
 
-* The Zen server's ``recv_until`` only checked that the buffer *ended with* the delimiter, so
-  two questions arriving in one segment (``b"Beautiful is better than?Simple is better
-  than?"``) were taken for one; bytes after a delimiter were lost; and the buffer grew
-  without bound while waiting. Here every delimiter is found, leftovers wait for the next
-  call, the search resumes where it stopped (linear, never quadratic), and a message over
-  ``max_size`` is refused as soon as the buffer proves it, not when its delimiter arrives.
 * ``blocks.py`` wrote with ``send()`` (which may write only part of a buffer; the adapters
   use ``sendall``) and believed any length a peer announced. Here a header announcing more
   than ``max_size`` is refused before a byte of its payload is buffered.
@@ -48,7 +43,6 @@ __all__ = [
     "END",
     "HEADER",
     "NEED_DATA",
-    "DelimiterFramer",
     "Event",
     "Framer",
     "LengthPrefixFramer",
@@ -79,7 +73,7 @@ HEADER: Final = struct.Struct("!I")
 
 
 class Framer(Protocol):
-    """What the stream adapters need from a framer (both framers here satisfy it)."""
+    """What the stream adapters need from a framer (:class:`LengthPrefixFramer` is one)."""
 
     @property
     def buffered(self) -> int:
@@ -105,7 +99,7 @@ class Framer(Protocol):
 
 
 class _Buffered:
-    """The receive buffer both framers share: a bytearray, an offset and the EOF flag.
+    """The receive buffer of a framer: a bytearray, an offset and the EOF flag.
 
     Consumed bytes are not cut off one message at a time (that would copy the rest each
     time); ``_start`` moves forward instead, and the buffer is compacted only when the
@@ -170,91 +164,6 @@ class _Buffered:
             del self._buf[:dropped]
             self._start = 0
         return dropped
-
-
-class DelimiterFramer(_Buffered):
-    """Messages that each end with a delimiter, such as ``b"?"`` or ``b"\\r\\n"``.
-
-    Args:
-        delimiter: the bytes that end every message (not empty).
-        max_size: the longest message accepted or framed, not counting the delimiter.
-        include_delimiter: return messages with their delimiter still attached.
-
-    Raises:
-        ConfigError: an empty delimiter or a negative ``max_size``.
-    """
-
-    def __init__(
-        self,
-        delimiter: bytes,
-        *,
-        max_size: int = DEFAULT_MAX_MESSAGE,
-        include_delimiter: bool = False,
-    ) -> None:
-        if not delimiter:
-            raise ConfigError("the delimiter must not be empty")
-        super().__init__(max_size)
-        self._delimiter = bytes(delimiter)
-        self._include = include_delimiter
-        self._scan = 0  # no delimiter starts in buf[_start:_scan]: resume the search here
-
-    @property
-    def delimiter(self) -> bytes:
-        """The bytes that end every message."""
-        return self._delimiter
-
-    def next_message(self) -> Event:
-        """Return the next complete message, or NEED_DATA, or END.
-
-        Raises:
-            RemoteProtocolError: the pending message is over ``max_size`` (raised as soon as
-                ``max_size + len(delimiter)`` bytes hold no delimiter), or the peer closed in
-                the middle of a message.
-        """
-        self._check_failed()
-        buf, width = self._buf, len(self._delimiter)
-        # A delimiter must end within max_size + width bytes of the message's start.
-        limit = self._start + self._max_size + width
-        found = buf.find(self._delimiter, self._scan, limit)
-        if found >= 0:
-            end = found + width
-            message = bytes(buf[self._start : end if self._include else found])
-            self._start = self._scan = end
-            return message
-        if len(buf) >= limit:
-            raise self._fail(
-                f"message over {self._max_size} bytes without a delimiter {self._delimiter!r}"
-            )
-        # The last width-1 bytes may be the start of a delimiter: search them again next time.
-        scan = max(self._scan, len(buf) - width + 1)
-        self._scan = scan - self._compact()
-        if not self._eof:
-            return NEED_DATA
-        if self.buffered:
-            raise self._fail(
-                f"peer closed mid-message ({self.buffered} bytes without a delimiter "
-                f"{self._delimiter!r})"
-            )
-        return END
-
-    def frame(self, message: bytes) -> bytes:
-        """Return ``message`` followed by the delimiter.
-
-        Raises:
-            LocalProtocolError: the message is over ``max_size``, or it contains the
-                delimiter, or it ends with bytes that would run into the delimiter (with
-                ``b"aa"`` as delimiter, ``b"xa"`` would read back as ``b"x"``).
-        """
-        if len(message) > self._max_size:
-            raise LocalProtocolError(
-                f"message of {len(message)} bytes is over the limit of {self._max_size}"
-            )
-        framed = bytes(message) + self._delimiter
-        if framed.find(self._delimiter) != len(message):
-            raise LocalProtocolError(
-                f"message contains the delimiter {self._delimiter!r}; it cannot be framed"
-            )
-        return framed
 
 
 class LengthPrefixFramer(_Buffered):

@@ -10,7 +10,6 @@ __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_MAX_CONNECTIONS",
-    "DEFAULT_MAX_LINE",
     "DEFAULT_MAX_MESSAGE",
     "DEFAULT_TIMEOUT",
     "MAX_UDP_PAYLOAD",
@@ -23,9 +22,6 @@ MAX_UDP_PAYLOAD = 65_507
 
 #: Largest framed message we accept by default (length-prefixed or delimited): 1 MiB.
 DEFAULT_MAX_MESSAGE = 1 << 20
-
-#: Longest text line we accept by default (protocol lines, questions): 8 KiB.
-DEFAULT_MAX_LINE = 8 << 10
 
 #: Bytes asked of the kernel per ``recv`` call.
 RECV_CHUNK = 64 << 10

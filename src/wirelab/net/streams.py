@@ -9,7 +9,7 @@ and everything here raises with ``raise ... from exc`` so the original error sta
 * :func:`recv_until_eof` reads a whole reply that ends when the peer closes, with a limit.
 * :class:`FramedSocket` sends and receives framed messages on a blocking socket, always with
   ``sendall`` (the book's ``blocks.py`` used ``send``, which may write only part).
-* :func:`read_message` and :func:`write_message` do the same on asyncio streams.
+* :func:`read_message` does the same on asyncio streams.
 
 Timeouts come from the socket (``settimeout``) for blocking code, and from the caller
 (``asyncio.timeout``) for asyncio code.
@@ -45,7 +45,6 @@ __all__ = [
     "read_message",
     "recv_exactly",
     "recv_until_eof",
-    "write_message",
 ]
 
 #: errno values meaning the peer or the network tore down an established connection.
@@ -297,18 +296,3 @@ async def read_message(reader: asyncio.StreamReader, framer: Framer) -> bytes | 
         except OSError as exc:
             raise map_os_error(exc, "receiving a message") from exc
         framer.receive_data(data)
-
-
-async def write_message(writer: asyncio.StreamWriter, framer: Framer, message: bytes) -> None:
-    """Frame ``message``, write it and wait until the transport's buffer has drained.
-
-    Raises:
-        LocalProtocolError: the framer refused the message (too long, bad content).
-        Broken, TransportError: as classified by :func:`map_os_error`.
-    """
-    data = framer.frame(message)
-    try:
-        writer.write(data)
-        await writer.drain()
-    except OSError as exc:
-        raise map_os_error(exc, "sending a message") from exc

@@ -1,0 +1,148 @@
+"""No command leaks an ``OSError``: a closed port, a reset, a bind conflict and a missing file
+are each one line on stderr and exit 1, with no traceback and no raw ``[Errno ...]``.
+
+The CLI's top level catches only :class:`~wirelab.errors.WirelabError`; these prove the seams
+map the operating system's errors before they get there.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_wirelab
+
+MISSING = "/nonexistent/wirelab/missing.pem"
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """An environment with no lab running (so nothing falls back to a lab's address)."""
+    found = {k: v for k, v in os.environ.items() if k not in ("WIRELAB_DEBUG", "COLUMNS")}
+    found["WIRELAB_HOME"] = str(tmp_path / "home")
+    return found
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A TCP and UDP port number nobody listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A port held by us: listening on TCP and bound on UDP (without SO_REUSEADDR)."""
+    tcp = socket.socket()
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with tcp, udp:
+        for _ in range(20):
+            tcp.bind(("127.0.0.1", 0))
+            port = tcp.getsockname()[1]
+            try:
+                udp.bind(("127.0.0.1", port))
+            except OSError:
+                tcp.close()
+                tcp = socket.socket()
+                continue
+            break
+        tcp.listen()
+        yield int(port)
+
+
+@pytest.fixture
+def resetting_port() -> Iterator[int]:
+    """A server that accepts every connection and resets it at once (SO_LINGER 0)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+
+    thread = threading.Thread(target=serve, name="resetting-server")
+    thread.start()
+    try:
+        yield int(listener.getsockname()[1])
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
+
+def check_one_line(args: list[str], env: dict[str, str]) -> None:
+    done = run_wirelab(*args, env=env, timeout=30)
+    shown = f"wirelab {' '.join(args)}: exit {done.returncode}\n{done.stderr}"
+    assert done.returncode == 1, shown
+    assert "Traceback" not in done.stderr, shown
+    assert "[Errno" not in done.stderr, shown
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("wirelab: error: "), shown
+
+
+CLIENTS_TO = [
+    "tcp client 127.0.0.1 -p {port}",
+    "tcp deadlock 127.0.0.1 1000 -p {port}",
+    "stream client 127.0.0.1 -p {port}",
+    "blocks client 127.0.0.1 -p {port}",
+    "zen client 127.0.0.1 -p {port}",
+    "tls connect 127.0.0.1 -p {port}",
+    "tls inspect 127.0.0.1 -p {port}",
+    "cache ping -s 127.0.0.1:{port}",
+]
+
+
+@pytest.mark.parametrize("command", [*CLIENTS_TO, "udp client 127.0.0.1 -p {port}"])
+def test_a_closed_port(command: str, closed_port: int, env: dict[str, str]) -> None:
+    check_one_line(command.format(port=closed_port).split(), env)
+
+
+@pytest.mark.parametrize("command", CLIENTS_TO)
+def test_a_reset_connection(command: str, resetting_port: int, env: dict[str, str]) -> None:
+    check_one_line(command.format(port=resetting_port).split(), env)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "udp server 127.0.0.1 -p {port}",
+        "tcp server 127.0.0.1 -p {port}",
+        "stream server 127.0.0.1 -p {port}",
+        "blocks server 127.0.0.1 -p {port}",
+        "zen serve 127.0.0.1 -p {port}",
+        "tls serve 127.0.0.1 -p {port}",
+        "queue pythagoras --bind tcp://127.0.0.1:{port}",
+    ],
+)
+def test_a_bind_conflict(command: str, taken_port: int, env: dict[str, str]) -> None:
+    check_one_line(command.format(port=taken_port).split(), env)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        f"tls connect 127.0.0.1 -p {{port}} --cafile {MISSING}",
+        f"tls connect 127.0.0.1 -p {{port}} --cert {MISSING} --key {MISSING}",
+        f"tls inspect 127.0.0.1 -p {{port}} --cafile {MISSING}",
+        f"tls serve 127.0.0.1 -p 0 --cert {MISSING} --key {MISSING}",
+        f"tls serve 127.0.0.1 -p 0 --client-ca {MISSING}",
+        "lab up --ephemeral -s udp --state-dir /proc/no-such-dir/lab",
+    ],
+)
+def test_a_missing_file(command: str, closed_port: int, env: dict[str, str]) -> None:
+    check_one_line(command.format(port=closed_port).split(), env)
