@@ -70,7 +70,9 @@ def small_geo_server(
 ) -> Iterator[RunningGeo]:
     """A geocoder with tight limits (2 connections, short timeouts) for limit tests."""
     lab = LabContext(state_dir=tmp_path_factory.mktemp("geo-small"), ephemeral=True)
-    limits = HTTPLimits(max_connections=2, handshake_timeout=0.5, io_timeout=0.5, max_requests=3)
+    limits = HTTPLimits(
+        max_connections=2, handshake_timeout=0.5, head_timeout=0.5, io_timeout=0.5, max_requests=3
+    )
     running = _start(lab, gazetteer, limits)
     try:
         yield running

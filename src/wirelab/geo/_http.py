@@ -43,6 +43,8 @@ MAX_BODY = 4 << 20
 
 _STATUS = re.compile(rb"HTTP/(\d)\.(\d) (\d{3})(?: ([^\r\n]*))?")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: ASCII digits only (``str.isdigit`` accepts "²"), and few enough for ``int()``.
+_LENGTH = re.compile(r"[0-9]{1,20}", re.ASCII)
 _CHUNK = re.compile(rb"([0-9A-Fa-f]{1,8})[ \t]*(?:;.*)?")
 
 
@@ -178,7 +180,7 @@ class ResponseParser:
             return self._chunked(pos)
         lengths = {v.strip() for k, v in headers if k == "content-length"}
         if lengths:
-            if len(lengths) > 1 or not all(x.isdigit() for x in lengths):
+            if len(lengths) > 1 or not all(_LENGTH.fullmatch(x) for x in lengths):
                 raise RemoteProtocolError(f"bad Content-Length {sorted(lengths)!r}")
             size = int(lengths.pop())
             if size > self.max_body:
