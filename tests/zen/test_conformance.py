@@ -31,6 +31,7 @@ IN_PROCESS_LOGS = (
     "threadpool",
     "threaded",
     "selectors",
+    "asyncore",
     "asyncio-protocol",
     "asyncio-streams",
     "uvloop",

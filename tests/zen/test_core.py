@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wirelab.errors import LocalProtocolError, RemoteProtocolError
+from wirelab.errors import ConfigError, LocalProtocolError, RemoteProtocolError
 from wirelab.zen._core import (
     ANSWERS,
     LONGEST_ANSWER,
@@ -64,11 +66,11 @@ def test_limit_counts_the_question_mark() -> None:
 
 def test_a_limit_below_the_longest_known_question_is_refused() -> None:
     # Below 25 bytes a known question would be answered whole but refused when split.
-    with pytest.raises(ValueError, match="at least 25"):
+    with pytest.raises(ConfigError, match="at least 25"):
         ZenServerCore(max_question=MIN_MAX_QUESTION - 1)
-    with pytest.raises(ValueError, match="at least 25"):
+    with pytest.raises(ConfigError, match="at least 25"):
         ZenConfig(max_question=10)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError):
         ZenServerCore(max_output=LONGEST_ANSWER - 1)
 
 
@@ -78,6 +80,7 @@ def _drain(core: ZenServerCore, data: bytes) -> bytes:
     while core.backlogged:
         out.append(core.receive_data(b""))
     assert all(len(share) <= core.max_output for share in out)
+    assert core.pending < core.max_question  # what stays buffered: less than one question
     return b"".join(out)
 
 
@@ -120,10 +123,31 @@ def test_client_core_bounds_an_answer() -> None:
 
 
 def test_config_rejects_nonsense() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="idle_timeout"):
         ZenConfig(idle_timeout=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="workers"):
         ZenConfig(workers=0)
+    with pytest.raises(ConfigError, match="delay"):
+        ZenConfig(delay=-1)
+
+
+def test_a_question_over_the_limit_after_a_full_share_waits_for_the_next_share() -> None:
+    # A share of one answer (max_output 25) then a question over the limit: the TOO_LONG goes
+    # in the next share, so no call returns more than max_output bytes.
+    core = ZenServerCore(max_question=MIN_MAX_QUESTION, max_output=LONGEST_ANSWER)
+    assert core.receive_answers(b"a?" + b"x" * 100) == [UNKNOWN]
+    assert core.backlogged and not core.closing
+    assert core.receive_answers(b"") == [TOO_LONG]
+    assert core.closing and not core.backlogged and core.pending == 0
+
+
+def test_client_core_matches_a_long_pipeline_in_order() -> None:
+    # outstanding is a deque: 100,000 answers are matched in linear time, oldest first.
+    client = ZenClientCore()
+    questions = [QUESTIONS[i % 3] for i in range(100_000)]
+    client.send(questions)
+    pairs = client.receive_data(b"".join(ANSWERS[q] for q in questions))
+    assert [q for q, _ in pairs] == questions and not client.outstanding
 
 
 stream = st.lists(st.sampled_from([*QUESTIONS, b"nope?", b" Simple is better than?"]), max_size=40)
@@ -149,17 +173,32 @@ def test_arbitrary_bytes_give_answers_or_close_and_stay_bounded(
     chunks: list[bytes], limit: int, max_output: int
 ) -> None:
     core = ZenServerCore(max_question=limit, max_output=max_output)
-    for chunk in chunks:
-        answers = core.receive_answers(chunk)
-        while core.backlogged:
-            assert sum(map(len, answers)) <= max_output * (1 + len(answers))
-            answers += core.receive_answers(b"")
-        assert all(a in KNOWN_ANSWERS for a in answers)
-        assert core.pending < limit
-        if core.closing:
-            assert core.receive_answers(b"Simple is better than?") == []
-            break
-        assert TOO_LONG not in answers
+    tracemalloc.start()
+    try:
+        for chunk in chunks:
+            share = core.receive_answers(chunk)
+            answers = list(share)
+            # Every call's share fits in max_output, backlog or not (a core that answered a
+            # whole read at once, or appended TOO_LONG to a full share, fails here).
+            assert sum(map(len, share)) <= max_output
+            while core.backlogged:
+                share = core.receive_answers(b"")
+                assert sum(map(len, share)) <= max_output
+                answers += share
+            assert all(a in KNOWN_ANSWERS for a in answers)
+            # Memory: what the core keeps after an input is less than one question's limit.
+            assert core.pending < limit
+            if core.closing:
+                assert core.receive_answers(b"Simple is better than?") == []
+                break
+            assert TOO_LONG not in answers
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # The core's whole working set: the input, its split, and the answers (24 bytes of answer
+    # per byte of input at worst); never more than a few times that.
+    biggest = max((len(c) for c in chunks), default=0)
+    assert peak < 64 * 1024 + 200 * biggest
 
 
 @given(

@@ -27,10 +27,11 @@ Nothing here touches a socket or a clock. The book's simulated work (a sleep in
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from wirelab.errors import LocalProtocolError, RemoteProtocolError
+from wirelab.errors import ConfigError, LocalProtocolError, RemoteProtocolError
 from wirelab.net.limits import DEFAULT_IDLE_TIMEOUT
 
 __all__ = [
@@ -116,20 +117,25 @@ class ZenConfig:
     max_connections: int = 20_000
 
     def __post_init__(self) -> None:
+        """Refuse limits that cannot work.
+
+        Raises:
+            ConfigError: a limit below its minimum, or a negative delay.
+        """
         if self.max_question < MIN_MAX_QUESTION:
-            raise ValueError(f"max_question must be at least {MIN_MAX_QUESTION} bytes")
+            raise ConfigError(f"max_question must be at least {MIN_MAX_QUESTION} bytes")
         if self.max_output < LONGEST_ANSWER:
-            raise ValueError(f"max_output must be at least {LONGEST_ANSWER} bytes")
+            raise ConfigError(f"max_output must be at least {LONGEST_ANSWER} bytes")
         if self.idle_timeout <= 0:
-            raise ValueError("idle_timeout must be positive")
+            raise ConfigError("idle_timeout must be positive")
         if self.delay < 0:
-            raise ValueError("delay must not be negative")
+            raise ConfigError("delay must not be negative")
         if self.workers is not None and self.workers < 1:
-            raise ValueError("workers must be at least 1")
+            raise ConfigError("workers must be at least 1")
         if self.max_threads < 1:
-            raise ValueError("max_threads must be at least 1")
+            raise ConfigError("max_threads must be at least 1")
         if self.max_connections < 1:
-            raise ValueError("max_connections must be at least 1")
+            raise ConfigError("max_connections must be at least 1")
 
 
 def answer_for(question: bytes) -> bytes:
@@ -180,9 +186,9 @@ class ZenServerCore:
         self, max_question: int = DEFAULT_MAX_QUESTION, max_output: int = DEFAULT_MAX_OUTPUT
     ) -> None:
         if max_question < MIN_MAX_QUESTION:
-            raise ValueError(f"max_question must be at least {MIN_MAX_QUESTION} bytes")
+            raise ConfigError(f"max_question must be at least {MIN_MAX_QUESTION} bytes")
         if max_output < LONGEST_ANSWER:
-            raise ValueError(f"max_output must be at least {LONGEST_ANSWER} bytes")
+            raise ConfigError(f"max_output must be at least {LONGEST_ANSWER} bytes")
         self.max_question = max_question
         self.max_output = max_output
         self._max_parts = max_output // LONGEST_ANSWER
@@ -234,8 +240,10 @@ class ZenServerCore:
         # At most one call's share of questions; the rest stays unsplit (no quadratic work).
         parts = data.split(b"?", self._max_parts)
         rest = parts.pop()
-        self.backlogged = len(parts) == self._max_parts and b"?" in rest
         limit = self.max_question
+        # A full share with more input behind it waits for the next call, even when that input
+        # is a question over the limit: its TOO_LONG must not push this share past max_output.
+        self.backlogged = len(parts) == self._max_parts and (b"?" in rest or len(rest) >= limit)
         answers: list[bytes] = []
         for part in parts:
             found = _GET_BARE(part)
@@ -295,7 +303,7 @@ class ZenClientCore:
 
     def __init__(self, max_answer: int = DEFAULT_MAX_ANSWER) -> None:
         self.max_answer = max_answer
-        self.outstanding: list[bytes] = []
+        self.outstanding: deque[bytes] = deque()
         self._buffer = b""
 
     def send(self, questions: Sequence[str | bytes]) -> bytes:
@@ -323,7 +331,7 @@ class ZenClientCore:
                 raise RemoteProtocolError(f"answer longer than {self.max_answer} bytes")
             if not self.outstanding:
                 raise RemoteProtocolError(f"an answer nobody asked for: {part + b'.'!r}")
-            pairs.append((self.outstanding.pop(0), part + b"."))
+            pairs.append((self.outstanding.popleft(), part + b"."))
         return pairs
 
     @property

@@ -53,6 +53,8 @@ ARCHS: dict[str, Arch] = {
              _lazy("blocking", "start_threaded")),
         Arch("selectors", "srv_async.py", "hand-written selectors loop, per-socket buffers",
              _lazy("evloop", "start_selectors")),
+        Arch("asyncore", "srv_legacy2.py", "asyncore/asynchat dispatchers (the backports)",
+             _lazy("legacy", "start_asyncore")),
         Arch("asyncio-protocol", "srv_asyncio1.py", "asyncio Protocol callbacks",
              _lazy("aio", "start_asyncio_protocol")),
         Arch("asyncio-streams", "srv_asyncio2.py", "asyncio streams, a coroutine per client",

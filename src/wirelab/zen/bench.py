@@ -31,7 +31,7 @@ from typing import Any
 
 from wirelab.errors import ConfigError, ServiceUnavailable
 from wirelab.zen.archs import ARCHS, DEFAULT_ARCH
-from wirelab.zen.book import BOOK_ARCHS, BOOK_OF
+from wirelab.zen.book import BOOK_ARCHS, BOOK_OF, BOOK_PIPELINES
 
 __all__ = [
     "ASYNC_ARCHS",
@@ -355,7 +355,7 @@ def _cell_from(name: str, connections: int, pipeline: int, raw: dict[str, Any]) 
 
 def _servers_for(name: str, connections: int, pipeline: int) -> str | None:
     """Why ``name`` is not run at this cell, or ``None`` if it is."""
-    if name in BOOK_ARCHS and pipeline > 1:
+    if name in BOOK_ARCHS and name not in BOOK_PIPELINES and pipeline > 1:
         return "the book's framing cannot answer pipelined questions"
     if name == "inetd-nowait" and connections > NOWAIT_MAX_CONNECTIONS:
         return f"a process per connection: not run above {NOWAIT_MAX_CONNECTIONS} connections"

@@ -11,6 +11,8 @@ whole buffer *ends with* ``?``. Known bugs, kept on purpose (BOOK.md section 7.1
 
 ``book-asyncio2`` is the book's stream server written with ``async def`` (its
 ``@asyncio.coroutine`` form no longer runs), still without ``drain`` or closing the writer.
+``book-asynchat`` is ``srv_legacy2.py`` on asyncore/asynchat: asynchat splits on every ``?``,
+so it is the one book design that answers pipelined questions (still with no limits).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 from wirelab.zen._common import RunningServer
 from wirelab.zen._core import ANSWERS, UNKNOWN, ZenConfig
 
-__all__ = ["BOOK_ARCHS", "BOOK_OF"]
+__all__ = ["BOOK_ARCHS", "BOOK_OF", "BOOK_PIPELINES"]
 
 
 def _get_answer(aphorism: bytes) -> bytes:
@@ -256,6 +258,73 @@ def start_book_asyncio2(listener: socket.socket, config: ZenConfig) -> RunningSe
     return _asyncio("book-asyncio2", listener, streams=True)
 
 
+def start_book_asynchat(listener: socket.socket, config: ZenConfig) -> RunningServer:
+    """srv_legacy2.py: asynchat with the terminator ``?``, unbounded buffers and output.
+
+    asynchat splits on *every* terminator, so this one of the book's designs does answer
+    pipelined questions; it has no limits and no timeouts.
+    """
+    # the asyncore/asynchat modules (or their backports), imported quietly there
+    from wirelab.zen.legacy import asynchat, asyncore
+
+    sockets: dict[int, Any] = {}
+    stopping = threading.Event()
+
+    class Chat(asynchat.async_chat):
+        def __init__(self, sock: socket.socket) -> None:
+            super().__init__(sock, map=sockets)
+            self.set_terminator(b"?")
+            self.data = b""
+
+        def collect_incoming_data(self, more: bytes) -> None:
+            self.data += more
+
+        def found_terminator(self) -> None:
+            self.push(_get_answer(self.data + b"?"))
+            self.data = b""
+
+        def handle_error(self) -> None:
+            self.close()
+
+    class Acceptor(asyncore.dispatcher):
+        def handle_accept(self) -> None:
+            pair = self.accept()
+            if pair is not None:
+                Chat(pair[0])
+
+    wake_r, wake_w = socket.socketpair()
+
+    class Waker(asyncore.dispatcher):
+        def writable(self) -> bool:
+            return False
+
+        def handle_read(self) -> None:
+            stopping.set()
+
+    acceptor = Acceptor(listener, map=sockets)
+    acceptor.accepting = True
+    waker = Waker(wake_r, map=sockets)
+
+    def run() -> None:
+        try:
+            while not stopping.is_set():
+                asyncore.poll2(1.0, sockets)
+        finally:
+            for dispatcher in list(sockets.values()):
+                dispatcher.close()
+
+    thread = threading.Thread(target=run, name="zen-book-asynchat", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        wake_w.send(b"x")
+        thread.join(2.0)
+        wake_w.close()
+        waker.close()
+
+    return RunningServer("book-asynchat", listener.getsockname()[:2], stop)
+
+
 #: The book's designs, by benchmark name.
 BOOK_ARCHS = {
     "book-single": start_book_single,
@@ -264,7 +333,11 @@ BOOK_ARCHS = {
     "book-poll": start_book_poll,
     "book-asyncio1": start_book_asyncio1,
     "book-asyncio2": start_book_asyncio2,
+    "book-asynchat": start_book_asynchat,
 }
+
+#: The book's designs that split on every ``?`` and so can be run pipelined.
+BOOK_PIPELINES = frozenset({"book-asynchat"})
 
 #: Our architecture -> the book's version of it.
 BOOK_OF = {
@@ -272,6 +345,7 @@ BOOK_OF = {
     "threadpool": "book-threaded",
     "threaded": "book-legacy",
     "selectors": "book-poll",
+    "asyncore": "book-asynchat",
     "asyncio-protocol": "book-asyncio1",
     "asyncio-streams": "book-asyncio2",
 }

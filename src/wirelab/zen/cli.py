@@ -8,22 +8,33 @@ from typing import Annotated
 
 import typer
 
-from wirelab.cli.common import JsonOption, PortOption, console, err_console, lab_target, print_json
+from wirelab.cli.common import (
+    ChartOption,
+    ClientHostArgument,
+    JsonOption,
+    PortOption,
+    ServeHostArgument,
+    TimeoutOption,
+    console,
+    err_console,
+    lab_target,
+    print_json,
+)
 from wirelab.config import LOOPBACK, default_port
 from wirelab.errors import ConfigError
 from wirelab.net.addresses import format_address, parse_port
+from wirelab.net.limits import DEFAULT_TIMEOUT
 
 __all__ = ["app"]
 
 app = typer.Typer(
     name="zen",
-    help="Chapter 7: the Zen Q&A protocol served by ten server architectures, and a benchmark.",
+    help="Chapter 7: the Zen Q&A protocol served by eleven server architectures, and a benchmark.",
     no_args_is_help=True,
 )
 
-HostArg = Annotated[
-    str | None, typer.Argument(help="Host name or address. Default: the lab's, or loopback.")
-]
+#: The lab endpoints of the zen service (the default architecture and the two inetd styles).
+LAB_ENDPOINTS = ("zen", "inetd-nowait", "inetd-wait")
 
 
 def _int_list(text: str, what: str) -> list[int]:
@@ -51,7 +62,7 @@ WORKER_ARCHS = ("threadpool", "prefork")
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Argument(help="Address to bind.")] = LOOPBACK,
+    host: ServeHostArgument = LOOPBACK,
     port: PortOption = None,
     arch: Annotated[str | None, typer.Option("--arch", "-a", help="Architecture.")] = None,
     workers: Annotated[
@@ -94,29 +105,52 @@ def serve(
 
 @app.command()
 def client(
-    host: HostArg = None,
+    host: ClientHostArgument = None,
     port: PortOption = None,
     error: Annotated[
-        bool, typer.Option("-e", "--error", help="Send broken questions to see the errors.")
+        bool, typer.Option("--error", help="Send broken questions to see the errors.")
     ] = False,
     pipeline: Annotated[
-        int, typer.Option("--pipeline", min=1, max=100_000, help="Send N questions at once.")
+        int,
+        typer.Option(
+            "--pipeline",
+            "-P",
+            min=1,
+            max=100_000,
+            help="Keep N questions in flight (our servers only: the book's answer one at a time).",
+        ),
     ] = 1,
-    endpoint: Annotated[
-        str, typer.Option("--endpoint", help="Lab endpoint: zen, inetd-nowait, inetd-wait.")
+    lab_endpoint: Annotated[
+        str,
+        typer.Option(
+            "--lab-endpoint",
+            help=f"Which of the lab's Zen servers to ask: {', '.join(LAB_ENDPOINTS)}.",
+        ),
     ] = "zen",
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
     json_output: JsonOption = False,
 ) -> None:
-    """Ask the aphorisms in random order and print the answers (the book's client.py)."""
+    """Ask the aphorisms in random order and print the answers (the book's client.py).
+
+    One question at a time, as the book's client does, so it works against the book's own
+    servers; --pipeline N keeps N in flight (sending and reading at once) for ours.
+    """
     from wirelab.zen import client as zen
 
-    where, number = lab_target("zen", host, port, endpoint=endpoint)
+    if lab_endpoint not in LAB_ENDPOINTS:
+        raise typer.BadParameter(
+            f"{lab_endpoint!r} is not one of {', '.join(LAB_ENDPOINTS)}",
+            param_hint="'--lab-endpoint'",
+        )
+    where, number = lab_target("zen", host, port, endpoint=lab_endpoint)
     if error:
-        exchanges = zen.broken_questions(where, number)
+        exchanges = zen.broken_questions(where, number, timeout=timeout)
     elif pipeline > 1:
-        exchanges = zen.ask(where, number, zen.pipelined_questions(pipeline), pipeline=pipeline)
+        exchanges = zen.ask(
+            where, number, zen.pipelined_questions(pipeline), pipeline=pipeline, timeout=timeout
+        )
     else:
-        exchanges = zen.ask(where, number)
+        exchanges = zen.ask(where, number, timeout=timeout)
     if json_output:
         print_json([{"question": e.question, "answer": e.answer} for e in exchanges])
         return
@@ -125,7 +159,7 @@ def client(
 
         wrong = sum(answer_for(e.question.encode()).decode() != e.answer for e in exchanges)
         console.print(
-            f"sent {pipeline} questions in one write to {format_address((where, number))}"
+            f"sent {pipeline} questions, {pipeline} in flight, to {format_address((where, number))}"
         )
         console.print(f"got {len(exchanges)} answers, in order, {wrong} wrong")
         return
@@ -140,15 +174,19 @@ def bench(
     ] = None,
     connections: Annotated[str, typer.Option("--connections", "-c")] = "1,10,100,1000",
     pipeline: Annotated[str, typer.Option("--pipeline", "-P", help="Depths, e.g. 1,16.")] = "1,16",
-    seconds: Annotated[float, typer.Option("--seconds", "-s", min=0.2, max=30.0)] = 2.0,
+    seconds: Annotated[
+        float, typer.Option("--seconds", min=0.2, max=30.0, help="Measured seconds per run.")
+    ] = 2.0,
     warmup: Annotated[float, typer.Option("--warmup", min=0.0, max=10.0)] = 0.5,
-    rounds: Annotated[int, typer.Option("--rounds", min=1, max=5)] = 1,
+    rounds: Annotated[int, typer.Option("--rounds", "-r", min=1, max=5)] = 1,
     idle: Annotated[
         int, typer.Option("--idle", min=0, max=50_000, help="Idle connections (0: skip).")
     ] = 10_000,
     book: Annotated[bool, typer.Option("--book/--no-book", help="Run the book's designs.")] = True,
-    chart: Annotated[Path | None, typer.Option("--chart", help="Write a PNG chart.")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Write the JSON results.")] = None,
+    chart: ChartOption = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the JSON results.", dir_okay=False)
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Measure requests/s and latency of every architecture beside a C epoll server."""

@@ -1,4 +1,4 @@
-"""Chapter 7 in the tour: one protocol, ten server architectures, all correct."""
+"""Chapter 7 in the tour: one protocol, eleven server architectures, all correct."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from wirelab.lab.tour import Chapter, TourContext
 CHAPTER = Chapter(
     7,
     "Server architectures",
-    "One tiny protocol served ten ways; every one must answer pipelined questions correctly.",
+    "One tiny protocol served eleven ways; every one must answer pipelined questions correctly.",
 )
 
 BURST = 300
