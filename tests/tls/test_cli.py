@@ -13,19 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_wirelab
 from wirelab.net.ca import LabCA
 from wirelab.tls.client import fetch, make_client_context
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wirelab", "tls", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    """``wirelab tls ARGS...`` against the session lab."""
+    return run_wirelab("tls", *args, env=env)
 
 
 def test_connect_to_the_lab_greeting(wirelab_env: dict[str, str]) -> None:
@@ -33,13 +28,22 @@ def test_connect_to_the_lab_greeting(wirelab_env: dict[str, str]) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout == "Simple is better than complex.\n"
     assert "certificate verified for localhost" in done.stderr
+    assert "close_notify" not in done.stderr  # our server ends cleanly
+
+
+def test_connect_with_host_and_no_port_takes_the_labs_port(wirelab_env: dict[str, str]) -> None:
+    done = run(wirelab_env, "connect", "localhost", "--json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["servername"] == "localhost" and doc["close_notify"] is True
+    assert doc["text"] == "Simple is better than complex."
 
 
 def test_connect_json_with_the_lab_client_certificate(wirelab_env: dict[str, str]) -> None:
     done = run(wirelab_env, "connect", "--lab", "tls.clientauth", "--lab-cert", "--json")
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
-    assert doc["text"] == "Hello, brandon. Simple is better than complex.\n"
+    assert doc["text"] == "Hello, brandon. Simple is better than complex."
     assert doc["version"] in ("TLSv1.2", "TLSv1.3")
 
 
@@ -75,8 +79,9 @@ def test_features_json(wirelab_env: dict[str, str]) -> None:
         (["connect", "--lab", "tls.clientauth"], "peer requires a client certificate (give --cert"),
         (["connect", "--lab", "tls.selfsigned"], "self-signed certificate"),
         (["connect", "--lab", "tls.nosuch"], "the lab has no endpoint 'tls.nosuch'"),
-        (["inspect", "127.0.0.1", "nosuchservice"], "unknown service name 'nosuchservice'"),
-        (["inspect", "no-such-host.invalid", "443"], "name service failure"),
+        (["inspect", "127.0.0.1", "-p", "nosuchservice"], "unknown service name 'nosuchservice'"),
+        (["inspect", "no-such-host.invalid", "-p", "443"], "name service failure"),
+        (["inspect", "--lab", "tls.clientauth"], "peer requires a client certificate (give --cert"),
         (["connect", "--cafile", "/nonexistent/ca.pem"], "cannot load the CA file"),
         (["connect", "--ciphers", "ALL:@SECLEVEL=0"], "lowers the OpenSSL security level to 0"),
         (["connect", "--ciphers", "NOPE"], "selects no cipher suite"),
@@ -90,16 +95,88 @@ def test_bad_input_is_one_line(wirelab_env: dict[str, str], args: list[str], mes
     assert message in lines[0]
 
 
-def test_usage_errors_exit_2(wirelab_env: dict[str, str]) -> None:
-    assert run(wirelab_env, "inspect", "--starttls", "gopher").returncode == 2
-    assert run(wirelab_env, "connect", "127.0.0.1", "1", "--lab", "tls.greeting").returncode == 2
-    assert run(wirelab_env, "connect", "--min-version", "1.1").returncode == 2
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["inspect", "--starttls", "gopher"],
+        ["connect", "127.0.0.1", "-p", "1", "--lab", "tls.greeting"],
+        ["connect", "--min-version", "1.1"],
+        ["connect", "--max-version", "1.1"],
+        ["inspect", "--min-version", "1.3", "--max-version", "1.2"],
+        ["connect", "-t", "inf"],  # was an OverflowError traceback
+        ["connect", "-t", "0"],
+        ["connect", "127.0.0.1", "-p", "70000"],
+        ["connect", "127.0.0.1", "70000"],  # the old HOST PORT form: an extra argument
+        ["inspect", "127.0.0.1", "-p", "-1"],
+        ["serve", "-p", "70000"],  # was exit 1
+        ["serve", ""],  # was a silent bind to every interface
+        ["connect", ""],
+        ["connect", "--key", "k.pem"],
+        ["inspect", "--cert", "c.pem", "--lab-cert"],
+    ],
+)
+def test_usage_errors_exit_2(wirelab_env: dict[str, str], args: list[str]) -> None:
+    done = run(wirelab_env, *args)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
 
 
 def test_tls13_only_with_a_cipher_string(wirelab_env: dict[str, str]) -> None:
     done = run(wirelab_env, "connect", "--min-version", "1.3", "--ciphers", "ECDHE+AESGCM")
     assert done.returncode == 0, done.stderr
     assert done.stderr.startswith("TLSv1.3 ")
+
+
+@pytest.mark.parametrize("command", ["connect", "inspect"])
+def test_pinned_tls12_lets_the_cipher_string_choose(
+    wirelab_env: dict[str, str], command: str
+) -> None:
+    """F28: between our own client and server, --ciphers decides once TLS 1.2 is pinned."""
+    chosen = []
+    for ciphers in ("ECDHE+CHACHA20", "ECDHE+AESGCM+AES128"):
+        done = run(
+            wirelab_env, command, "--min-version", "1.2", "--max-version", "1.2",
+            "--ciphers", ciphers, "--json",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        doc = json.loads(done.stdout)
+        version, cipher = (
+            (doc["version"], doc["cipher"])
+            if command == "connect"
+            else (doc["session"]["version"], doc["session"]["cipher"])
+        )
+        assert version == "TLSv1.2"
+        chosen.append(cipher)
+    assert "CHACHA20" in chosen[0] and "AES128-GCM" in chosen[1], chosen
+
+
+def test_max_version_caps_the_session(wirelab_env: dict[str, str]) -> None:
+    done = run(wirelab_env, "inspect", "--max-version", "1.2", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["session"]["version"] == "TLSv1.2"
+
+
+def test_inspect_presents_a_client_certificate(wirelab_env: dict[str, str]) -> None:
+    """F27: the inspector takes --lab-cert as connect does, and says the server asked."""
+    done = run(wirelab_env, "inspect", "--lab", "tls.clientauth", "--lab-cert")
+    assert done.returncode == 0, done.stderr
+    assert "client:   requested; ours was accepted" in done.stdout
+    done = run(wirelab_env, "inspect", "--lab", "tls.greeting", "--json")
+    assert json.loads(done.stdout)["client_certificate"] == "not requested"
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
+def test_inspect_says_a_server_requires_a_client_certificate(
+    wirelab_env: dict[str, str], version: str
+) -> None:
+    done = run(
+        wirelab_env, "inspect", "--lab", "tls.clientauth",
+        "--min-version", version, "--max-version", version,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.strip().endswith(
+        "peer requires a client certificate (give --cert and --key, or --lab-cert)"
+    ), done.stderr
 
 
 def test_serve_greets_a_verified_client(tmp_path: Path) -> None:
@@ -115,17 +192,18 @@ def test_serve_greets_a_verified_client(tmp_path: Path) -> None:
         assert proc.stderr is not None
         line = ""
         deadline = time.monotonic() + 20
-        while "listening at TLS" not in line and time.monotonic() < deadline:
+        while "listening at" not in line and time.monotonic() < deadline:
             ready, _, _ = select.select([proc.stderr], [], [], deadline - time.monotonic())
             if not ready:
                 break
             line = proc.stderr.readline()
-        assert "listening at TLS 127.0.0.1:" in line, line
-        port = int(line.split("127.0.0.1:")[1].split(",")[0])
+        assert "listening at 127.0.0.1:" in line, line
+        port = int(line.split("127.0.0.1:")[1].split(" ")[0])
         ca = LabCA.load_or_create(tmp_path / "ca")
         ctx = make_client_context(cafile=ca.cert_path)
         got = fetch("127.0.0.1", port, context=ctx, servername="www.example.com")
-        assert got.text == "Simple is better than complex.\n"
+        assert got.data == b"Simple is better than complex."
+        assert got.close_notify
     finally:
         proc.send_signal(signal.SIGINT)
         try:

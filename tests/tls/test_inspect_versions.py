@@ -11,13 +11,13 @@ import json
 import os
 import ssl
 import subprocess
-import sys
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_wirelab
 from wirelab.errors import TLSError
 from wirelab.net.ca import LabCA
 from wirelab.tls.inspect import VersionResult, inspect, probe_versions
@@ -146,14 +146,7 @@ def test_a_tls10_only_server_is_explained(
 def _wirelab(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, WIRELAB_HOME=str(tmp_path), NO_COLOR="1")
     env.pop("COLUMNS", None)  # the default width of a pipe: long lines must not wrap
-    return subprocess.run(
-        [sys.executable, "-m", "wirelab", "tls", "inspect", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_wirelab("tls", "inspect", *args, env=env)
 
 
 def _one_error_line(done: subprocess.CompletedProcess[str]) -> str:
@@ -168,7 +161,7 @@ def test_the_cli_on_a_tls10_only_server(
     tls10_server: tuple[str, int], ca: LabCA, tmp_path: Path
 ) -> None:
     host, port = tls10_server
-    target = (host, str(port), "--servername", "localhost", "--cafile", str(ca.cert_path))
+    target = (host, "-p", str(port), "--servername", "localhost", "--cafile", str(ca.cert_path))
     done = _wirelab(tmp_path, *target, "--versions")
     assert _one_error_line(done).endswith(f"failed: {OLD_TLS_LINE}")
     out = done.stdout.splitlines()
@@ -215,7 +208,7 @@ def test_no_common_ground_and_no_probe_gets_through(
     assert isinstance(caught.value.__cause__, ssl.SSLError)
 
     done = _wirelab(
-        tmp_path, host, str(port), "--servername", "localhost", "--cafile", str(ca.cert_path)
+        tmp_path, host, "-p", str(port), "--servername", "localhost", "--cafile", str(ca.cert_path)
     )
     line = _one_error_line(done)
     assert "no cipher in common" in line and "TLSv1.2 and TLSv1.3 were refused" in line

@@ -40,8 +40,7 @@ def serving(server: GreetingServer) -> Iterator[tuple[str, int]]:
         try:
             await stop[0].wait()
         finally:
-            srv.close()
-            await srv.wait_closed()
+            await srv.aclose()
 
     thread = threading.Thread(target=asyncio.run, args=(main(),), name="tls-test")
     thread.start()

@@ -10,7 +10,13 @@ off:
   matched against the subjectAltName only);
 * ``VERIFY_X509_STRICT`` is set on every Python, as Python 3.13 does by default, so a
   certificate accepted on 3.11 is also accepted on 3.13 (RFC 5280 conformance: critical
-  basicConstraints in CAs, keyUsage, key identifiers ...);
+  basicConstraints in CAs, keyUsage, key identifiers ...), and host names match the
+  subjectAltName only, never the subject's common name (RFC 6125 §6.4.4);
+* ``strict_x509=False`` is the one explicit opt-out, for older CAs such as the book's own
+  (its basicConstraints are not critical, its leaf certificates carry no subjectAltName and no
+  key identifiers): it drops those RFC 5280 conformance checks and lets a certificate *without
+  any* subjectAltName match by its common name. It still verifies the signature chain up to a
+  trusted CA, the validity dates, and the host name;
 * TLS 1.0 and 1.1 are refused: RFC 8996 says they MUST NOT be negotiated, so the lowest
   ``minimum_version`` accepted is TLS 1.2.
 
@@ -30,8 +36,10 @@ from wirelab.errors import ConfigError, TLSError
 
 __all__ = [
     "MINIMUM_TLS_VERSION",
+    "STRICT_X509_HINT",
     "client_context",
     "describe_tls_error",
+    "file_error",
     "server_context",
     "wrap_tls_error",
 ]
@@ -52,13 +60,48 @@ def _check_minimum(version: ssl.TLSVersion) -> None:
         )
 
 
+def _set_versions(
+    ctx: ssl.SSLContext, minimum: ssl.TLSVersion, maximum: ssl.TLSVersion | None
+) -> None:
+    """Set the version range: ``minimum`` (1.2 or 1.3) up to ``maximum`` (``None``: newest)."""
+    _check_minimum(minimum)
+    ctx.minimum_version = minimum
+    if maximum is None:
+        return
+    if maximum not in _ALLOWED_MINIMUMS:
+        raise ConfigError(
+            f"maximum TLS version {maximum.name} is not allowed: use TLSv1_2 or TLSv1_3"
+        )
+    if maximum < minimum:
+        raise ConfigError(
+            f"the maximum TLS version {maximum.name} is older than the minimum {minimum.name}"
+        )
+    ctx.maximum_version = maximum
+
+
+#: What a strict-verification failure can add: the opt-out, and what it keeps.
+STRICT_X509_HINT = (
+    "an older CA, such as the book's, needs --no-strict-x509 (which still checks the chain "
+    "and the name)"
+)
+
+
+def file_error(exc: BaseException) -> str:
+    """Why a file could not be loaded, in words (``No such file or directory``, no errno)."""
+    if isinstance(exc, ssl.SSLError):
+        return describe_tls_error(exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)
+
+
 def _load_chain(
     ctx: ssl.SSLContext, certfile: PathLike, keyfile: PathLike | None, what: str
 ) -> None:
     try:
         ctx.load_cert_chain(certfile, keyfile)
     except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-        detail = describe_tls_error(exc) if isinstance(exc, ssl.SSLError) else str(exc)
+        detail = file_error(exc)
         raise ConfigError(f"cannot load the {what} certificate {certfile}: {detail}") from exc
 
 
@@ -69,6 +112,8 @@ def client_context(
     certfile: PathLike | None = None,
     keyfile: PathLike | None = None,
     minimum_version: ssl.TLSVersion = MINIMUM_TLS_VERSION,
+    maximum_version: ssl.TLSVersion | None = None,
+    strict_x509: bool = True,
 ) -> ssl.SSLContext:
     """Build a verifying client context.
 
@@ -80,9 +125,14 @@ def client_context(
         certfile: a client certificate (PEM, chain allowed) for servers that ask for one.
         keyfile: its key, when it is not in ``certfile``.
         minimum_version: ``TLSv1_2`` (default) or ``TLSv1_3``.
+        maximum_version: the newest version to offer (``None``: the newest OpenSSL has);
+            equal to ``minimum_version`` pins one version.
+        strict_x509: RFC 5280 conformance checks and subjectAltName-only names (default).
+            ``False`` accepts a conformant-in-spirit older CA (see the module's docstring);
+            the chain, the dates and the name are still verified.
 
     Raises:
-        ConfigError: a file cannot be read or parsed, or the minimum version is too old.
+        ConfigError: a file cannot be read or parsed, or the version range is refused.
     """
     _check_minimum(minimum_version)
     if isinstance(cadata, bytes) and cadata.lstrip().startswith(b"-----BEGIN"):
@@ -95,11 +145,16 @@ def client_context(
         )
     except (OSError, ValueError) as exc:
         source = f"the CA file {cafile}" if cafile is not None else "the CA data"
-        raise ConfigError(f"cannot load {source}: {exc}") from exc
+        raise ConfigError(f"cannot load {source}: {file_error(exc)}") from exc
     ctx.check_hostname = True
     ctx.verify_mode = ssl.CERT_REQUIRED
-    ctx.verify_flags |= ssl.VERIFY_X509_STRICT
-    ctx.minimum_version = minimum_version
+    if strict_x509:
+        ctx.verify_flags |= ssl.VERIFY_X509_STRICT
+        ctx.hostname_checks_common_name = False
+    else:  # explicit opt-out (Python 3.13 sets the flag by default: clear it)
+        ctx.verify_flags &= ~ssl.VERIFY_X509_STRICT
+        ctx.hostname_checks_common_name = True
+    _set_versions(ctx, minimum_version, maximum_version)
     if certfile is not None:
         _load_chain(ctx, certfile, keyfile, "client")
     elif keyfile is not None:
@@ -114,6 +169,7 @@ def server_context(
     client_cafile: PathLike | None = None,
     require_client_cert: bool = False,
     minimum_version: ssl.TLSVersion = MINIMUM_TLS_VERSION,
+    maximum_version: ssl.TLSVersion | None = None,
 ) -> ssl.SSLContext:
     """Build a server context that presents ``certfile`` and may verify client certificates.
 
@@ -125,10 +181,11 @@ def server_context(
             Only these CAs are trusted for clients, never the system store.
         require_client_cert: refuse clients without a certificate (``CERT_REQUIRED``).
         minimum_version: ``TLSv1_2`` (default) or ``TLSv1_3``.
+        maximum_version: the newest version to accept (``None``: the newest OpenSSL has).
 
     Raises:
         ConfigError: a file cannot be read, the key does not match, a client certificate is
-            required without ``client_cafile``, or the minimum version is too old.
+            required without ``client_cafile``, or the version range is refused.
     """
     _check_minimum(minimum_version)
     if require_client_cert and client_cafile is None:
@@ -140,8 +197,10 @@ def server_context(
             cafile=os.fspath(client_cafile) if client_cafile is not None else None,
         )
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot load the client CA file {client_cafile}: {exc}") from exc
-    ctx.minimum_version = minimum_version
+        raise ConfigError(
+            f"cannot load the client CA file {client_cafile}: {file_error(exc)}"
+        ) from exc
+    _set_versions(ctx, minimum_version, maximum_version)
     _load_chain(ctx, certfile, keyfile, "server")
     if client_cafile is not None:
         ctx.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,11 +10,16 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from wirelab.cli.common import (
+    ClientHostArgument,
     JsonOption,
+    PortOption,
+    ServeHostArgument,
+    TimeoutOption,
     console,
     err_console,
     lab_state,
     print_json,
+    run_server,
 )
 from wirelab.config import LOOPBACK, default_port, state_dir
 from wirelab.errors import ConfigError, TLSError
@@ -32,21 +36,11 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-HostArg = Annotated[
-    str | None,
-    typer.Argument(help="Host name or address. Default: the lab's TLS greeting server."),
-]
-PortArg = Annotated[
-    str | None,
-    typer.Argument(
-        help="Port number or service name. Default: 443 for a HOST, else the lab's greeting."
-    ),
-]
 LabOption = Annotated[
     str | None,
     typer.Option(
         "--lab",
-        help="A lab endpoint by name instead of HOST PORT, e.g. tls.expired "
+        help="A lab endpoint by name instead of HOST and -p, e.g. tls.expired "
         "(names: `wirelab lab status`).",
         show_default=False,
     ),
@@ -73,27 +67,95 @@ MinVersionOption = Annotated[
     str,
     typer.Option("--min-version", help="Oldest TLS version to accept: 1.2 or 1.3."),
 ]
+MaxVersionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--max-version",
+        help="Newest TLS version to offer: 1.2 or 1.3 (default: the newest). "
+        "--min-version 1.2 --max-version 1.2 pins TLS 1.2, where --ciphers decides.",
+        show_default=False,
+    ),
+]
 CiphersOption = Annotated[
     str | None,
     typer.Option(
         "--ciphers",
-        help="OpenSSL cipher string for TLS 1.2, e.g. ECDHE+AESGCM (never below security level 2).",
+        help="OpenSSL cipher string for TLS 1.2, e.g. ECDHE+AESGCM (never below security "
+        "level 2). TLS 1.3 suites are not chosen this way: pin 1.2 to see it take effect.",
         show_default=False,
     ),
 ]
-TimeoutOption = Annotated[
-    float, typer.Option("--timeout", "-t", min=0.1, help="Seconds for connect and handshake.")
+CertOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--cert", help="Client certificate (PEM) to present if asked.", show_default=False
+    ),
+]
+KeyOption = Annotated[
+    Path | None, typer.Option("--key", help="Its private key (PEM).", show_default=False)
+]
+LabCertOption = Annotated[
+    bool, typer.Option("--lab-cert", help="Present the running lab's client certificate.")
+]
+StrictOption = Annotated[
+    bool,
+    typer.Option(
+        "--strict-x509/--no-strict-x509",
+        help="RFC 5280 strict certificate checks and subjectAltName-only names (the default, "
+        "as in Python 3.13). --no-strict-x509 accepts an older CA such as the book's; it "
+        "still verifies the chain to a trusted CA, the dates and the host name.",
+    ),
 ]
 
 _GREETING = ("tls", "greeting")
 _VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 
 
-def _min_version(text: str) -> ssl.TLSVersion:
+def _version(text: str, option: str) -> ssl.TLSVersion:
+    key = text.strip().lower().removeprefix("tlsv").removeprefix("tls").removeprefix("v")
     try:
-        return _VERSIONS[text.removeprefix("TLSv").removeprefix("tls")]
+        return _VERSIONS[key]
     except KeyError:
-        raise typer.BadParameter(f"--min-version must be 1.2 or 1.3, not {text!r}") from None
+        raise typer.BadParameter(f"{option} must be 1.2 or 1.3, not {text!r}") from None
+
+
+def _versions(minimum: str, maximum: str | None) -> tuple[ssl.TLSVersion, ssl.TLSVersion | None]:
+    """The (min, max) pair of the version options; a max below the min is a usage error."""
+    low = _version(minimum, "--min-version")
+    high = _version(maximum, "--max-version") if maximum is not None else None
+    if high is not None and high < low:
+        raise typer.BadParameter(f"--max-version {maximum} is older than --min-version {minimum}")
+    return low, high
+
+
+def _client_cert(
+    cert: Path | None, key: Path | None, lab_cert: bool
+) -> tuple[Path | None, Path | None]:
+    """The client certificate to present: --cert/--key, or the lab's with --lab-cert."""
+    if key is not None and cert is None:
+        raise typer.BadParameter("--key needs --cert")
+    if not lab_cert:
+        return cert, key
+    if cert is not None:
+        raise typer.BadParameter("give either --cert or --lab-cert")
+    state = lab_state()
+    if state is None:
+        raise ConfigError("--lab-cert needs a running lab (`wirelab lab up --detach`)")
+    from wirelab.tls.service import client_cert_paths
+
+    return client_cert_paths(state.directory)
+
+
+def _explained(exc: TLSError, cert: Path | None) -> TLSError:
+    """The same error, with what the user can do about it where there is something."""
+    from wirelab.net.tlsctx import STRICT_X509_HINT
+
+    text = str(exc)
+    if "requires a client certificate" in text and cert is None:
+        return TLSError(f"{text} (give --cert and --key, or --lab-cert)")
+    if "not RFC 5280-conformant" in text:
+        return TLSError(f"{text}; {STRICT_X509_HINT}")
+    return exc
 
 
 @dataclass(frozen=True)
@@ -105,12 +167,16 @@ class _Target:
 
 
 def _target(host: str | None, port: str | None, lab: str | None, servername: str | None) -> _Target:
-    """Where to connect and what name to check: HOST PORT, a lab endpoint, or the greeting."""
+    """Where to connect and what name to check: HOST and -p, a lab endpoint, or the greeting.
+
+    The grammar's rule: a missing HOST or port comes from the running lab's greeting
+    endpoint, else from the documented default (localhost, 11060).
+    """
     state = lab_state()
     lab_ca = state.ca if state is not None else None
     if lab is not None:
         if host is not None or port is not None:
-            raise typer.BadParameter("give either HOST PORT or --lab, not both")
+            raise typer.BadParameter("give either HOST and -p, or --lab, not both")
         if state is None:
             raise ConfigError("no lab is running (start one with `wirelab lab up --detach`)")
         matches = [ep for ep in state.endpoints if ep.name == lab]
@@ -118,27 +184,27 @@ def _target(host: str | None, port: str | None, lab: str | None, servername: str
             raise ConfigError(f"the lab has no endpoint {lab!r} (see `wirelab lab status`)")
         ep = matches[0]
         return _Target(ep.address, ep.port, servername or ep.host, lab_ca)
-    if host is None and port is None and state is not None:
+    number = parse_port(port, "tcp") if port is not None else None
+    if state is not None:
         try:
             ep = state.endpoint(*_GREETING)
         except ConfigError:
             pass
         else:
-            return _Target(ep.address, ep.port, servername or ep.host, lab_ca)
+            if host is None:
+                where_port = ep.port if number is None else number
+                return _Target(ep.address, where_port, servername or ep.host, lab_ca)
+            return _Target(host, ep.port if number is None else number, servername or host, lab_ca)
     where = host or "localhost"
-    if port is not None:
-        number = parse_port(port, "tcp")
-    else:
-        number = 443 if host is not None else default_port(*_GREETING)
+    if number is None:
+        number = default_port(*_GREETING)
     return _Target(where, number, servername or where, lab_ca)
 
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Argument(help="Address to bind.")] = LOOPBACK,
-    port: Annotated[
-        str | None, typer.Option("-p", "--port", help="Port. Default: 11060.", show_default=False)
-    ] = None,
+    host: ServeHostArgument = LOOPBACK,
+    port: PortOption = None,
     cert: Annotated[
         Path | None,
         typer.Option("--cert", help="Certificate chain (PEM). Default: one from the lab CA."),
@@ -152,19 +218,21 @@ def serve(
         float, typer.Option("--handshake-timeout", min=0.1, help="Seconds per handshake.")
     ] = 5.0,
     min_version: MinVersionOption = "1.2",
+    max_version: MaxVersionOption = None,
     ciphers: CiphersOption = None,
 ) -> None:
-    """Greet every TLS client with "Simple is better than complex." (Ctrl-C stops)."""
-    import asyncio
+    """Greet every TLS client with the book's "Simple is better than complex." (Ctrl-C stops).
 
-    from wirelab.net.addresses import listen_tcp
+    Port: -p, else 11060.
+    """
     from wirelab.net.ca import LabCA
     from wirelab.net.tlsctx import server_context
     from wirelab.tls.client import restrict_ciphers
-    from wirelab.tls.server import GreetingServer, start_greeting_server
+    from wirelab.tls.server import GreetingServer, open_greeting_server
     from wirelab.tls.service import HOSTNAMES
 
     number = parse_port(port, "tcp") if port is not None else default_port(*_GREETING)
+    low, high = _versions(min_version, max_version)
     if cert is None:
         if key is not None:
             raise typer.BadParameter("--key needs --cert")
@@ -178,80 +246,66 @@ def serve(
         key,
         client_cafile=client_ca,
         require_client_cert=client_ca is not None,
-        minimum_version=_min_version(min_version),
+        minimum_version=low,
+        maximum_version=high,
     )
     if ciphers:
         restrict_ciphers(ctx, ciphers)
-    logging.getLogger("wirelab.tls.server").setLevel(logging.INFO)
     server = GreetingServer(
         ctx, greet_client=client_ca is not None, handshake_timeout=handshake_timeout
     )
 
-    async def run() -> None:
-        sock = listen_tcp(host, number)
-        srv = await start_greeting_server(sock, server)
-        where = format_address(sock.getsockname())
-        err_console.print(f"listening at TLS {where}, certificate from {origin}")
-        try:
-            await asyncio.Event().wait()
-        finally:
-            srv.close()
-
-    try:
-        asyncio.run(run())
-    except KeyboardInterrupt:
-        err_console.print(f"stopped after greeting {server.stats.greeted} clients")
+    run_server(
+        lambda: open_greeting_server(host, number, server),
+        f"TLS greeting, certificate from {origin}",
+        loggers=["wirelab.tls.server"],
+        stopped=lambda _: f"stopped after greeting {server.stats.greeted} clients",
+    )
 
 
 @app.command()
 def connect(
-    host: HostArg = None,
-    port: PortArg = None,
+    host: ClientHostArgument = None,
+    port: PortOption = None,
     lab: LabOption = None,
     cafile: CafileOption = None,
-    cert: Annotated[
-        Path | None, typer.Option("--cert", help="Client certificate (PEM).", show_default=False)
-    ] = None,
-    key: Annotated[
-        Path | None, typer.Option("--key", help="Its private key (PEM).", show_default=False)
-    ] = None,
-    lab_cert: Annotated[
-        bool, typer.Option("--lab-cert", help="Present the running lab's client certificate.")
-    ] = False,
+    cert: CertOption = None,
+    key: KeyOption = None,
+    lab_cert: LabCertOption = False,
     servername: ServernameOption = None,
     min_version: MinVersionOption = "1.2",
+    max_version: MaxVersionOption = None,
     ciphers: CiphersOption = None,
+    strict_x509: StrictOption = True,
     timeout: TimeoutOption = 5.0,
     json_output: JsonOption = False,
 ) -> None:
-    """Connect with TLS (verified), print what the server sends until it closes."""
+    """Connect with TLS (verified), print what the server sends until it closes.
+
+    As the book's client: it sends nothing, and it accepts a server that closes without a
+    TLS close_notify (the book's does), saying so; it sends its own close_notify at the end.
+    """
     from wirelab.tls.client import fetch, make_client_context
-    from wirelab.tls.service import client_cert_paths
 
     target = _target(host, port, lab, servername)
-    if lab_cert:
-        state = lab_state()
-        if state is None:
-            raise ConfigError("--lab-cert needs a running lab (`wirelab lab up --detach`)")
-        if cert is not None:
-            raise typer.BadParameter("give either --cert or --lab-cert")
-        cert, key = client_cert_paths(state.directory)
+    cert, key = _client_cert(cert, key, lab_cert)
+    low, high = _versions(min_version, max_version)
     ctx = make_client_context(
         cafile=cafile,
         certfile=cert,
         keyfile=key,
         extra_cafile=target.lab_ca,
-        minimum_version=_min_version(min_version),
+        minimum_version=low,
+        maximum_version=high,
         ciphers=ciphers,
+        strict_x509=strict_x509,
     )
     try:
         greeting = fetch(
             target.host, target.port, context=ctx, servername=target.servername, timeout=timeout
         )
     except TLSError as exc:
-        if "client certificate" in str(exc) and cert is None:
-            raise TLSError(f"{exc} (give --cert and --key, or --lab-cert)") from exc
-        raise
+        raise _explained(exc, cert) from exc
     if json_output:
         print_json(
             {
@@ -260,15 +314,25 @@ def connect(
                 "version": greeting.version,
                 "cipher": greeting.cipher,
                 "peer_subject": greeting.peer_subject,
+                "strict_x509": strict_x509,
+                "close_notify": greeting.close_notify,
                 "text": greeting.text,
             }
         )
         return
+    relaxed = " (not strict X.509)" if not strict_x509 else ""
     err_console.print(
         f"{greeting.version} {greeting.cipher} with {greeting.server}, certificate verified "
-        f"for {greeting.servername}"
+        f"for {greeting.servername}{relaxed}",
+        markup=False,
     )
-    console.print(greeting.text, end="" if greeting.text.endswith("\n") else "\n")
+    console.print(greeting.text, end="" if greeting.text.endswith("\n") else "\n", markup=False)
+    if not greeting.close_notify:
+        err_console.print(
+            "the server closed without a TLS close_notify (as the book's safe_tls.py does), "
+            "so the end of its text is not authenticated",
+            markup=False,
+        )
 
 
 def _render(report: Inspection) -> None:
@@ -317,6 +381,8 @@ def _render(report: Inspection) -> None:
         console.print(f"     valid    {valid}")
         ca = ", CA" if cert.is_ca else ""
         console.print(f"     key      {cert.key}{ca}, signed {cert.signature_algorithm}")
+    if report.client_certificate != "not requested":
+        console.print(f"client:   {report.client_certificate}")
     if report.findings:
         console.print(f"findings: {', '.join(report.findings)}")
     if report.probe_verdict is not None:
@@ -338,8 +404,8 @@ def _render(report: Inspection) -> None:
 
 @app.command()
 def inspect(
-    host: HostArg = None,
-    port: PortArg = None,
+    host: ClientHostArgument = None,
+    port: PortOption = None,
     lab: LabOption = None,
     starttls: Annotated[
         str | None,
@@ -350,7 +416,14 @@ def inspect(
         ),
     ] = None,
     cafile: CafileOption = None,
+    cert: CertOption = None,
+    key: KeyOption = None,
+    lab_cert: LabCertOption = False,
     servername: ServernameOption = None,
+    min_version: MinVersionOption = "1.2",
+    max_version: MaxVersionOption = None,
+    ciphers: CiphersOption = None,
+    strict_x509: StrictOption = True,
     versions: Annotated[
         bool, typer.Option("--versions", help="Probe which of TLS 1.0-1.3 the server accepts.")
     ] = False,
@@ -359,7 +432,7 @@ def inspect(
         typer.Option(
             "--insecure",
             help="If verification fails, also show the session from an unverified handshake "
-            "(no data is sent).",
+            "(no data is sent; the verdict and the exit status stay those of the verified one).",
         ),
     ] = False,
     timeout: TimeoutOption = 5.0,
@@ -369,6 +442,8 @@ def inspect(
 
     A server that shares no version or cipher with a secure client (one that speaks only
     TLS 1.0, say) is probed version by version to say why; the command exits 1 with one line.
+    A server that requires a client certificate is named as such (exit 1) unless --cert/--key
+    or --lab-cert give one; `client:` says whether one was asked for and accepted.
     """
     from wirelab.tls._starttls import PROTOCOLS
     from wirelab.tls.inspect import inspect as run_inspect
@@ -376,22 +451,33 @@ def inspect(
     if starttls is not None and starttls.lower() not in PROTOCOLS:
         raise typer.BadParameter(f"--starttls must be one of {', '.join(PROTOCOLS)}")
     target = _target(host, port, lab, servername)
+    cert, key = _client_cert(cert, key, lab_cert)
+    low, high = _versions(min_version, max_version)
     if insecure:
         err_console.print(
             "warning: --insecure: if verification fails, a second handshake runs without "
             "verification to show the session; it sends no data"
         )
-    report = run_inspect(
-        target.host,
-        target.port,
-        servername=target.servername,
-        starttls=starttls.lower() if starttls else None,
-        cafile=cafile,
-        lab_cafile=target.lab_ca,
-        versions=versions,
-        insecure=insecure,
-        timeout=timeout,
-    )
+    try:
+        report = run_inspect(
+            target.host,
+            target.port,
+            servername=target.servername,
+            starttls=starttls.lower() if starttls else None,
+            cafile=cafile,
+            lab_cafile=target.lab_ca,
+            certfile=cert,
+            keyfile=key,
+            minimum_version=low,
+            maximum_version=high,
+            ciphers=ciphers,
+            strict_x509=strict_x509,
+            versions=versions,
+            insecure=insecure,
+            timeout=timeout,
+        )
+    except TLSError as exc:
+        raise _explained(exc, cert) from exc
     if json_output:
         print_json(report.to_json())
     else:

@@ -13,7 +13,15 @@ handshake, a byte limit on what is read, and errors that say what happened in on
   and, for a name mismatch, the names the certificate holds.
 
 :func:`open_tls` returns the connected :class:`ssl.SSLSocket`; :func:`fetch` reads what a
-server says until it closes (the chapter's greeting server).
+server says until it closes (the chapter's greeting server), as the book's client does: it
+sends nothing, reads every chunk until the end, and accepts the end whether the server sent
+a TLS ``close_notify`` first (ours does) or just closed the TCP connection (the book's
+``safe_tls.py`` server does: ``sendall`` then ``close()``). Which of the two happened is
+reported (:attr:`Greeting.close_notify`): without ``close_notify`` nobody can tell a complete
+message from one cut short on the path (RFC 8446 §6.1), which is harmless for a greeting and
+why protocols with their own framing do not depend on it. When our client is done it sends
+its own ``close_notify`` (:func:`close_tls`) before closing, unless the connection already
+failed.
 """
 
 from __future__ import annotations
@@ -36,12 +44,13 @@ from wirelab.errors import (
 )
 from wirelab.net.addresses import connect_tcp, format_address
 from wirelab.net.limits import DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_MESSAGE, DEFAULT_TIMEOUT
-from wirelab.net.tlsctx import client_context, wrap_tls_error
+from wirelab.net.tlsctx import client_context, file_error, wrap_tls_error
 from wirelab.tls._starttls import NEED_DATA, READY, Send, StartTLSDialogue
 from wirelab.tls.certinfo import describe
 
 __all__ = [
     "Greeting",
+    "close_tls",
     "fetch",
     "handshake",
     "handshake_error",
@@ -68,6 +77,8 @@ class Greeting:
         server: the server's address, ``host:port``.
         servername: the name the certificate was checked against (sent as SNI).
         peer_subject: the server certificate's subject (RFC 4514).
+        close_notify: the server ended with a TLS close_notify; ``False`` when it just closed
+            the TCP connection (the book's server), so the data could have been cut short.
     """
 
     data: bytes
@@ -76,6 +87,7 @@ class Greeting:
     server: str
     servername: str
     peer_subject: str
+    close_notify: bool = True
 
     @property
     def text(self) -> str:
@@ -115,7 +127,9 @@ def make_client_context(
     keyfile: str | os.PathLike[str] | None = None,
     extra_cafile: str | os.PathLike[str] | None = None,
     minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
+    maximum_version: ssl.TLSVersion | None = None,
     ciphers: str | None = None,
+    strict_x509: bool = True,
 ) -> ssl.SSLContext:
     """A verifying context: ``cafile`` alone, or the system store (plus ``extra_cafile``).
 
@@ -126,13 +140,22 @@ def make_client_context(
         extra_cafile: with no ``cafile``, trust this file *and* the system store (the running
             lab's CA, so lab hosts and real hosts both verify).
         minimum_version: ``TLSv1_2`` (default) or ``TLSv1_3``.
+        maximum_version: the newest version to offer; equal to ``minimum_version`` pins it
+            (pin ``TLSv1_2`` for ``ciphers`` to decide the suite: TLS 1.3 suites are fixed).
         ciphers: an OpenSSL cipher string for TLS 1.2 (see :func:`restrict_ciphers`).
+        strict_x509: ``False`` is the explicit opt-out of RFC 5280 strictness for older CAs
+            (:func:`wirelab.net.tlsctx.client_context`); chain and name are still verified.
 
     Raises:
         ConfigError: a file cannot be loaded, or the version or cipher string is refused.
     """
     ctx = client_context(
-        cafile=cafile, certfile=certfile, keyfile=keyfile, minimum_version=minimum_version
+        cafile=cafile,
+        certfile=certfile,
+        keyfile=keyfile,
+        minimum_version=minimum_version,
+        maximum_version=maximum_version,
+        strict_x509=strict_x509,
     )
     if ciphers:
         restrict_ciphers(ctx, ciphers)
@@ -140,7 +163,7 @@ def make_client_context(
         try:
             ctx.load_verify_locations(cafile=os.fspath(extra_cafile))
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot load the CA file {extra_cafile}: {exc}") from exc
+            raise ConfigError(f"cannot load the CA file {extra_cafile}: {file_error(exc)}") from exc
     return ctx
 
 
@@ -199,6 +222,8 @@ def handshake(
             # SNI goes out with the name; never for an address literal (RFC 6066 §3)
             server_hostname=servername.strip("[]") if servername else None,
             do_handshake_on_connect=False,
+            # an EOF without close_notify is an error we can tell apart, not a silent b""
+            suppress_ragged_eofs=False,
         )
     except (ValueError, ssl.SSLError) as exc:
         sock.close()
@@ -316,6 +341,35 @@ def open_tls(
     return handshake(sock, ctx, servername or host, peer=peer, timeout=timeout)
 
 
+def close_tls(tls: ssl.SSLSocket) -> bool:
+    """Send our close_notify (RFC 8446 §6.1) without waiting for the peer's, then close.
+
+    Returns whether the close_notify went out. A connection that already failed (the peer
+    reset it, or closed it without a close_notify, which OpenSSL treats as fatal) cannot
+    carry one any more; it is just closed.
+    """
+    sent = False
+    try:
+        tls.settimeout(0)  # the first SSL_shutdown writes ours; never block for theirs
+        tls.unwrap()
+        sent = True
+    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        sent = True  # ours is written; theirs has not arrived, and we do not wait
+    except (OSError, ValueError):  # gone, reset, or in OpenSSL's error state
+        pass
+    finally:
+        tls.close()
+    return sent
+
+
+def _is_ragged_eof(exc: BaseException) -> bool:
+    """The TCP connection ended without a close_notify (OpenSSL 3's unexpected EOF)."""
+    return isinstance(exc, ssl.SSLEOFError) or (
+        isinstance(exc, ssl.SSLError)
+        and getattr(exc, "reason", None) == "UNEXPECTED_EOF_WHILE_READING"
+    )
+
+
 def fetch(
     host: str,
     port: int | str,
@@ -328,6 +382,10 @@ def fetch(
 ) -> Greeting:
     """Connect over TLS and read everything the server sends until it closes.
 
+    The server may end with a close_notify or by closing the TCP connection (the book's
+    server); both end the greeting, and :attr:`Greeting.close_notify` says which. Our own
+    close_notify goes out when we close.
+
     Raises:
         TransportError: as :func:`open_tls`; :class:`~wirelab.errors.TLSError` also when
             the server refuses us after the handshake (TLS 1.3 reports a missing or rejected
@@ -335,11 +393,18 @@ def fetch(
         LocalProtocolError: the server sent more than ``max_bytes``.
     """
     name = servername or host
-    with open_tls(host, port, context=context, servername=name, timeout=timeout) as tls:
+    tls = open_tls(host, port, context=context, servername=name, timeout=timeout)
+    try:
+        # What the session is, read now: after an EOF without close_notify OpenSSL is in its
+        # error state and no longer answers (getpeercert: "handshake not done yet").
         peer = format_address(tls.getpeername())
+        cipher = tls.cipher()
+        version = tls.version() or "?"
+        der = tls.getpeercert(binary_form=True)
         tls.settimeout(read_timeout)
         chunks: list[bytes] = []
         size = 0
+        clean = True
         try:
             while chunk := tls.recv(16 << 10):
                 size += len(chunk)
@@ -347,19 +412,22 @@ def fetch(
                     raise LocalProtocolError(f"{peer} sent more than {max_bytes} bytes")
                 chunks.append(chunk)
         except ssl.SSLError as exc:
-            raise wrap_tls_error(exc, peer) from exc
+            if not _is_ragged_eof(exc):
+                raise wrap_tls_error(exc, peer) from exc
+            clean = False
+            log.debug("%s closed without a TLS close_notify", peer)
         except TimeoutError as exc:
             raise Timeout(f"{peer} sent nothing for {read_timeout:g} s") from exc
         except OSError as exc:
             raise Broken(f"TLS with {peer} broke: {exc.strerror or exc}") from exc
-        cipher = tls.cipher()
-        der = tls.getpeercert(binary_form=True)
-        subject = describe(der).subject if der else ""
-        return Greeting(
-            data=b"".join(chunks),
-            version=tls.version() or "?",
-            cipher=cipher[0] if cipher else "?",
-            server=peer,
-            servername=name,
-            peer_subject=subject,
-        )
+    finally:
+        close_tls(tls)
+    return Greeting(
+        data=b"".join(chunks),
+        version=version,
+        cipher=cipher[0] if cipher else "?",
+        server=peer,
+        servername=name,
+        peer_subject=describe(der).subject if der else "",
+        close_notify=clean,
+    )

@@ -29,6 +29,7 @@ error is raised as before, with what the probes saw.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import ssl
@@ -37,7 +38,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from wirelab.errors import WirelabError
+from wirelab.errors import TLSError, WirelabError
 from wirelab.net.addresses import connect_tcp, format_address
 from wirelab.net.limits import DEFAULT_CONNECT_TIMEOUT
 from wirelab.net.tlsctx import describe_tls_error
@@ -46,7 +47,14 @@ from wirelab.tls.client import handshake_error, make_client_context, negotiate_s
 from wirelab.tls.names import match_name
 from wirelab.tls.verdict import Verdict, findings, verdict
 
-__all__ = ["TLS_VERSIONS", "Inspection", "VersionResult", "inspect", "probe_versions"]
+__all__ = [
+    "TLS_VERSIONS",
+    "ClientSide",
+    "Inspection",
+    "VersionResult",
+    "inspect",
+    "probe_versions",
+]
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +154,7 @@ class Inspection:
     handshake_error: str | None = None
     chain_source: str | None = None
     probe_verdict: Verdict | None = None
+    client_certificate: str = "not requested"
 
     @property
     def trusted(self) -> bool:
@@ -189,6 +198,7 @@ class Inspection:
             "accepted_versions": list(self.accepted_versions) if self.versions else None,
             "version_probes": [v.to_json() for v in self.versions] if self.versions else None,
             "handshake_error": self.handshake_error,
+            "client_certificate": self.client_certificate,
             "chain_source": self.chain_source,
             "probe_verdict": (
                 {
@@ -202,12 +212,128 @@ class Inspection:
         }
 
 
-def _trust(cafile: str | os.PathLike[str] | None, lab_cafile: str | os.PathLike[str] | None) -> str:
+PathArg = str | os.PathLike[str] | None
+
+
+@dataclass(frozen=True)
+class ClientSide:
+    """What our side brings to every handshake of one inspection (the probes too).
+
+    Attributes:
+        cafile: trust only this PEM file.
+        lab_cafile: with no ``cafile``, trust this file as well as the system store.
+        certfile: a client certificate to present when asked (PEM).
+        keyfile: its key, when not in ``certfile``.
+        strict_x509: RFC 5280 strictness (default); ``False`` is the explicit opt-out for
+            older CAs, which still verifies the chain and the name.
+    """
+
+    cafile: PathArg = None
+    lab_cafile: PathArg = None
+    certfile: PathArg = None
+    keyfile: PathArg = None
+    strict_x509: bool = True
+
+    def context(
+        self,
+        minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
+        maximum_version: ssl.TLSVersion | None = None,
+        ciphers: str | None = None,
+    ) -> ssl.SSLContext:
+        """A verifying client context with this trust, certificate and strictness."""
+        return make_client_context(
+            cafile=self.cafile,
+            extra_cafile=self.lab_cafile,
+            certfile=self.certfile,
+            keyfile=self.keyfile,
+            minimum_version=minimum_version,
+            maximum_version=maximum_version,
+            ciphers=ciphers,
+            strict_x509=self.strict_x509,
+        )
+
+
+def _trust(cafile: PathArg, lab_cafile: PathArg, strict_x509: bool = True) -> str:
+    relaxed = " (not strict X.509)" if not strict_x509 else ""
     if cafile is not None:
-        return f"CA file {os.fspath(cafile)}"
+        return f"CA file {os.fspath(cafile)}{relaxed}"
     if lab_cafile is not None:
-        return "lab CA and system store"
-    return "system store"
+        return f"lab CA and system store{relaxed}"
+    return f"system store{relaxed}"
+
+
+#: TLS handshake message type of a CertificateRequest (RFC 8446 §4.3.2, RFC 5246 §7.4.4).
+_CERTIFICATE_REQUEST = 13
+
+
+def _watch_certificate_request(ctx: ssl.SSLContext) -> list[bool]:
+    """Note whether the server sends a CertificateRequest (``[True]`` once it has).
+
+    Uses the ``ssl`` module's message callback (``SSLContext._msg_callback``, present since
+    Python 3.8, the hook behind OpenSSL's ``SSL_CTX_set_msg_callback``); without it the list
+    stays empty and only a refusal tells that a certificate was wanted.
+    """
+    seen: list[bool] = []
+
+    def callback(
+        conn: object, direction: str, version: object, content_type: int, msg_type: int, data: bytes
+    ) -> None:
+        handshake = content_type == 22  # an inner handshake message, not a record header
+        if direction == "read" and handshake and msg_type == _CERTIFICATE_REQUEST and not seen:
+            seen.append(True)
+
+    with contextlib.suppress(AttributeError, TypeError):
+        ctx._msg_callback = callback  # type: ignore[attr-defined]
+    return seen
+
+
+#: Reasons a client-certificate refusal arrives with (from the server, as an alert).
+_CLIENT_CERT_REFUSALS = {
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED",
+    "PEER_DID_NOT_RETURN_A_CERTIFICATE",
+    "SSLV3_ALERT_HANDSHAKE_FAILURE",
+    "TLSV1_ALERT_UNKNOWN_CA",
+    "SSLV3_ALERT_BAD_CERTIFICATE",
+    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE",
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED",
+    "SSLV3_ALERT_CERTIFICATE_REVOKED",
+    "TLSV1_ALERT_ACCESS_DENIED",
+    "TLSV1_ALERT_DECRYPT_ERROR",
+}
+
+#: Seconds a TLS 1.3 inspection waits, after a handshake in which the server asked for a
+#: client certificate, for the server's verdict on it (TLS 1.3 sends it after the handshake).
+CLIENT_CERT_VERDICT_WAIT = 1.0
+
+
+def _client_cert_refusal(
+    error: BaseException, requested: bool, presented: bool, peer: str
+) -> TLSError | None:
+    """The one-line error when the server refused us for our client certificate, else None."""
+    reason = getattr(error, "reason", None)
+    if not isinstance(error, ssl.SSLError) or reason not in _CLIENT_CERT_REFUSALS:
+        return None
+    if reason == "SSLV3_ALERT_HANDSHAKE_FAILURE" and not requested:
+        return None  # a plain handshake failure (no cipher in common ...), not about us
+    if presented:
+        line = describe_tls_error(error)
+        if reason in ("SSLV3_ALERT_HANDSHAKE_FAILURE", "TLSV13_ALERT_CERTIFICATE_REQUIRED"):
+            line = "peer rejected our client certificate"
+        return TLSError(f"TLS with {peer} failed: {line}")
+    return TLSError(f"TLS with {peer} failed: peer requires a client certificate")
+
+
+def _await_client_cert_verdict(tls: ssl.SSLSocket, timeout: float) -> BaseException | None:
+    """TLS 1.3: read briefly for the alert a server sends when it refuses our certificate."""
+    tls.settimeout(min(timeout, CLIENT_CERT_VERDICT_WAIT))
+    try:
+        tls.recv(1)  # a greeting byte, an EOF or a quiet server all mean "not refused"
+    except ssl.SSLError as exc:
+        return exc
+    except OSError:  # TimeoutError, a reset: no verdict to report
+        pass
+    return None
 
 
 def _attempt(
@@ -261,8 +387,14 @@ def inspect(
     *,
     servername: str | None = None,
     starttls: str | None = None,
-    cafile: str | os.PathLike[str] | None = None,
-    lab_cafile: str | os.PathLike[str] | None = None,
+    cafile: PathArg = None,
+    lab_cafile: PathArg = None,
+    certfile: PathArg = None,
+    keyfile: PathArg = None,
+    minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
+    maximum_version: ssl.TLSVersion | None = None,
+    ciphers: str | None = None,
+    strict_x509: bool = True,
     versions: bool = False,
     insecure: bool = False,
     timeout: float = DEFAULT_CONNECT_TIMEOUT,
@@ -278,31 +410,61 @@ def inspect(
         cafile: trust only this PEM file.
         lab_cafile: with no ``cafile``, trust this file as well as the system store (the
             running lab's CA).
+        certfile: a client certificate to present if the server asks for one (PEM).
+        keyfile: its key, when not in ``certfile``.
+        minimum_version: the oldest version the verifying handshake offers (1.2 or 1.3).
+        maximum_version: the newest; equal to ``minimum_version`` pins one, so that
+            ``ciphers`` decides the suite (TLS 1.3 suites are not chosen by cipher strings).
+        ciphers: an OpenSSL cipher string for TLS 1.2, as :func:`wirelab.tls.client.fetch`
+            takes it.
+        strict_x509: ``False`` is the explicit opt-out of RFC 5280 strictness (older CAs);
+            the chain and the name are still verified.
         versions: also probe TLS 1.0, 1.1, 1.2 and 1.3 one by one.
         insecure: when verification fails, make a second, unverified handshake to show the
             session parameters (it sends no data). The verdict still comes from the verified
-            handshake.
+            handshake, so nothing is ever accepted silently.
         timeout: seconds for each connect, STARTTLS dialogue and handshake. When the server
             shares no version or cipher with this client and ``versions`` is false, the
             version probes that explain it get this many seconds in all.
 
     Raises:
+        TLSError: as below, and when the server requires a client certificate and none was
+            given, or refuses the one given (``client_certificate`` says when one was asked
+            for and accepted).
         TransportError: no connection, no TLS at all, a handshake failure other than
             certificate verification, a timeout; also no common version or cipher when no
             version probe gets through either (the message says what the probes saw).
         RemoteProtocolError: the STARTTLS dialogue failed.
     """
     name = servername or host
-    trust = _trust(cafile, lab_cafile)
-    ctx = make_client_context(cafile=cafile, extra_cafile=lab_cafile)
+    side = ClientSide(cafile, lab_cafile, certfile, keyfile, strict_x509)
+    trust = _trust(cafile, lab_cafile, strict_x509)
+    ctx = side.context(minimum_version, maximum_version, ciphers)
+    requested = _watch_certificate_request(ctx)
+    presented = certfile is not None
     tls, peer, error = _attempt(host, port, ctx, name, starttls, timeout)
     no_common_ground = _common_ground_error(error)
     with tls:
         cert_failure = isinstance(error, ssl.SSLCertVerificationError)
+        if error is not None:
+            refusal = _client_cert_refusal(error, bool(requested), presented, peer)
+            if refusal is not None:
+                raise refusal from error
         if error is not None and not cert_failure and no_common_ground is None:
             raise handshake_error(error, peer, timeout) from error
         ders = peer_chain(tls, verified=error is None) if no_common_ground is None else []
         session = _session(tls) if error is None else (None, None, None, None)
+        client_cert = "not requested"
+        if error is None and requested:
+            late = _await_client_cert_verdict(tls, timeout) if session[0] == "TLSv1.3" else None
+            refusal = _client_cert_refusal(late, True, presented, peer) if late else None
+            if refusal is not None:
+                raise refusal from late
+            client_cert = (
+                "requested; ours was accepted"
+                if presented
+                else "requested; none sent, and the server went on without one"
+            )
     if no_common_ground is not None:
         return _inspect_by_probes(
             no_common_ground,
@@ -311,8 +473,7 @@ def inspect(
             peer=peer,
             name=name,
             starttls=starttls,
-            cafile=cafile,
-            lab_cafile=lab_cafile,
+            side=side,
             trust=trust,
             budget=None if versions else timeout,
             timeout=timeout,
@@ -324,6 +485,10 @@ def inspect(
         judged = verdict(None, "", chain, name, trust)
     leaf = chain[0] if chain else None
     matched = match_name(name, leaf.dns_names, leaf.ip_addresses) if leaf else None
+    if matched is None and leaf is not None and error is None and not strict_x509:
+        # OpenSSL matched the name by the subject's common name: the certificate has no
+        # subjectAltName at all, which only the non-strict mode accepts.
+        matched = f"{leaf.subject} (common name; no subjectAltName)"
     insecure_session = False
     if error is not None and insecure:
         log.info("inspecting %s again without verification (insecure); no data is sent", peer)
@@ -337,6 +502,9 @@ def inspect(
             starttls=starttls,
             cafile=cafile,
             lab_cafile=lab_cafile,
+            certfile=certfile,
+            keyfile=keyfile,
+            strict_x509=strict_x509,
             timeout=timeout,
         )
         if versions
@@ -360,6 +528,7 @@ def inspect(
         compression=session[3],
         insecure_session=insecure_session,
         versions=probed,
+        client_certificate=client_cert,
     )
 
 
@@ -411,8 +580,7 @@ def _inspect_by_probes(
     peer: str,
     name: str,
     starttls: str | None,
-    cafile: str | os.PathLike[str] | None,
-    lab_cafile: str | os.PathLike[str] | None,
+    side: ClientSide,
     trust: str,
     budget: float | None,
     timeout: float,
@@ -421,7 +589,7 @@ def _inspect_by_probes(
     reason = describe_tls_error(error)
     log.info("%s: %s; probing TLS 1.0-1.3 one at a time", peer, reason)
     deadline = time.monotonic() + budget if budget is not None else None
-    probes = _probe_all(host, port, name, starttls, cafile, lab_cafile, timeout, deadline)
+    probes = _probe_all(host, port, name, starttls, side, timeout, deadline)
     results = tuple(result for result, _ in probes)
     accepted = [r.version for r in results if r.status == ACCEPTED]
     if not accepted:
@@ -468,12 +636,8 @@ def _insecure_session(
         return _session(tls)
 
 
-def _probe_context(
-    version: ssl.TLSVersion,
-    cafile: str | os.PathLike[str] | None,
-    lab_cafile: str | os.PathLike[str] | None,
-) -> ssl.SSLContext:
-    ctx = make_client_context(cafile=cafile, extra_cafile=lab_cafile)
+def _probe_context(version: ssl.TLSVersion, side: ClientSide) -> ssl.SSLContext:
+    ctx = side.context()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # naming TLS 1.0/1.1 warns
         if version < ssl.TLSVersion.TLSv1_2:
@@ -502,8 +666,7 @@ def _probe_one(
     port: int,
     name: str,
     starttls: str | None,
-    cafile: str | os.PathLike[str] | None,
-    lab_cafile: str | os.PathLike[str] | None,
+    side: ClientSide,
     timeout: float,
 ) -> tuple[VersionResult, _Seen | None]:
     if not getattr(ssl, f"HAS_{attr}", False):
@@ -511,7 +674,7 @@ def _probe_one(
     version = getattr(ssl.TLSVersion, attr)
     relaxed = label in LEGACY_VERSIONS
     try:
-        ctx = _probe_context(version, cafile, lab_cafile)
+        ctx = _probe_context(version, side)
     except (ValueError, ssl.SSLError) as exc:
         return VersionResult(label, LOCAL, str(exc)), None
     tls, peer, error = _attempt(host, port, ctx, name, starttls, timeout)
@@ -541,8 +704,7 @@ def _probe_all(
     port: int,
     name: str,
     starttls: str | None,
-    cafile: str | os.PathLike[str] | None,
-    lab_cafile: str | os.PathLike[str] | None,
+    side: ClientSide,
     timeout: float,
     deadline: float | None,
 ) -> list[tuple[VersionResult, _Seen | None]]:
@@ -554,9 +716,7 @@ def _probe_all(
             probes.append((VersionResult(label, ERROR, "not probed: out of time"), None))
             continue
         try:
-            probes.append(
-                _probe_one(label, attr, host, port, name, starttls, cafile, lab_cafile, allowed)
-            )
+            probes.append(_probe_one(label, attr, host, port, name, starttls, side, allowed))
         except WirelabError as exc:
             probes.append((VersionResult(label, ERROR, str(exc)), None))
     return probes
@@ -568,8 +728,11 @@ def probe_versions(
     *,
     servername: str | None = None,
     starttls: str | None = None,
-    cafile: str | os.PathLike[str] | None = None,
-    lab_cafile: str | os.PathLike[str] | None = None,
+    cafile: PathArg = None,
+    lab_cafile: PathArg = None,
+    certfile: PathArg = None,
+    keyfile: PathArg = None,
+    strict_x509: bool = True,
     timeout: float = DEFAULT_CONNECT_TIMEOUT,
 ) -> tuple[VersionResult, ...]:
     """Ask the server about each of TLS 1.0-1.3 in turn (one connection each).
@@ -579,5 +742,6 @@ def probe_versions(
     Failures are reported per version, never raised.
     """
     name = servername or host
-    probes = _probe_all(host, port, name, starttls, cafile, lab_cafile, timeout, None)
+    side = ClientSide(cafile, lab_cafile, certfile, keyfile, strict_x509)
+    probes = _probe_all(host, port, name, starttls, side, timeout, None)
     return tuple(result for result, _ in probes)

@@ -1,13 +1,19 @@
 """The TLS greeting server (RFC 8446 / RFC 5246 over TCP), chapter 6's ``safe_tls.py`` server.
 
-The book's server accepted *one* connection, sent ``Simple is better than complex.`` and
-exited; a client that never finished its handshake hung it for good. This one serves many
-clients at once on asyncio, and every connection is bounded:
+The book's server accepted *one* connection, sent ``Simple is better than complex.`` (30
+bytes, no newline) and closed the socket without a TLS close_notify; a client that never
+finished its handshake hung it for good. This one sends the book's client exactly those 30
+bytes, then a close_notify (which the book's client, reading until the end, cannot tell from
+the book's bare close), and serves many clients at once. It sits on the project's one
+connection server (:class:`wirelab.net.server.ConnectionServer`), and every connection is
+bounded:
 
+* at most ``max_connections`` connections are served at once; more are closed at once, with
+  one rate-limited log line per burst (the connection server's cap);
 * the TLS handshake must finish within ``handshake_timeout`` (a client that connects and
   says nothing, or speaks slowly, is dropped and logged);
 * writing the greeting and closing must finish within ``write_timeout``;
-* at most ``max_connections`` connections are served at once; more are closed at once.
+* a connection that moves no byte for the connection server's idle timeout is closed too.
 
 A client that fails its handshake (plaintext on a TLS port, an unknown CA, no client
 certificate where one is required ...) costs one log line naming the peer and the reason;
@@ -28,17 +34,26 @@ import socket
 import ssl
 from dataclasses import dataclass, field
 
-from wirelab.net.addresses import format_address
+from wirelab.errors import ConfigError
+from wirelab.net.addresses import format_address, listen_tcp
 from wirelab.net.limits import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, RECV_CHUNK
+from wirelab.net.server import ConnectionServer
 from wirelab.net.tlsctx import describe_tls_error
 from wirelab.tls.certinfo import common_name
 
-__all__ = ["GREETING", "GreetingServer", "ServerStats", "start_greeting_server"]
+__all__ = [
+    "GREETING",
+    "GreetingServer",
+    "ServerStats",
+    "open_greeting_server",
+    "start_greeting_server",
+]
 
 log = logging.getLogger(__name__)
 
-#: What the server says (the book's line from the Zen of Python).
-GREETING = b"Simple is better than complex.\n"
+#: What the server says: the book's server's exact bytes (a line of the Zen of Python, with
+#: no newline after it).
+GREETING = b"Simple is better than complex."
 
 #: Connections served at once by default.
 DEFAULT_MAX_TLS_CONNECTIONS = 1000
@@ -67,6 +82,9 @@ class GreetingServer:
         write_timeout: seconds to send the greeting and close.
         max_connections: connections served at once.
         name: a label for log lines (the endpoint's name).
+
+    Raises:
+        ConfigError: a timeout that is not above zero, or a connection cap below 1.
     """
 
     def __init__(
@@ -80,6 +98,13 @@ class GreetingServer:
         max_connections: int = DEFAULT_MAX_TLS_CONNECTIONS,
         name: str = "tls",
     ) -> None:
+        for label, seconds in (("handshake", handshake_timeout), ("write", write_timeout)):
+            if not seconds > 0:  # also refuses NaN
+                raise ConfigError(f"{name}: the {label} timeout must be above zero, not {seconds}")
+        if max_connections < 1:
+            raise ConfigError(f"{name}: max_connections must be at least 1, not {max_connections}")
+        if not isinstance(message, bytes):
+            raise ConfigError(f"{name}: the greeting must be bytes, not {type(message).__name__}")
         self.context = context
         self.message = message
         self.greet_client = greet_client
@@ -96,17 +121,15 @@ class GreetingServer:
             self.stats.failures.append(reason)
         log.info("%s: TLS handshake with %s failed: %s", self.name, peer, reason)
 
+    async def refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """A connection over the cap: counted and dropped (the connection server logs it)."""
+        self.stats.refused_over_limit += 1
+        writer.transport.abort()
+
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Serve one connection (the ``asyncio.start_server`` callback)."""
+        """Serve one connection (the connection server's handler)."""
         peername = writer.get_extra_info("peername")
         peer = format_address(peername) if peername else "?"
-        if self.stats.active >= self.max_connections:
-            self.stats.refused_over_limit += 1
-            log.warning(
-                "%s: refusing %s: %d connections already", self.name, peer, self.stats.active
-            )
-            writer.transport.abort()
-            return
         self.stats.active += 1
         try:
             await self._serve(reader, writer, peer)
@@ -220,6 +243,26 @@ def _subject(ssl_object: ssl.SSLObject) -> str:
     return common_name(der) or "client"
 
 
-async def start_greeting_server(sock: socket.socket, server: GreetingServer) -> asyncio.Server:
-    """Serve ``server`` on the bound, listening ``sock`` (bind first, report, then serve)."""
-    return await asyncio.start_server(server.handle, sock=sock)
+async def start_greeting_server(sock: socket.socket, server: GreetingServer) -> ConnectionServer:
+    """Serve ``server`` on the bound, listening ``sock`` (bind first, report, then serve).
+
+    The connection server owns ``sock`` afterwards; ``await result.aclose()`` stops it and
+    every connection.
+    """
+    connections = ConnectionServer(
+        server.handle,
+        name=server.name,
+        max_connections=server.max_connections,
+        on_overload=server.refuse,
+    )
+    await connections.start(sock)
+    return connections
+
+
+async def open_greeting_server(host: str, port: int, server: GreetingServer) -> ConnectionServer:
+    """Bind ``host``:``port`` and serve ``server`` there.
+
+    Raises:
+        ConnectError: the address cannot be bound.
+    """
+    return await start_greeting_server(listen_tcp(host, port), server)

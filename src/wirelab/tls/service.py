@@ -22,6 +22,7 @@ from pathlib import Path
 
 from wirelab.lab.service import BoundEndpoint, LabContext, Service, Started
 from wirelab.net.addresses import listen_tcp
+from wirelab.net.server import ConnectionServer
 from wirelab.net.tlsctx import server_context
 from wirelab.tls.badcerts import LESSONS, issue_lesson, lesson_context
 from wirelab.tls.server import GreetingServer, start_greeting_server
@@ -93,7 +94,7 @@ class TLSService(Service):
                     (lesson.endpoint, GreetingServer(ctx, name=f"tls.{lesson.endpoint}"))
                 )
         socks: list[socket.socket] = []
-        running: list[asyncio.Server] = []
+        running: list[ConnectionServer] = []
         try:
             endpoints: list[BoundEndpoint] = []
             for endpoint, _ in servers:
@@ -106,9 +107,7 @@ class TLSService(Service):
             await asyncio.Event().wait()
         finally:
             for srv in running:
-                srv.close()
-            for srv in running:
-                await srv.wait_closed()
+                await srv.aclose()
             for sock in socks:
                 sock.close()
 
