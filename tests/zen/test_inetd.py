@@ -3,7 +3,10 @@ listener until idle (wait), and the ``python -m wirelab.zen.inetd`` entry point.
 
 from __future__ import annotations
 
+import logging
+import os
 import re
+import select
 import socket
 import subprocess
 import sys
@@ -11,19 +14,27 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from wirelab.net.addresses import listen_tcp
 from wirelab.zen._core import ZenConfig
 from wirelab.zen.client import ZenClient, ask
-from wirelab.zen.inetd import InetdServer
+from wirelab.zen.inetd import (
+    CHILD_MEMORY,
+    DEFAULT_MAX_CHILDREN,
+    InetdServer,
+    NowaitLimits,
+    default_max_children,
+)
 
 Q = b"Simple is better than?"
 
 
 @contextmanager
-def running(mode: str, **options: float) -> Iterator[InetdServer]:
+def running(mode: str, **options: Any) -> Iterator[InetdServer]:
     server = InetdServer(listen_tcp("127.0.0.1", 0), mode, ZenConfig(idle_timeout=5.0), **options)
     thread = threading.Thread(target=server.run, name="zen-inetd-test")
     thread.start()
@@ -97,3 +108,139 @@ def test_module_entry_point_runs_a_super_server(tmp_path: object) -> None:
         proc.wait(15.0)
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+def _nowait_children() -> dict[int, int]:
+    """This process's ``nowait-child`` processes, pid -> resident bytes (read from /proc)."""
+    me = str(os.getpid())
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if fields[1] != me or fields[0] == "Z":
+                continue
+            if b"nowait-child" not in (stat.parent / "cmdline").read_bytes():
+                continue
+            status = (stat.parent / "status").read_text()
+        except (OSError, IndexError):
+            continue
+        rss = [line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")]
+        found[int(stat.parent.name)] = int(rss[0]) * 1024 if rss else 0
+    return found
+
+
+class Sampler:
+    """Count our ``nowait`` children and their total resident memory every 50 ms."""
+
+    def __init__(self) -> None:
+        self.most = 0
+        self.most_rss = 0
+        self.biggest_child = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="inetd-sampler")
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            children = _nowait_children()
+            self.most = max(self.most, len(children))
+            self.most_rss = max(self.most_rss, sum(children.values()))
+            self.biggest_child = max(self.biggest_child, *children.values(), 0)
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(5.0)
+
+
+def _state(sock: socket.socket, wait: float) -> str:
+    """``"closed"`` when the server closed ``sock`` (EOF or reset), ``"held"`` when it is open."""
+    sock.settimeout(wait)
+    try:
+        data = sock.recv(100)
+    except TimeoutError:
+        return "held"
+    except ConnectionResetError:
+        return "closed"
+    return "closed" if not data else f"answered {data!r}"
+
+
+def test_slow_connections_cannot_spawn_past_the_cap(caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 11 item 4: 500 slow connections once started 256 children (5.9 GB, load 30)
+    and normal clients got nothing. Now: 8 children at most, the rest refused at once (one
+    log line), idle children exit, and a normal client is served as soon as a slot frees.
+    No slot is reserved: while all 8 are held, a new client is refused too."""
+    caplog.set_level(logging.WARNING, logger="wirelab.zen.inetd")
+    limits = NowaitLimits(max_children=8, child_idle=2.0)
+    slow: list[socket.socket] = []
+    with running("nowait", limits=limits) as server, Sampler() as sampler:
+        address = server.listener.getsockname()[:2]
+        try:
+            for _ in range(40):
+                sock = socket.create_connection(address, timeout=5)
+                slow.append(sock)
+                sock.sendall(b"Simple is")  # a question begun and never finished
+            time.sleep(0.3)
+            readable = set(select.select(slow, [], [], 0)[0])  # readable: EOF or reset
+            states = [_state(sock, 0.1) if sock in readable else "held" for sock in slow]
+            assert states.count("held") == 8 and states.count("closed") == 32, states
+            assert server.started == 8 and server.refused == 32
+            began = time.monotonic()
+            with socket.create_connection(address, timeout=5) as normal:
+                assert _state(normal, 2.0) == "closed"  # refused at once, not left waiting
+            assert time.monotonic() - began < 1.0
+            deadline = time.monotonic() + 2.0 + 3.0
+            while server.children and time.monotonic() < deadline:  # idle children exit
+                time.sleep(0.05)
+            assert not server.children, "idle children did not exit"
+            began = time.monotonic()
+            assert ask(*address, [Q])[0].answer == "Complex."
+            assert time.monotonic() - began < 2.0
+        finally:
+            for sock in slow:
+                sock.close()
+    assert sampler.most == 8, sampler.most
+    assert 0 < sampler.most_rss < 8 * CHILD_MEMORY, sampler.most_rss
+    # At the default cap, children like these stay under 1 GB all together.
+    assert DEFAULT_MAX_CHILDREN * sampler.biggest_child < 1_000_000_000
+    refusals = [r for r in caplog.records if "the cap; refusing connections" in r.getMessage()]
+    assert len(refusals) == 1, [r.getMessage() for r in refusals]
+
+
+def test_a_trickling_client_loses_its_child_at_the_lifetime() -> None:
+    limits = NowaitLimits(child_lifetime=1.0, child_idle=5.0)
+    with running("nowait", limits=limits) as server:
+        with socket.create_connection(server.listener.getsockname()[:2], timeout=5) as sock:
+            began = time.monotonic()
+            sock.settimeout(0.2)
+            closed = False
+            while not closed and time.monotonic() - began < 5.0:
+                try:
+                    sock.sendall(b"x")  # a byte now and then: never idle, never done
+                    closed = sock.recv(100) == b""
+                except TimeoutError:
+                    continue
+                except OSError:
+                    closed = True
+            assert closed, "the child outlived its lifetime"
+            assert 0.9 < time.monotonic() - began < 4.0
+        assert server.terminated == 1
+
+
+def test_spawns_per_minute_are_bounded(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="wirelab.zen.inetd")
+    with running("nowait", limits=NowaitLimits(per_minute=3)) as server:
+        address = server.listener.getsockname()[:2]
+        for _ in range(3):
+            assert ask(*address, [Q])[0].answer == "Complex."
+        with socket.create_connection(address, timeout=5) as fourth:
+            assert _state(fourth, 2.0) == "closed"
+        assert server.started == 3 and server.refused == 1
+    assert any("the rate limit" in r.getMessage() for r in caplog.records)
+
+
+def test_default_cap_fits_the_machine() -> None:
+    assert 1 <= default_max_children() <= DEFAULT_MAX_CHILDREN
+    assert DEFAULT_MAX_CHILDREN * CHILD_MEMORY < 1_000_000_000

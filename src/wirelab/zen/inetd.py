@@ -14,12 +14,31 @@ The children are ``python -m wirelab.zen.inetd nowait-child|wait-child``; they a
 a real inetd or systemd socket activation (``Accept=yes`` / ``Accept=no``). Children log to
 their standard error, which the super-server points at ``log_path`` when given (the book's
 ``/tmp/zen.log``).
+
+A process per connection costs a whole interpreter per client: about 16 MB resident each
+(Python 3.11; this module imports asyncio only in the ``wait`` child to keep it so). Unbounded,
+500 slow clients once started 256 children, 5.9 GB and a load average of 30. So ``nowait``
+is bounded the way inetd's ``nowait.N`` and xinetd's ``instances``/``cps`` bound a service
+(:class:`NowaitLimits`):
+
+* at most ``max_children`` children at once: :func:`default_max_children`, 32 (32 x 24 MB,
+  our per-child budget, stays under 1 GB), fewer on a machine with less memory free;
+* at most ``per_minute`` children started in any 60 seconds (a fork storm costs CPU: a
+  Python start is ~40 ms of it);
+* over either bound, a connection is accepted and closed at once, with one warning line per
+  burst (not one per connection), so clients learn at once instead of waiting in the backlog;
+* each child closes its client after ``child_idle`` seconds without progress, and the
+  super-server terminates any child older than ``child_lifetime``, so a client that trickles
+  a byte now and then cannot keep a slot forever.
+
+No slot is reserved: while every child is taken, a new client is refused, and it is served as
+soon as a child exits (at the latest ``child_idle`` later for a silent client).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import collections
 import contextlib
 import dataclasses
 import json
@@ -32,27 +51,127 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from wirelab.errors import ConfigError
 from wirelab.zen._common import RESOURCE_ERRNOS, RunningServer, _RateLimit, accept_backoff_log
 from wirelab.zen._core import ZenConfig
 
-__all__ = ["DEFAULT_WAIT_IDLE", "InetdServer", "main", "start_inetd_nowait", "start_inetd_wait"]
+__all__ = [
+    "CHILDREN_MEMORY",
+    "CHILD_MEMORY",
+    "DEFAULT_CHILD_IDLE",
+    "DEFAULT_CHILD_LIFETIME",
+    "DEFAULT_MAX_CHILDREN",
+    "DEFAULT_PER_MINUTE",
+    "DEFAULT_WAIT_IDLE",
+    "InetdServer",
+    "NowaitLimits",
+    "default_max_children",
+    "main",
+    "start_inetd_nowait",
+    "start_inetd_wait",
+]
 
 log = logging.getLogger("wirelab.zen.inetd")
 
 #: Seconds a ``wait`` child keeps the listener with nobody connected (the book's 8).
 DEFAULT_WAIT_IDLE = 8.0
 
-#: Children a ``nowait`` super-server runs at once; beyond that, accepting pauses.
-DEFAULT_MAX_CHILDREN = 256
+#: Resident memory we budget per ``nowait`` child: ~16 MB measured (Python 3.11, x86-64),
+#: plus room for a bigger interpreter or a busy client's buffers.
+CHILD_MEMORY = 24 << 20
+
+#: Resident memory all ``nowait`` children of one super-server may use together: under 1 GB,
+#: with room left for the super-server and the rest of the lab.
+CHILDREN_MEMORY = 768 << 20
+
+#: Children a ``nowait`` super-server runs at once, at most (768 MB / 24 MB = 32).
+DEFAULT_MAX_CHILDREN = CHILDREN_MEMORY // CHILD_MEMORY
+
+#: Children started in any 60 seconds, at most (openbsd-inetd's ``nowait.N`` default).
+DEFAULT_PER_MINUTE = 256
+
+#: Seconds a ``nowait`` child waits for a client that makes no progress.
+DEFAULT_CHILD_IDLE = 10.0
+
+#: Seconds a ``nowait`` child may live, however its client behaves.
+DEFAULT_CHILD_LIFETIME = 60.0
+
+#: Connections accepted per wake-up before the loop looks at its children again.
+_ACCEPT_BATCH = 64
+
+#: Seconds a terminated child gets before it is killed.
+_TERM_GRACE = 2.0
 
 _POLL = 0.05
 
 
+def _available_memory() -> int | None:
+    """Bytes of memory the machine can still give (Linux ``MemAvailable``), if known."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return None
+
+
+def default_max_children() -> int:
+    """:data:`DEFAULT_MAX_CHILDREN`, or fewer: a quarter of the free memory in children."""
+    available = _available_memory()
+    if available is None:
+        return DEFAULT_MAX_CHILDREN
+    return max(1, min(DEFAULT_MAX_CHILDREN, available // 4 // CHILD_MEMORY))
+
+
+@dataclass(frozen=True)
+class NowaitLimits:
+    """How many ``nowait`` children run, how fast they start, and how long they live.
+
+    Attributes:
+        max_children: children at once (inetd's ``nowait.N``, xinetd's ``instances``);
+            ``None`` for :func:`default_max_children`.
+        per_minute: children started in any 60 seconds (xinetd's ``cps``, per minute).
+        child_idle: seconds a child keeps a client that makes no progress.
+        child_lifetime: seconds after which the super-server terminates a child.
+    """
+
+    max_children: int | None = None
+    per_minute: int = DEFAULT_PER_MINUTE
+    child_idle: float = DEFAULT_CHILD_IDLE
+    child_lifetime: float = DEFAULT_CHILD_LIFETIME
+
+    def __post_init__(self) -> None:
+        if self.max_children is not None and self.max_children < 1:
+            raise ConfigError(f"max_children must be at least 1, not {self.max_children}")
+        if self.per_minute < 1:
+            raise ConfigError(f"per_minute must be at least 1, not {self.per_minute}")
+        if not 0 < self.child_idle < float("inf") or not 0 < self.child_lifetime < float("inf"):
+            raise ConfigError("child_idle and child_lifetime must be finite and above zero")
+
+
 class InetdServer:
-    """A tiny super-server for one port: run :meth:`run` in a thread, :meth:`stop` to end."""
+    """A tiny super-server for one port: run :meth:`run` in a thread, :meth:`stop` to end.
+
+    Args:
+        listener: the listening socket (this server owns it from now on).
+        mode: ``"nowait"`` (a child per connection) or ``"wait"`` (a child takes the listener).
+        config: the Zen limits the children use.
+        wait_idle: seconds a ``wait`` child keeps the listener with nobody connected.
+        limits: the bounds on ``nowait`` children.
+        log_path: a file the children log to (else they inherit our standard error).
+
+    Raises:
+        ConfigError: an unknown mode.
+    """
 
     def __init__(
         self,
@@ -61,18 +180,33 @@ class InetdServer:
         config: ZenConfig,
         *,
         wait_idle: float = DEFAULT_WAIT_IDLE,
-        max_children: int = DEFAULT_MAX_CHILDREN,
+        limits: NowaitLimits | None = None,
         log_path: Path | None = None,
     ) -> None:
+        from wirelab.net.server import OverloadLog
+
         if mode not in ("nowait", "wait"):
-            raise ValueError(f"mode must be 'nowait' or 'wait', not {mode!r}")
+            raise ConfigError(f"mode must be 'nowait' or 'wait', not {mode!r}")
         self.listener = listener
         self.mode = mode
+        self.limits = limits or NowaitLimits()
+        self.max_children = self.limits.max_children or default_max_children()
+        if mode == "nowait":
+            idle = min(config.idle_timeout, self.limits.child_idle)
+            config = dataclasses.replace(config, idle_timeout=idle)
         self.config = config
         self.wait_idle = wait_idle
-        self.max_children = max_children
         self.children: list[subprocess.Popen[bytes]] = []
+        #: Children started since the start.
         self.started = 0
+        #: Connections refused for the cap or the rate since the start.
+        self.refused = 0
+        #: Children terminated for their age since the start.
+        self.terminated = 0
+        self._born: dict[int, float] = {}
+        self._terminating: dict[int, float] = {}
+        self._recent: collections.deque[float] = collections.deque()
+        self._overload = OverloadLog()
         self._log: IO[bytes] | None = log_path.open("ab") if log_path else None
         self._spawn_errors = _RateLimit()
         self._sel = selectors.DefaultSelector()
@@ -113,9 +247,34 @@ class InetdServer:
                 log.warning("cannot start a %s child (%s); dropping connections", self.mode, exc)
             time.sleep(_POLL)
             return False
+        now = time.monotonic()
         self.children.append(child)
+        self._born[child.pid] = now
+        self._recent.append(now)
         self.started += 1
         return True
+
+    def _full(self, now: float) -> str | None:
+        """Why a new child may not start now (the cap or the rate), or ``None``."""
+        if len(self.children) >= self.max_children:
+            return f"{len(self.children)} children running, the cap"
+        while self._recent and now - self._recent[0] >= 60.0:
+            self._recent.popleft()
+        if len(self._recent) >= self.limits.per_minute:
+            return f"{len(self._recent)} children started in the last minute, the rate limit"
+        return None
+
+    def _refuse(self, conn: socket.socket, why: str) -> None:
+        """Close an over-the-bound connection at once; one warning line per burst."""
+        self.refused += 1
+        count = self._overload.event()
+        if count is not None:
+            log.warning(
+                "inetd-nowait: %s; refusing connections (%d refused since the last such line)",
+                why,
+                count,
+            )
+        conn.close()
 
     def _on_readable(self) -> None:
         if self.mode == "wait":
@@ -123,7 +282,7 @@ class InetdServer:
             if not self._spawn(self.listener):
                 self._watch(True)  # nobody took it: try again on the next connection
             return
-        while len(self.children) < self.max_children:
+        for _ in range(_ACCEPT_BATCH):
             try:
                 conn, _ = self.listener.accept()
             except BlockingIOError:
@@ -134,18 +293,41 @@ class InetdServer:
                     time.sleep(0.1)
                 return
             with conn:
+                why = self._full(time.monotonic())
+                if why is not None:
+                    self._refuse(conn, why)
+                    continue
                 conn.setblocking(True)
                 self._spawn(conn)
-        self._watch(False)
+            self._reap()  # a child that ended meanwhile frees its slot for the next one
 
     def _reap(self) -> None:
-        alive = [c for c in self.children if c.poll() is None]
+        now = time.monotonic()
+        alive = []
+        for child in self.children:
+            if child.poll() is not None:
+                self._born.pop(child.pid, None)
+                self._terminating.pop(child.pid, None)
+                continue
+            alive.append(child)
+            if self.mode != "nowait":
+                continue
+            asked = self._terminating.get(child.pid)
+            if asked is None and now - self._born[child.pid] > self.limits.child_lifetime:
+                log.info(
+                    "inetd-nowait: child %d is %g s old, the limit; terminating it",
+                    child.pid,
+                    self.limits.child_lifetime,
+                )
+                self._terminating[child.pid] = now
+                self.terminated += 1
+                child.terminate()
+            elif asked is not None and now - asked > _TERM_GRACE:
+                child.kill()
         if len(alive) != len(self.children):
             self.children = alive
             if self.mode == "wait":
                 self._watch(not alive)
-            else:
-                self._watch(len(alive) < self.max_children)
 
     def run(self) -> None:
         """Watch the port and start children until :meth:`stop`."""
@@ -196,10 +378,14 @@ def _start(
 
 
 def start_inetd_nowait(
-    listener: socket.socket, config: ZenConfig, *, log_path: Path | None = None
+    listener: socket.socket,
+    config: ZenConfig,
+    *,
+    limits: NowaitLimits | None = None,
+    log_path: Path | None = None,
 ) -> RunningServer:
-    """Our super-server in ``nowait`` mode: a child process per connection."""
-    return _start("inetd-nowait", listener, "nowait", config, log_path=log_path)
+    """Our super-server in ``nowait`` mode: a child process per connection, within ``limits``."""
+    return _start("inetd-nowait", listener, "nowait", config, limits=limits, log_path=log_path)
 
 
 def start_inetd_wait(
@@ -231,6 +417,8 @@ def _nowait_child(config: ZenConfig) -> None:
 
 
 def _wait_child(config: ZenConfig, wait_idle: float) -> None:
+    import asyncio  # here, not at the top: a nowait child would pay ~7 MB for it
+
     from wirelab.zen.aio import serve_zen
 
     sock = _inherited_socket()
@@ -251,6 +439,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", default="{}", help="ZenConfig as JSON")
     parser.add_argument("--wait-idle", type=float, default=DEFAULT_WAIT_IDLE)
     parser.add_argument("--log", type=Path, default=None, help="file the children log to")
+    parser.add_argument(
+        "--max-children", type=int, default=None, help="nowait: children at once (default: 32)"
+    )
+    parser.add_argument(
+        "--per-minute", type=int, default=DEFAULT_PER_MINUTE, help="nowait: starts per minute"
+    )
+    parser.add_argument(
+        "--child-idle", type=float, default=DEFAULT_CHILD_IDLE, help="nowait: a child's idle s"
+    )
+    parser.add_argument(
+        "--child-lifetime",
+        type=float,
+        default=DEFAULT_CHILD_LIFETIME,
+        help="nowait: seconds a child may live",
+    )
     args = parser.parse_args(argv)
     # A parent that waits with sigwait() blocks these; exec keeps the mask, so undo it.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
@@ -266,9 +469,20 @@ def main(argv: list[str] | None = None) -> None:
         else:
             from wirelab.net.addresses import format_address, listen_tcp
 
+            try:
+                limits = NowaitLimits(
+                    args.max_children, args.per_minute, args.child_idle, args.child_lifetime
+                )
+            except ConfigError as exc:
+                parser.error(str(exc))
             listener = listen_tcp(args.host, args.port)
             server = InetdServer(
-                listener, args.mode, config, wait_idle=args.wait_idle, log_path=args.log
+                listener,
+                args.mode,
+                config,
+                wait_idle=args.wait_idle,
+                limits=limits,
+                log_path=args.log,
             )
             print(
                 f"inetd ({args.mode}) listening at {format_address(listener.getsockname())}",
