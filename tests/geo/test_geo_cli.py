@@ -105,7 +105,7 @@ def test_stringcodes_writes_no_file(env: dict[str, str], tmp_path: Path) -> None
     assert list(tmp_path.iterdir()) == []
     doc = json.loads(run(env, "stringcodes", "--text", "café", "--json", cwd=tmp_path).stdout)
     assert doc["outgoing"]["bytes_hex"] == "636166c3a9"
-    assert run(env, "stringcodes", "--text", "✓", "-e", "ascii").returncode == 1
+    assert run(env, "stringcodes", "--text", "✓", "--encoding", "ascii").returncode == 1
 
 
 @pytest.mark.parametrize("way", ["library", "requests", "httpclient", "raw"])
@@ -119,3 +119,20 @@ def test_with_no_lab_a_private_geocoder_answers(
     assert "a private lab geocoder answers" in done.stderr
     place = json.loads(done.stdout)[0]
     assert abs(place["lat"] - 41.5214) < 0.05 and abs(place["lon"] + 84.3072) < 0.05
+
+
+def test_the_cli_grammar_short_flags(env: dict[str, str]) -> None:
+    """-n/--count (--limit kept), -t via the shared TimeoutOption; -w, -P, -e are not ours."""
+    for flag in ("-n", "--count", "--limit"):
+        done = run(env, "search", "Springfield", flag, "3", "--json")
+        assert done.returncode == 0, done.stderr
+        assert len(json.loads(done.stdout)) == 3
+    done = run(env, "search", ADDRESS, "-t", "5", "--json")
+    assert done.returncode == 0, done.stderr
+    for bad in (["-t", "inf"], ["-t", "0"], ["-t", "nan"], ["-n", "0"], ["-n", "51"]):
+        done = run(env, "search", ADDRESS, *bad)
+        assert done.returncode == 2, (bad, done.stderr)
+        assert "Traceback" not in done.stderr
+    for reserved in (["-w", "raw"], ["-P", "lab"]):
+        assert run(env, "search", ADDRESS, *reserved).returncode == 2
+    assert run(env, "stringcodes", "-e", "ascii").returncode == 2

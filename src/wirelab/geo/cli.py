@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from wirelab.cli.common import JsonOption, console, err_console, lab_state, print_json
+from wirelab.cli.common import (
+    JsonOption,
+    TimeoutOption,
+    console,
+    err_console,
+    lab_state,
+    print_json,
+)
 
 if TYPE_CHECKING:
     from wirelab.geo.providers import Provider
@@ -63,7 +70,6 @@ def search(
         str,
         typer.Option(
             "--way",
-            "-w",
             help=f"How to ask: {', '.join(WAYS)}.",
             callback=lambda value: _choice(value, WAYS, "way"),
         ),
@@ -72,20 +78,24 @@ def search(
         str,
         typer.Option(
             "--provider",
-            "-P",
             help=f"Who answers: {', '.join(PROVIDERS)} (the real ones need the internet). "
             "With no lab running, the lab ones start a private lab geocoder.",
             callback=lambda value: _choice(value, PROVIDERS, "provider"),
         ),
     ] = "lab",
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=50)] = 1,
+    count: Annotated[
+        int,
+        typer.Option(
+            "-n", "--count", "--limit", min=1, max=50, help="How many places to print (1-50)."
+        ),
+    ] = 1,
     api_key: Annotated[
         str | None,
         typer.Option(
             "--api-key", help="Google API key (or $WIRELAB_GOOGLE_API_KEY).", show_default=False
         ),
     ] = None,
-    timeout: Annotated[float, typer.Option("--timeout", "-t", min=0.1)] = 10.0,
+    timeout: TimeoutOption = 10.0,
     json_output: JsonOption = False,
 ) -> None:
     """Geocode ADDRESS and print latitude and longitude (exit 1 if nothing matches).
@@ -98,7 +108,7 @@ def search(
     check_query(address)  # a bad query is one line, before any provider or lab is needed
     with _provider(provider, api_key) as chosen:
         err_console.print(f"(asking {chosen.name} at {chosen.netloc}, the {way} way)")
-        found = geocode(address, provider=chosen, way=way, timeout=timeout, limit=limit)
+        found = geocode(address, provider=chosen, way=way, timeout=timeout, limit=count)
     if json_output:
         print_json(
             [{"lat": f.latitude, "lon": f.longitude, "display_name": f.address} for f in found]
@@ -116,7 +126,9 @@ def stringcodes(
     text: Annotated[
         str | None, typer.Option("--text", help="A sentence to encode instead of the example.")
     ] = None,
-    encoding: Annotated[str, typer.Option("--encoding", "-e")] = "utf-8",
+    encoding: Annotated[
+        str, typer.Option("--encoding", help="The encoding for the outgoing sentence.")
+    ] = "utf-8",
     json_output: JsonOption = False,
 ) -> None:
     """Decode UTF-16 bytes (with a BOM) into text; encode a sentence into bytes. No file."""
