@@ -141,7 +141,7 @@ def test_a_bind_conflict(command: str, taken_port: int, env: dict[str, str]) -> 
         f"tls inspect 127.0.0.1 -p {{port}} --cafile {MISSING}",
         f"tls serve 127.0.0.1 -p 0 --cert {MISSING} --key {MISSING}",
         f"tls serve 127.0.0.1 -p 0 --client-ca {MISSING}",
-        "lab up --ephemeral -s udp --state-dir /proc/no-such-dir/lab",
+        "lab up --ephemeral --service udp --state-dir /proc/no-such-dir/lab",
     ],
 )
 def test_a_missing_file(command: str, closed_port: int, env: dict[str, str]) -> None:

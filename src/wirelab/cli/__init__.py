@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from typing import Annotated
 
@@ -25,7 +26,7 @@ from rich.logging import RichHandler
 from wirelab import __version__
 from wirelab.cli.common import debug_enabled, err_console
 from wirelab.errors import WirelabError
-from wirelab.lab.registry import topic_modules
+from wirelab.lab.registry import topic_chapter, topic_modules
 
 __all__ = ["app", "main"]
 
@@ -72,10 +73,23 @@ def _register_commands() -> None:
 
     app.add_typer(lab_cli.app, name="lab")
     app.command("tour")(tour_cli.tour)
+    topics: list[tuple[int, int, typer.Typer, str | None]] = []
     for module in topic_modules("cli"):
+        chapter = topic_chapter(module)
         groups = getattr(module, "apps", None) or [module.app]
         for group in groups:
-            app.add_typer(group)
+            topics.append((chapter or 99, len(topics), group, _chapter_help(group, chapter)))
+    for _, _, group, help_text in sorted(topics, key=lambda t: t[:2]):  # book order
+        app.add_typer(group, short_help=help_text)
+
+
+def _chapter_help(group: typer.Typer, chapter: int | None) -> str | None:
+    """``ch. 3  Exact-length TCP messages ...``: the group's help under its chapter number."""
+    text = group.info.help
+    if chapter is None or not isinstance(text, str):
+        return None
+    rest = re.sub(r"^Chapters? [0-9][0-9, and]*:\s*", "", text.strip())
+    return f"ch. {chapter}  {rest[:1].upper()}{rest[1:]}"
 
 
 _register_commands()

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from wirelab.cli.common import JsonOption, console, err_console, print_json
+from wirelab.cli.common import JsonOption, check_host, console, err_console, print_json
 from wirelab.config import LOOPBACK, private_dir, state_dir
 from wirelab.errors import ConfigError, Timeout
 from wirelab.lab.registry import find_services
@@ -73,10 +73,15 @@ def up(
     ] = False,
     service: Annotated[
         list[str] | None,
-        typer.Option("--service", "-s", help="Start only this service (repeatable)."),
+        typer.Option("--service", help="Start only this service (repeatable)."),
     ] = None,
     host: Annotated[
-        str, typer.Option("--host", help="Address to bind. Loopback unless you ask.")
+        str,
+        typer.Option(
+            "--host",
+            help="Address to bind (0.0.0.0 or :: for every interface). Loopback unless you ask.",
+            callback=check_host,
+        ),
     ] = LOOPBACK,
     ephemeral: Annotated[
         bool, typer.Option("--ephemeral", help="Bind port 0 everywhere (as tests do).")

@@ -118,7 +118,7 @@ def _summary(results: list[StepResult]) -> Table:
 def tour(
     chapter: Annotated[
         list[int] | None,
-        typer.Option("--chapter", "-c", help="Run only this chapter (repeatable)."),
+        typer.Option("--chapter", help="Run only this chapter (repeatable)."),
     ] = None,
     json_output: JsonOption = False,
     fresh: Annotated[

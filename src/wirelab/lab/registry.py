@@ -27,7 +27,7 @@ from wirelab.lab.service import Service
 if TYPE_CHECKING:
     from wirelab.lab.tour import Chapter
 
-__all__ = ["chapters", "find_services", "services", "topic_modules"]
+__all__ = ["chapters", "find_services", "services", "topic_chapter", "topic_modules"]
 
 #: Packages of wirelab that are infrastructure, not topics.
 _NOT_TOPICS = frozenset({"cli", "lab", "net"})
@@ -71,3 +71,17 @@ def chapters() -> tuple[Chapter, ...]:
     """Every tour chapter, in book order."""
     found = [ch for mod in topic_modules("tour") for ch in getattr(mod, "CHAPTERS", ())]
     return tuple(sorted(found, key=lambda c: c.number))
+
+
+def topic_chapter(module: ModuleType) -> int | None:
+    """The book chapter of the topic package that ``module`` belongs to (``wirelab.tcp.cli``).
+
+    A topic's chapter is the first chapter of its lab services; a topic with no service sets
+    ``CHAPTER`` in its module. ``None`` for infrastructure.
+    """
+    topic = module.__name__.split(".")[1] if module.__name__.count(".") >= 1 else ""
+    numbers = [svc.chapter for svc in services() if type(svc).__module__.split(".")[1:2] == [topic]]
+    if numbers:
+        return min(numbers)
+    declared = getattr(module, "CHAPTER", None)
+    return declared if isinstance(declared, int) else None
