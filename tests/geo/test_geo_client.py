@@ -240,7 +240,7 @@ def test_the_adapter_cannot_be_told_not_to_verify(geo_server: Any, tmp_path: Pat
 
     lax = client_context()
     lax.check_hostname = False
-    with pytest.raises(ValueError, match="verifying context"):
+    with pytest.raises(ConfigError, match="verifying context"):
         ContextAdapter(lax, "nominatim.example.com")
     stranger = LabContext(state_dir=tmp_path, ephemeral=True)  # its own, unknown CA
     context = stranger.server_ssl_context(["nominatim.example.com"])

@@ -60,3 +60,12 @@ def test_examples() -> None:
 def test_bad_text(bad: str) -> None:
     with pytest.raises(QueryError):
         parse_query(bad)
+
+
+def test_query_error_is_a_wirelab_config_error() -> None:
+    """Issue 10 section 3: bad arguments are ConfigError, never a bare ValueError."""
+    from wirelab.errors import ConfigError, WirelabError
+
+    with pytest.raises(ConfigError) as caught:
+        parse_query("")
+    assert isinstance(caught.value, WirelabError) and not isinstance(caught.value, ValueError)

@@ -20,6 +20,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from wirelab.errors import ConfigError
+
 __all__ = ["MAX_PARTS", "MAX_QUERY_CHARS", "ParsedQuery", "QueryError", "fold", "parse_query"]
 
 #: Longest query accepted, in characters. Real addresses are far shorter; the limit keeps
@@ -35,8 +37,8 @@ _PUNCT = re.compile(r"[.'\u2019`]")
 _SEPARATORS = re.compile(r"[-_/\\()\[\]\"]+")
 
 
-class QueryError(ValueError):
-    """The query is empty, too long, or not one line of text."""
+class QueryError(ConfigError):
+    """The query is empty, too long, or not one line of text (a bad argument)."""
 
 
 @dataclass(frozen=True)

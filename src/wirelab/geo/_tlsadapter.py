@@ -22,6 +22,8 @@ from typing import Any
 
 from requests.adapters import DEFAULT_POOLBLOCK, HTTPAdapter
 
+from wirelab.errors import ConfigError
+
 __all__ = ["ContextAdapter"]
 
 
@@ -30,7 +32,9 @@ class ContextAdapter(HTTPAdapter):
 
     def __init__(self, ssl_context: ssl.SSLContext, server_hostname: str, **kwargs: Any) -> None:
         if ssl_context.verify_mode != ssl.CERT_REQUIRED or not ssl_context.check_hostname:
-            raise ValueError("ContextAdapter needs a verifying context (CERT_REQUIRED, host names)")
+            raise ConfigError(
+                "ContextAdapter needs a verifying context (CERT_REQUIRED, host names)"
+            )
         self._tls = {"ssl_context": ssl_context, "server_hostname": server_hostname}
         super().__init__(**kwargs)  # calls init_poolmanager
 
@@ -51,4 +55,4 @@ class ContextAdapter(HTTPAdapter):
         conn.ca_certs = None
         conn.ca_cert_dir = None
         if cert:
-            raise ValueError("client certificates belong in the SSLContext, not in cert=")
+            raise ConfigError("client certificates belong in the SSLContext, not in cert=")

@@ -123,7 +123,7 @@ def _search(params: dict[str, str], gazetteer: Gazetteer) -> ApiResponse:
         places = gazetteer.search_parsed(
             parse_query(_check_text(params, "q")), _limit(params, DEFAULT_LIMIT)
         )
-    except ValueError as exc:  # QueryError too
+    except (QueryError, ValueError) as exc:  # ValueError: a bad limit
         return _error(400, str(exc))
     return _json(200, [_nominatim(p, style) for p in places], streamable=True)
 
@@ -150,7 +150,7 @@ def _nominatim(place: Place, style: str) -> dict[str, object]:
 def _google(params: dict[str, str], gazetteer: Gazetteer) -> ApiResponse:
     try:
         places = gazetteer.search_parsed(parse_query(_check_text(params, "address")), 5)
-    except ValueError as exc:
+    except QueryError as exc:
         body = {"results": [], "status": "INVALID_REQUEST", "error_message": str(exc)}
         return _json(400, body)
     results = [
