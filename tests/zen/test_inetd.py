@@ -244,3 +244,23 @@ def test_spawns_per_minute_are_bounded(caplog: pytest.LogCaptureFixture) -> None
 def test_default_cap_fits_the_machine() -> None:
     assert 1 <= default_max_children() <= DEFAULT_MAX_CHILDREN
     assert DEFAULT_MAX_CHILDREN * CHILD_MEMORY < 1_000_000_000
+
+
+def test_the_childrens_log_is_private_and_rotated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11 item 8: zen-inetd.log was 0644 (readable by other users) and grew forever."""
+    monkeypatch.setattr("wirelab.zen.inetd.MAX_LOG_BYTES", 150)  # one child line is ~90
+    path = tmp_path / "zen-inetd.log"
+    path.write_bytes(b"x" * 200)  # an old log, made with the umask
+    path.chmod(0o644)
+    with running("nowait", log_path=path) as server:
+        assert path.stat().st_mode & 0o777 == 0o600
+        address = server.listener.getsockname()[:2]
+        with socket.create_connection(address, timeout=5) as quiet:
+            quiet.sendall(b"Simple is")  # the child logs why it closes this one
+        assert ask(*address, [Q])[0].answer == "Complex."
+    old = tmp_path / "zen-inetd.log.1"
+    assert old.read_bytes() == b"x" * 200  # rotated at the first start past the limit
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert b"closed in the middle of a question" in path.read_bytes()

@@ -67,6 +67,7 @@ __all__ = [
     "DEFAULT_MAX_CHILDREN",
     "DEFAULT_PER_MINUTE",
     "DEFAULT_WAIT_IDLE",
+    "MAX_LOG_BYTES",
     "InetdServer",
     "NowaitLimits",
     "default_max_children",
@@ -103,10 +104,20 @@ DEFAULT_CHILD_LIFETIME = 60.0
 #: Connections accepted per wake-up before the loop looks at its children again.
 _ACCEPT_BATCH = 64
 
+#: Bytes the children's log may reach before it is rotated (one ``.1`` file kept): 4 MiB.
+MAX_LOG_BYTES = 4 << 20
+
 #: Seconds a terminated child gets before it is killed.
 _TERM_GRACE = 2.0
 
 _POLL = 0.05
+
+
+def _open_log(path: Path) -> IO[bytes]:
+    """Open the children's log for appending, readable by its owner only (0600)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.fchmod(fd, 0o600)  # an older file may have been made with the umask's 0644
+    return os.fdopen(fd, "ab")
 
 
 def _available_memory() -> int | None:
@@ -207,7 +218,8 @@ class InetdServer:
         self._terminating: dict[int, float] = {}
         self._recent: collections.deque[float] = collections.deque()
         self._overload = OverloadLog()
-        self._log: IO[bytes] | None = log_path.open("ab") if log_path else None
+        self.log_path = log_path
+        self._log: IO[bytes] | None = _open_log(log_path) if log_path else None
         self._spawn_errors = _RateLimit()
         self._sel = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
@@ -232,8 +244,23 @@ class InetdServer:
             self._sel.unregister(self.listener)
         self._watching = on
 
+    def _rotate_log(self) -> None:
+        """Past :data:`MAX_LOG_BYTES`, the children's log becomes ``NAME.1`` and starts anew."""
+        if self._log is None or self.log_path is None:
+            return
+        try:
+            if os.fstat(self._log.fileno()).st_size <= MAX_LOG_BYTES:
+                return
+            self._log.close()
+            self._log = None
+            os.replace(self.log_path, self.log_path.with_name(self.log_path.name + ".1"))
+            self._log = _open_log(self.log_path)
+        except OSError as exc:
+            log.warning("cannot rotate %s: %s", self.log_path, exc.strerror or exc)
+
     def _spawn(self, stdin: socket.socket) -> bool:
         """Start a child on ``stdin``; False (logged, after a pause) when the OS refused."""
+        self._rotate_log()
         try:
             child = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
                 self._command(),
