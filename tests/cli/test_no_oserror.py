@@ -126,7 +126,7 @@ def test_a_reset_connection(command: str, resetting_port: int, env: dict[str, st
         "blocks server 127.0.0.1 -p {port}",
         "zen serve 127.0.0.1 -p {port}",
         "tls serve 127.0.0.1 -p {port}",
-        "queue pythagoras --bind tcp://127.0.0.1:{port}",
+        "queue serve 127.0.0.1 -p {port}",
     ],
 )
 def test_a_bind_conflict(command: str, taken_port: int, env: dict[str, str]) -> None:
