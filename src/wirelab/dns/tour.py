@@ -88,6 +88,23 @@ def _truncation(ctx: TourContext) -> None:
     ctx.check(udp.flags & dns.flags.TC and records == 40, "truncation did not work")
 
 
+@CHAPTER.step("ANY gets one small answer, not every record (RFC 8482)")
+def _any(ctx: TourContext) -> None:
+    import dns.message
+    import dns.query
+    import dns.rdatatype
+
+    endpoint = ctx.lab.endpoint("dns", "udp")
+    query = dns.message.make_query("example.com", "ANY")
+    reply = dns.query.udp(query, endpoint.address, port=endpoint.port, timeout=3)
+    sent, got = len(query.to_wire()), len(reply.to_wire())
+    for rrset in reply.answer:
+        ctx.say(rrset.to_text())
+    ctx.say(f"{sent} bytes asked, {got} bytes answered (every record would be 322: 11x)")
+    hinfo = [r for r in reply.answer if r.rdtype == dns.rdatatype.HINFO]
+    ctx.check(len(reply.answer) == 1 and hinfo and got < 2 * sent, "ANY was answered in full")
+
+
 @CHAPTER.step("getaddrinfo, then connect: success, network failure, name failure")
 def _ping(ctx: TourContext) -> None:
     from wirelab.dns.client import NoSuchDomain
