@@ -10,11 +10,18 @@ turns failures into errors that tell the name service apart from the network (F1
   and the network did not get us there.
 
 Ports may be numbers or service names (``"domain"``, ``"http"``), as with ``-p domain``.
+
+While a lab runs, the book's playground names are the lab's: ``example.com`` and every name
+under it (``www.example.com``, ``mail.example.com``, ``ftp.example.com`` ...) resolve to the
+address the lab listens on, read from the lab's state file (:func:`lab_address`), so every
+client reaches the lab by the names the book uses. RFC 2606 reserves the domain for examples;
+with no lab running, names resolve as usual.
 """
 
 from __future__ import annotations
 
 import errno
+import math
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,17 +37,25 @@ from wirelab.errors import (
 from wirelab.net.limits import DEFAULT_CONNECT_TIMEOUT
 
 __all__ = [
+    "LAB_DOMAIN",
     "AddrInfo",
     "bind_udp",
     "connect_tcp",
     "connect_udp",
     "format_address",
+    "lab_address",
     "listen_tcp",
     "parse_port",
     "resolve",
 ]
 
 _SOCKTYPE_PROTO = {socket.SOCK_STREAM: "tcp", socket.SOCK_DGRAM: "udp"}
+
+#: The book's playground domain: while a lab runs, it and every name under it are the lab.
+LAB_DOMAIN = "example.com"
+
+#: A lab bound to every interface is reached over loopback.
+_WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 
 @dataclass(frozen=True)
@@ -94,6 +109,29 @@ def parse_port(value: str | int, proto: str = "tcp") -> int:
     return port
 
 
+def lab_address(host: str) -> str | None:
+    """The running lab's address for a playground name (``mail.example.com``), else ``None``.
+
+    A name a lab service plays (its endpoints carry ``host``) gets that service's address;
+    any other name in :data:`LAB_DOMAIN` gets the address the lab listens on. ``None`` for
+    names outside the domain, or when no lab runs.
+    """
+    name = host.rstrip(".").lower()
+    if name != LAB_DOMAIN and not name.endswith("." + LAB_DOMAIN):
+        return None
+    from wirelab.lab.state import LabState  # the lab layer sits above this module
+
+    try:
+        state = LabState.load()
+    except ConfigError:
+        return None
+    endpoints = [ep for ep in state.endpoints if ep.host.lower() == name] or list(state.endpoints)
+    if not endpoints:
+        return None
+    address = endpoints[0].address
+    return _WILDCARDS.get(address, address)
+
+
 def resolve(
     host: str | None,
     port: str | int,
@@ -104,11 +142,15 @@ def resolve(
 ) -> list[AddrInfo]:
     """Resolve ``host`` and ``port`` with ``getaddrinfo``, in the order it gives.
 
+    A playground name resolves to the running lab (:func:`lab_address`).
+
     Raises:
         NameResolutionError: the host or the service name did not resolve.
     """
     proto_name = _SOCKTYPE_PROTO.get(type, "tcp")
     port_number = parse_port(port, proto_name)
+    if host:
+        host = lab_address(host) or host
     try:
         infos = socket.getaddrinfo(host, port_number, family, type, 0, flags)
     except socket.gaierror as exc:
@@ -149,9 +191,12 @@ def connect_tcp(
     The returned socket keeps ``timeout`` as its I/O timeout.
 
     Raises:
+        ConfigError: the timeout is not a finite number of seconds above zero.
         NameResolutionError: the name did not resolve.
         ConnectionRefused, ConnectError, Timeout: every address failed; the last error wins.
     """
+    if not (math.isfinite(timeout) and timeout > 0):  # settimeout(inf) is an OverflowError
+        raise ConfigError(f"a timeout is a finite number of seconds above zero, not {timeout}")
     infos = resolve(host, port, type=socket.SOCK_STREAM, family=family)
     last: TransportError | None = None
     for info in infos:
