@@ -139,17 +139,19 @@ def resolve(
     type: socket.SocketKind = socket.SOCK_STREAM,
     family: socket.AddressFamily = socket.AF_UNSPEC,
     flags: int = 0,
+    lab_names: bool = True,
 ) -> list[AddrInfo]:
     """Resolve ``host`` and ``port`` with ``getaddrinfo``, in the order it gives.
 
-    A playground name resolves to the running lab (:func:`lab_address`).
+    A playground name resolves to the running lab (:func:`lab_address`), unless
+    ``lab_names`` is false (to show what the system's resolver says, as ``dns --system``).
 
     Raises:
         NameResolutionError: the host or the service name did not resolve.
     """
     proto_name = _SOCKTYPE_PROTO.get(type, "tcp")
     port_number = parse_port(port, proto_name)
-    if host:
+    if host and lab_names:
         host = lab_address(host) or host
     try:
         infos = socket.getaddrinfo(host, port_number, family, type, 0, flags)
