@@ -320,3 +320,62 @@ def test_describe_other_errors() -> None:
     err = wrap_tls_error(ssl.SSLZeroReturnError(), "mail.example.com")
     assert isinstance(err, TLSError)
     assert str(err) == "TLS with mail.example.com failed: peer closed the TLS connection"
+
+
+def test_strict_x509_is_the_default_and_refuses_the_books_kind_of_ca(tmp_path: Path) -> None:
+    """Issue 9: a CA whose basicConstraints is not critical, and a leaf with no extensions."""
+    from tests.interop.tls_peers import book_certificates
+
+    book = book_certificates(tmp_path / "book")
+    strict = client_context(cafile=book.ca)
+    assert strict.verify_flags & ssl.VERIFY_X509_STRICT
+    assert strict.hostname_checks_common_name is False
+    server = server_context(book.server_pem)
+    with OneShotServer(server) as one:
+        err = tls_failure(strict, one.port, "localhost")
+    assert plain_line(err).startswith(
+        "certificate is not RFC 5280-conformant (strict verification): "
+    )
+
+
+def test_no_strict_x509_still_verifies_the_chain_and_the_name(tmp_path: Path) -> None:
+    from tests.interop.tls_peers import book_certificates
+
+    book = book_certificates(tmp_path / "book")
+    relaxed = client_context(cafile=book.ca, strict_x509=False)
+    assert not relaxed.verify_flags & ssl.VERIFY_X509_STRICT
+    assert relaxed.check_hostname and relaxed.verify_mode is ssl.CERT_REQUIRED
+    server = server_context(book.server_pem)
+    with OneShotServer(server) as one:  # the name comes from the common name: no SAN at all
+        assert talk(relaxed, one.port, "localhost") == b"hello\n"
+    with OneShotServer(server) as one:
+        err = tls_failure(relaxed, one.port, "www.example.com")
+    assert plain_line(err).startswith("hostname mismatch")
+    stranger = book_certificates(tmp_path / "stranger")
+    with OneShotServer(server) as one:
+        err = tls_failure(
+            client_context(cafile=stranger.ca, strict_x509=False), one.port, "localhost"
+        )
+    assert plain_line(err) == "certificate signature is invalid"
+    with OneShotServer(server) as one:  # and the system store does not know the book's CA
+        err = tls_failure(client_context(strict_x509=False), one.port, "localhost")
+    assert plain_line(err) == UNKNOWN_CA
+
+
+def test_a_maximum_version_caps_or_pins(ca: LabCA, leaf: IssuedCert, tmp_path: Path) -> None:
+    client = client_context(cafile=ca.cert_path, maximum_version=ssl.TLSVersion.TLSv1_2)
+    with OneShotServer(serving(leaf, tmp_path)) as server:
+        assert talk(client, server.port, "localhost") == b"hello\n"
+    assert server.version == "TLSv1.2"
+    capped = serving(leaf, tmp_path, maximum_version=ssl.TLSVersion.TLSv1_2)
+    with OneShotServer(capped) as server:
+        assert talk(client_context(cafile=ca.cert_path), server.port, "localhost") == b"hello\n"
+    assert server.version == "TLSv1.2"
+    with pytest.raises(ConfigError, match="older than the minimum"):
+        client_context(
+            minimum_version=ssl.TLSVersion.TLSv1_3, maximum_version=ssl.TLSVersion.TLSv1_2
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        with pytest.raises(ConfigError, match="maximum TLS version TLSv1_1 is not allowed"):
+            client_context(maximum_version=ssl.TLSVersion.TLSv1_1)

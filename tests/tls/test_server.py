@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from wirelab.errors import ConfigError
 from wirelab.net.ca import LabCA
 from wirelab.tls.server import GREETING, GreetingServer
 
@@ -187,3 +188,45 @@ def test_client_auth_requires_a_certificate_from_the_ca(
             stdlib_fetch(address, client_ctx(ca, paths))
     assert server.stats.greeted == 1
     assert server.stats.failed_handshakes == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"handshake_timeout": 0}, "the handshake timeout must be above zero"),
+        ({"handshake_timeout": float("nan")}, "the handshake timeout must be above zero"),
+        ({"write_timeout": -1}, "the write timeout must be above zero"),
+        ({"max_connections": 0}, "max_connections must be at least 1"),
+    ],
+)
+def test_bad_arguments_are_config_errors(
+    greeting_server: Callable[..., GreetingServer], kwargs: dict[str, float], message: str
+) -> None:
+    """Issue 10 §3: bad arguments raise ConfigError, never ValueError."""
+    with pytest.raises(ConfigError, match=message):
+        greeting_server(**kwargs)
+
+
+def test_cap_plus_ten_connections_then_a_normal_client_is_served(
+    greeting_server: Callable[..., GreetingServer], ca: LabCA, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 10 §2: the cap comes from the one connection server, with one overload line."""
+    caplog.set_level(logging.INFO)
+    server = greeting_server(max_connections=3, handshake_timeout=0.5)
+    with serving(server) as address:
+        holders = [socket.create_connection(address, timeout=5) for _ in range(3 + 10)]
+        try:
+            deadline = time.monotonic() + 5
+            while server.stats.refused_over_limit < 10 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert server.stats.refused_over_limit == 10
+            # the silent three are dropped at their handshake deadline; then a client is served
+            deadline = time.monotonic() + 2
+            while server.stats.failed_handshakes < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert stdlib_fetch(address, client_ctx(ca)) == GREETING
+        finally:
+            for sock in holders:
+                sock.close()
+    overload = [r for r in caplog.records if "the cap; refusing new ones" in r.getMessage()]
+    assert len(overload) == 1, [r.getMessage() for r in overload]
