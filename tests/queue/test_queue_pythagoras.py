@@ -8,7 +8,7 @@ import threading
 import pytest
 import zmq
 
-from wirelab.errors import ConfigError, RemoteProtocolError, Timeout
+from wirelab.errors import ConnectError, RemoteProtocolError, Timeout
 from wirelab.queue.pythagoras import ask_pythagoras, serve_pythagoras
 
 Context = zmq.Context[zmq.Socket[bytes]]
@@ -56,9 +56,46 @@ def test_an_oversized_message_drops_only_that_peer(context: Context, pythagoras:
 
 
 def test_ask_pythagoras(context: Context, pythagoras: str) -> None:
-    assert ask_pythagoras(context, pythagoras, [(5, 12)]) == [169]
+    assert ask_pythagoras(context, pythagoras, [(5, 12), (3, 4)]) == [169, 25]
+    assert ask_pythagoras(context, pythagoras, [(5, 12), (3, 4)], wire="batch") == [169, 25]
     with pytest.raises(RemoteProtocolError, match="refused the request"):
-        ask_pythagoras(context, pythagoras, [(-1, 0)])
+        ask_pythagoras(context, pythagoras, [(-1, 0)], wire="batch")
+    with pytest.raises(RemoteProtocolError, match=r"refused the request: .*below 2\*\*64"):
+        ask_pythagoras(context, pythagoras, [(2**64, 0)])
+
+
+@pytest.mark.parametrize(
+    ("request_", "reply"),
+    [
+        (b"[3, 4]", b"25"),  # what the book's judge sends, and the book's service answers
+        (b"[3,4]", b"25"),
+        (b"[1, 2, 3]", b"14"),  # the book's service summed any sequence
+        (b"[]", b"0"),
+        (b"[-5]", b"25"),
+        (b"[18446744073709551615, 0]", str((2**64 - 1) ** 2).encode()),
+    ],
+)
+def test_the_book_request_gets_the_book_reply(
+    context: Context, pythagoras: str, request_: bytes, reply: bytes
+) -> None:
+    assert _request(context, pythagoras, request_) == reply
+
+
+@pytest.mark.parametrize(
+    ("request_", "error"),
+    [
+        (b"[1.5, 2]", "integers below 2**64"),
+        (b"[true]", "integers below 2**64"),
+        (b"[18446744073709551616]", "integers below 2**64"),
+        (b'"3, 4"', "must be [x, y]"),
+        (b"[" + b"0," * 100_000 + b"0]", "the limit is 100000"),
+    ],
+)
+def test_bad_book_requests_get_an_error_reply(
+    context: Context, pythagoras: str, request_: bytes, error: str
+) -> None:
+    reply = _request(context, pythagoras, request_)
+    assert reply is not None and error in json.loads(reply)["error"]
 
 
 def test_ask_a_dead_endpoint_times_out(context: Context) -> None:
@@ -67,5 +104,5 @@ def test_ask_a_dead_endpoint_times_out(context: Context) -> None:
 
 
 def test_a_taken_port_is_a_clear_error(context: Context, pythagoras: str) -> None:
-    with pytest.raises(ConfigError, match=r"cannot bind .*: Address already in use"):
+    with pytest.raises(ConnectError, match=r"cannot bind .*: Address already in use"):
         serve_pythagoras(context, pythagoras, threading.Event())

@@ -142,10 +142,17 @@ def _node_dies(ctx: TourContext) -> None:
 def _pi(ctx: TourContext) -> None:
     from wirelab.queue.pipeline import run_pi
 
+    book = run_pi(5000, seed=8)
+    ctx.say(
+        f"the book's wire: pi ~ {book.estimate:.5f} from {book.tallied:,} points, "
+        f"{book.messages:,} messages (one point, one Y/N each), "
+        f"{book.points_per_second:,.0f} points/s"
+    )
+    ctx.check(book.tallied == 5000 and book.error < 0.1, f"the book's wire gave {book.estimate}")
     for transport in ("tcp", "inproc"):
-        result = run_pi(200_000, transport=transport, seed=8)
+        result = run_pi(200_000, transport=transport, wire="batch", seed=8)
         ctx.say(
-            f"{transport:<6}: pi ~ {result.estimate:.5f} (off by {result.error:.5f}), "
+            f"batched, {transport:<6}: pi ~ {result.estimate:.5f} (off by {result.error:.5f}), "
             f"{result.messages:,} messages, {result.points_per_second:,.0f} points/s"
         )
         ctx.check(result.error < 0.01, f"the estimate {result.estimate} is not within 0.01")
@@ -156,13 +163,13 @@ def _pi(ctx: TourContext) -> None:
 def _no_loss(ctx: TourContext) -> None:
     from wirelab.queue.pipeline import run_pi
 
-    result = run_pi(3000, transport="tcp", batch=1, seed=1)
+    result = run_pi(3000, transport="tcp", wire="batch", batch=1, seed=1)
     published = sum(result.published.values())
     ctx.say(f"published {published:,} one-point messages; the tally counted {result.tallied:,}")
     ctx.check(published == result.tallied == 3000, "points were lost between PUB and SUB")
 
 
-@CHAPTER.step("the lab's pythagoras service answers JSON, and refuses bad requests")
+@CHAPTER.step("the lab's pythagoras service answers the book's [x, y], and refuses bad requests")
 def _pythagoras(ctx: TourContext) -> None:
     import zmq
 
@@ -173,8 +180,8 @@ def _pythagoras(ctx: TourContext) -> None:
     where = tcp_endpoint(ep.address, ep.port)
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     try:
-        sums = ask_pythagoras(context, where, [(3, 4), (5, 12)])
-        ctx.say(f"{where}: 3² + 4² = {sums[0]}, 5² + 12² = {sums[1]}")
+        sums = ask_pythagoras(context, where, [(3, 4), (5, 12)])  # the book's [x, y] requests
+        ctx.say(f"{where}: [3, 4] -> {sums[0]}, [5, 12] -> {sums[1]} (the book's wire)")
         ctx.check(sums == [25, 169], f"wrong sums {sums}")
         req = make_socket(context, zmq.REQ)
         try:

@@ -187,7 +187,7 @@ def points_of_request(doc: Any) -> list[tuple[int, int]]:
     """
     points = doc.get("points") if isinstance(doc, dict) else None
     if not isinstance(points, list):
-        raise RemoteProtocolError('request must be {"points": [[x, y], ...]}')
+        raise RemoteProtocolError('request must be [x, y] or {"points": [[x, y], ...]}')
     if len(points) > MAX_BATCH:
         raise RemoteProtocolError(f"request has {len(points)} points; the limit is {MAX_BATCH}")
     checked = []

@@ -1,8 +1,12 @@
 """The judge stage of the pi pipeline (chapter 8): SUB points, ask pythagoras, PUSH tallies.
 
 The judge subscribes to the points that are not obviously inside the quarter circle (topics
-``01``, ``10``, ``11``), asks a pythagoras service (REQ/REP, JSON) for x² + y² of each batch,
-and pushes the count inside and outside to the tally. It runs as a thread of
+``01``, ``10``, ``11``), asks a pythagoras service (REQ/REP, JSON) for x² + y², and pushes
+its verdict to the tally. On the book's wire (the default) that is the book's judge exactly:
+one point per message (24 characters of ``0``/``1``), one request ``[x, y]`` per point
+answered by one JSON number, one ``Y`` or ``N`` per point, so it can join the book's own
+``queuepi.py`` (its bitsource on 6700, pythagoras on 6701, tally on 6702). On the batched
+wire it judges a batch per message and pushes ``[inside, outside]``. It runs as a thread of
 ``wirelab queue pi``, or as a process of its own, on another host if need be::
 
     wirelab queue judge --pub tcp://10.0.0.1:6700 --pull tcp://10.0.0.1:6702 \\
@@ -26,10 +30,16 @@ import zmq
 
 from wirelab.errors import ConfigError, Timeout
 from wirelab.queue._codec import (
+    BOOK_NO,
+    BOOK_RADIUS_SQUARED,
+    BOOK_YES,
     JUDGED_TOPICS,
     RADIUS_SQUARED,
+    decode_book_point,
+    decode_book_reply,
     decode_points,
     decode_pythagoras_reply,
+    encode_book_request,
     encode_pythagoras_request,
     encode_tally,
 )
@@ -53,7 +63,8 @@ class Judge:
         stop: set it to stop the judge.
         timeout: seconds a pythagoras service may take to answer one request.
         idle_exit: also stop after this many seconds without a batch (None: never).
-        counts: where to count ``req`` (requests sent) and ``judged`` (batches pushed).
+        counts: where to count ``req`` (requests sent) and ``judged`` (messages pushed).
+        wire: ``"book"`` (one point per message, ``Y``/``N``) or ``"batch"``.
     """
 
     def __init__(
@@ -67,7 +78,10 @@ class Judge:
         timeout: float,
         idle_exit: float | None = None,
         counts: MutableMapping[str, int] | None = None,
+        wire: str = "book",
     ) -> None:
+        if wire not in ("book", "batch"):
+            raise ConfigError(f"wire must be book or batch, not {wire!r}")
         if not pythagoras:
             raise ConfigError("the judge needs at least one pythagoras service")
         self.context = context
@@ -78,6 +92,7 @@ class Judge:
         self.timeout = timeout
         self.idle_exit = idle_exit
         self.counts = counts if counts is not None else {"req": 0, "judged": 0}
+        self.wire = wire
 
     def run(self) -> None:
         """Judge batches until :attr:`stop` is set (or ``idle_exit`` passes).
@@ -89,6 +104,7 @@ class Judge:
         sub = make_socket(self.context, zmq.SUB)
         push = make_socket(self.context, zmq.PUSH)
         live: dict[str, zmq.Socket[bytes]] = {}
+        book = self.wire == "book"
         try:
             for topic in JUDGED_TOPICS:
                 sub.setsockopt(zmq.SUBSCRIBE, topic)
@@ -106,8 +122,13 @@ class Judge:
                         return
                     continue
                 last = time.monotonic()
-                _, points = decode_points(sub.recv())
-                request = encode_pythagoras_request(points)
+                message = sub.recv()
+                if book:
+                    x, y = decode_book_point(message)
+                    request = encode_book_request(x, y)
+                else:
+                    _, points = decode_points(message)
+                    request = encode_pythagoras_request(points)
                 while True:
                     if not live:
                         raise Timeout(
@@ -134,9 +155,13 @@ class Judge:
                             len(live),
                             "" if len(live) == 1 else "s",
                         )
-                sums = decode_pythagoras_reply(req.recv(), len(points))
-                inside = sum(1 for s in sums if s < RADIUS_SQUARED)
-                push.send(encode_tally(inside, len(points) - inside))
+                if book:
+                    inside_circle = decode_book_reply(req.recv()) < BOOK_RADIUS_SQUARED
+                    push.send(BOOK_YES if inside_circle else BOOK_NO)
+                else:
+                    sums = decode_pythagoras_reply(req.recv(), len(points))
+                    inside = sum(1 for s in sums if s < RADIUS_SQUARED)
+                    push.send(encode_tally(inside, len(points) - inside))
                 self.counts["judged"] += 1
         finally:
             for sock in (sub, push, *live.values()):

@@ -17,9 +17,13 @@ What changed, and why:
   are subscribed. From then on ZeroMQ delivers every message (``XPUB_NODROP``: a full queue
   blocks the source instead of dropping), and the tally counts exactly as many points as were
   published; the tests check that.
-* **Batches.** One message carries up to ``batch`` points of one topic (msgpack), one
+* **The book's wire by default, batches on request.** With ``wire="book"`` every message is
+  the book's: one point per PUB message as 24 characters of ``0``/``1``, one ``[x, y]``
+  request per judged point, answered with one JSON number, and one ``Y``/``N`` verdict per
+  point on the PUSH/PULL leg, so any of the book's stages can take the place of ours. With
+  ``wire="batch"`` one message carries up to ``batch`` points of one topic (msgpack), one
   pythagoras request carries a batch (JSON), one tally message counts a batch: 1e6 points
-  take seconds, not the book's 30 s for a few thousand.
+  take seconds, not minutes; no book stage can join that run.
 * **Ephemeral ports** by default (``tcp://127.0.0.1:*``, read back from ``LAST_ENDPOINT``),
   the book's 6700-6702 on request, or ``inproc://`` between threads.
 * **Clean ends.** The run stops when the tally has every point. A dead worker or service
@@ -47,8 +51,12 @@ from wirelab.config import LOOPBACK
 from wirelab.errors import ConfigError, RemoteProtocolError, Timeout
 from wirelab.queue._codec import (
     ALWAYS_INSIDE_TOPICS,
+    BOOK_BITS,
+    BOOK_YES,
     MAX_BATCH,
     TOPICS,
+    decode_book_point,
+    decode_book_verdict,
     decode_points,
     decode_tally,
     encode_points,
@@ -58,12 +66,14 @@ from wirelab.queue.judge import Judge
 from wirelab.queue.pythagoras import serve_pythagoras
 from wirelab.queue.sockets import POLL_MS, bind, connect, make_socket, tcp_endpoint
 
-__all__ = ["DEFAULT_BATCH", "DEFAULT_TIMEOUT", "PiPipeline", "PiResult", "run_pi"]
+__all__ = ["DEFAULT_BATCH", "DEFAULT_TIMEOUT", "WIRES", "PiPipeline", "PiResult", "run_pi"]
 
 log = logging.getLogger(__name__)
 
-#: Points per message.
+#: Points per message on the batched wire.
 DEFAULT_BATCH = 1000
+#: The message formats: the book's (one point per message), or ours (batches, msgpack).
+WIRES = ("book", "batch")
 #: Seconds without progress (or without a pythagoras reply) before the run gives up.
 DEFAULT_TIMEOUT = 5.0
 _Ctx = zmq.Context[zmq.Socket[bytes]]
@@ -88,6 +98,7 @@ class PiResult:
     messages: int
     published: dict[str, int] = field(default_factory=dict)
     endpoints: dict[str, str] = field(default_factory=dict)
+    wire: str = "batch"
 
     @property
     def estimate(self) -> float:
@@ -119,6 +130,7 @@ class PiResult:
             "error": round(self.error, 6),
             "seconds": round(self.seconds, 4),
             "transport": self.transport,
+            "wire": self.wire,
             "batch": self.batch,
             "messages": self.messages,
             "messages_per_second": round(self.messages_per_second, 1),
@@ -134,7 +146,9 @@ class PiPipeline:
     Args:
         points: how many random points to publish (each decided exactly once).
         transport: ``"tcp"`` (loopback, or ``host``) or ``"inproc"`` (threads only).
-        batch: points per message.
+        wire: ``"book"`` (the book's messages, one point each: a book stage can join) or
+            ``"batch"`` (``batch`` points per message, msgpack and JSON: much faster).
+        batch: points per message on the batched wire (1 on the book's).
         seed: for a repeatable run.
         host: address the tcp sockets bind.
         ports: fixed ports ``{"pub": 6700, "rep": 6701, "pull": 6702}``; missing ones are
@@ -153,6 +167,7 @@ class PiPipeline:
         points: int,
         *,
         transport: str = "tcp",
+        wire: str = "book",
         batch: int = DEFAULT_BATCH,
         seed: int | None = None,
         host: str = LOOPBACK,
@@ -167,13 +182,16 @@ class PiPipeline:
             raise ConfigError("the pipeline needs at least one point")
         if not 1 <= batch <= MAX_BATCH:
             raise ConfigError(f"batch must be between 1 and {MAX_BATCH}, not {batch}")
+        if wire not in WIRES:
+            raise ConfigError(f"wire must be book or batch, not {wire!r}")
         if transport not in ("tcp", "inproc"):
             raise ConfigError(f"transport must be tcp or inproc, not {transport!r}")
         if transport == "inproc" and (ports or host != LOOPBACK):
             raise ConfigError("inproc endpoints have no host or port")
         self.points = points
         self.transport = transport
-        self.batch = batch
+        self.wire = wire
+        self.batch = batch if wire == "batch" else 1
         self.timeout = timeout
         if not judge and (pythagoras or transport == "inproc"):
             raise ConfigError(
@@ -242,6 +260,7 @@ class PiPipeline:
                 "pythagoras": ", ".join(rep) if rep else "(the external judge's)",
                 **{k: v for k, v in self._bound.items() if k != "rep"},
             },
+            self.wire,
         )
 
     def _start(self, name: str, target: Callable[..., None], *args: object) -> None:
@@ -324,8 +343,13 @@ class PiPipeline:
         pull = make_socket(context, zmq.PULL)
         try:
             self._ready("pull", bind(pull, self._wanted["pull"]))
+            book = self.wire == "book"
             while not self._stop.is_set():
-                if pull.poll(POLL_MS, zmq.POLLIN):
+                if not pull.poll(POLL_MS, zmq.POLLIN):
+                    continue
+                if book:
+                    self._progress(int(decode_book_verdict(pull.recv())), 1)
+                else:
                     inside, outside = decode_tally(pull.recv())
                     self._progress(inside, inside + outside)
         finally:
@@ -339,6 +363,10 @@ class PiPipeline:
             pub.setsockopt(zmq.SNDTIMEO, POLL_MS)
             self._ready("pub", bind(pub, self._wanted["pub"]))
             self._await_subscribers(pub)
+            if self.wire == "book":
+                self._publish_book_points(pub)
+                self._stop.wait()
+                return
             for start in range(0, self.points, self.batch):
                 count = min(self.batch, self.points - start)
                 coords = array("I")
@@ -356,6 +384,14 @@ class PiPipeline:
             self._stop.wait()
         finally:
             pub.close(linger=0)
+
+    def _publish_book_points(self, pub: zmq.Socket[bytes]) -> None:
+        """The book's bitsource: one random 24-bit number per message, as 0s and 1s."""
+        for _ in range(self.points):
+            message = format(self._rng.getrandbits(BOOK_BITS), f"0{BOOK_BITS}b").encode()
+            if not self._publish(pub, message):
+                return
+            self._published[message[:2].decode()] += 1
 
     def _await_subscribers(self, pub: zmq.Socket[bytes]) -> None:
         """Wait until every topic is subscribed: no message published before is lost."""
@@ -404,8 +440,13 @@ class PiPipeline:
             while not self._stop.is_set():
                 if not sub.poll(POLL_MS, zmq.POLLIN):
                     continue
-                _, points = decode_points(sub.recv())  # it checks each point is of its topic
-                push.send(encode_tally(len(points), 0))
+                message = sub.recv()
+                if self.wire == "book":
+                    decode_book_point(message)  # a bad message from the source is an error
+                    push.send(BOOK_YES)
+                else:
+                    _, points = decode_points(message)  # it checks each point's topic
+                    push.send(encode_tally(len(points), 0))
                 self._counts["yes"] += 1
         finally:
             sub.close(linger=0)
@@ -420,6 +461,7 @@ class PiPipeline:
             stop=self._stop,
             timeout=self.timeout,
             counts=self._counts,
+            wire=self.wire,
         ).run()
 
 

@@ -9,12 +9,19 @@ process, same context).
 
 from __future__ import annotations
 
+import errno
+
 import zmq
 
-from wirelab.errors import ConfigError
+from wirelab.errors import ConfigError, ConnectError
 from wirelab.queue._codec import MAX_MESSAGE
 
-__all__ = ["POLL_MS", "bind", "make_socket", "tcp_endpoint"]
+__all__ = ["POLL_MS", "bind", "check_endpoint", "connect", "make_socket", "tcp_endpoint"]
+
+#: Longest endpoint we accept (a host name is at most 253 characters; ipc paths ~108).
+MAX_ENDPOINT = 300
+#: bind() errors that mean "not here, not now" (a runtime failure), not a malformed endpoint.
+_BIND_FAILURES = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
 
 #: Milliseconds a loop waits for a message before it looks at its stop flag again.
 POLL_MS = 50
@@ -34,18 +41,47 @@ def tcp_endpoint(host: str, port: int | None) -> str:
     return f"tcp://{where}:{port if port else '*'}"
 
 
+def check_endpoint(endpoint: str) -> str:
+    """Refuse an endpoint libzmq would misread: it returns ``endpoint`` or raises ConfigError.
+
+    ``tcp://HOST:PORT`` (PORT 0-65535 or ``*``; libzmq itself would wrap 70000 to 4464),
+    ``ipc://PATH`` or ``inproc://NAME``.
+    """
+    shown = endpoint if len(endpoint) <= 60 else endpoint[:40] + "..."
+    if len(endpoint) > MAX_ENDPOINT or any(ord(c) < 0x21 or c == "\x7f" for c in endpoint):
+        raise ConfigError(f"{shown!r} is not a ZeroMQ endpoint")
+    scheme, sep, rest = endpoint.partition("://")
+    if not sep or scheme not in ("tcp", "ipc", "inproc") or not rest:
+        raise ConfigError(
+            f"{shown!r} is not a ZeroMQ endpoint (tcp://HOST:PORT, ipc://, inproc://)"
+        )
+    if scheme != "tcp":
+        return endpoint
+    host, colon, port = rest.rpartition(":")
+    if not colon or not host or host == "[]":
+        raise ConfigError(f"{shown!r} needs a host and a port: tcp://HOST:PORT")
+    if port != "*" and not (port.isascii() and port.isdigit() and len(port) <= 5):
+        raise ConfigError(f"{shown!r}: the port must be a number 0-65535 or *")
+    if port != "*" and int(port) > 65535:
+        raise ConfigError(f"{shown!r}: port {port} is out of range 0-65535")
+    return endpoint
+
+
 def bind(sock: zmq.Socket[bytes], endpoint: str) -> str:
     """Bind ``sock`` and return the real endpoint (with the port the OS chose).
 
     Raises:
-        ConfigError: the endpoint is malformed or cannot be bound (port in use ...).
+        ConfigError: the endpoint is malformed.
+        ConnectError: it cannot be bound here (port in use, address not ours, no permission).
     """
+    check_endpoint(endpoint)
     if endpoint.startswith("tcp://[") or endpoint.startswith("tcp://::"):
         sock.setsockopt(zmq.IPV6, 1)
     try:
         sock.bind(endpoint)
     except zmq.ZMQError as exc:
-        raise ConfigError(f"cannot bind {endpoint}: {exc.strerror}") from exc
+        error = ConnectError if exc.errno in _BIND_FAILURES else ConfigError
+        raise error(f"cannot bind {endpoint}: {zmq.strerror(exc.errno)}") from exc
     last = sock.getsockopt(zmq.LAST_ENDPOINT)
     return last.decode() if isinstance(last, bytes) else str(last)
 
@@ -56,9 +92,10 @@ def connect(sock: zmq.Socket[bytes], endpoint: str) -> None:
     Raises:
         ConfigError: the endpoint is malformed.
     """
+    check_endpoint(endpoint)
     if endpoint.startswith("tcp://["):
         sock.setsockopt(zmq.IPV6, 1)
     try:
         sock.connect(endpoint)
     except zmq.ZMQError as exc:
-        raise ConfigError(f"cannot connect to {endpoint}: {exc.strerror}") from exc
+        raise ConfigError(f"cannot connect to {endpoint}: {zmq.strerror(exc.errno)}") from exc
