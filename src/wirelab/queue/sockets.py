@@ -81,7 +81,7 @@ def bind(sock: zmq.Socket[bytes], endpoint: str) -> str:
         sock.bind(endpoint)
     except zmq.ZMQError as exc:
         error = ConnectError if exc.errno in _BIND_FAILURES else ConfigError
-        raise error(f"cannot bind {endpoint}: {zmq.strerror(exc.errno)}") from exc
+        raise error(f"cannot bind {endpoint}: {_reason(exc)}") from exc
     last = sock.getsockopt(zmq.LAST_ENDPOINT)
     return last.decode() if isinstance(last, bytes) else str(last)
 
@@ -98,4 +98,9 @@ def connect(sock: zmq.Socket[bytes], endpoint: str) -> None:
     try:
         sock.connect(endpoint)
     except zmq.ZMQError as exc:
-        raise ConfigError(f"cannot connect to {endpoint}: {zmq.strerror(exc.errno)}") from exc
+        raise ConfigError(f"cannot connect to {endpoint}: {_reason(exc)}") from exc
+
+
+def _reason(exc: zmq.ZMQError) -> str:
+    """libzmq's text for the error, without pyzmq's ``(addr=...)`` suffix."""
+    return zmq.strerror(exc.errno) if exc.errno is not None else str(exc)
