@@ -9,7 +9,14 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from wirelab.errors import ConnectionRefused, LocalProtocolError, NameResolutionError, Timeout
+from wirelab.errors import (
+    ConfigError,
+    ConnectionRefused,
+    LocalProtocolError,
+    NameResolutionError,
+    RemoteProtocolError,
+    Timeout,
+)
 from wirelab.lab.state import ServiceView
 from wirelab.net.retry import Backoff
 from wirelab.udp import client as udp
@@ -56,6 +63,8 @@ def test_our_client_against_the_lab(lab_udp: ServiceView) -> None:
     reply = udp.request(host, port, b"hello")
     assert reply.text == "Your data was 5 bytes long"
     assert reply.attempts == 1
+    tagged = udp.request(host, port, b"hello", tagged=True)
+    assert tagged.text == "Your data was 5 bytes long"  # our server echoes the ID
     assert reply.local.startswith("127.0.0.1:")
 
 
@@ -103,18 +112,41 @@ def test_late_reply_to_an_earlier_request_is_ignored(peer) -> None:  # type: ign
         sock.sendto(b"#%d the right answer" % request.request_id, addr)
 
     host, port = peer(stale_then_right)
-    reply = udp.request(host, port, b"q", backoff=FAST)
+    reply = udp.request(host, port, b"q", backoff=FAST, tagged=True)
     assert reply.text == "the right answer"
     assert reply.ignored == 1
+
+
+def test_plain_request_is_the_books_datagram_and_takes_its_reply(peer) -> None:  # type: ignore[no-untyped-def]
+    seen: list[bytes] = []
+
+    def book_server(sock: socket.socket) -> None:  # answers as the book's udp_remote.py
+        data, addr = sock.recvfrom(65535)
+        seen.append(data)
+        sock.sendto(b"Your data was %d bytes long" % len(data), addr)
+
+    host, port = peer(book_server)
+    reply = udp.request(host, port, b"This is another message", backoff=FAST)
+    assert seen == [b"This is another message"]  # no request number added
+    assert reply.text == "Your data was 23 bytes long"
+
+
+def test_tagged_request_to_a_server_that_does_not_echo_ids_says_so(peer) -> None:  # type: ignore[no-untyped-def]
+    def book_server(sock: socket.socket) -> None:
+        data, addr = sock.recvfrom(65535)
+        sock.sendto(b"Your data was %d bytes long" % len(data), addr)
+
+    host, port = peer(book_server)
+    with pytest.raises(RemoteProtocolError, match="does not number its replies"):
+        udp.request(host, port, b"q", backoff=FAST, tagged=True)
 
 
 def test_client_retries_until_the_server_answers(peer) -> None:  # type: ignore[no-untyped-def]
     def answer_third(sock: socket.socket) -> None:
         for _ in range(2):
             sock.recvfrom(1000)  # "lost"
-        data, addr = sock.recvfrom(1000)
-        request = parse_request(data)
-        sock.sendto(b"#%d ok" % request.request_id, addr)  # type: ignore[str-format]
+        _, addr = sock.recvfrom(1000)
+        sock.sendto(b"ok", addr)
 
     host, port = peer(answer_third)
     reply = udp.request(host, port, b"q", backoff=FAST)
@@ -144,6 +176,8 @@ def test_bad_targets_are_typed_errors() -> None:
         udp.request("no-such-host.invalid", 1060, b"q", backoff=FAST)
     with pytest.raises(LocalProtocolError):
         udp.request("127.0.0.1", 1060, b"x" * 70_000, backoff=FAST)
+    with pytest.raises(ConfigError, match="port 0 is not a server's port"):
+        udp.request("127.0.0.1", 0, b"q", backoff=FAST)
 
 
 def test_broadcast_reaches_a_wildcard_listener() -> None:

@@ -1,10 +1,17 @@
 """The chapter 2 request/reply protocol over UDP datagrams (RFC 768), sans-I/O.
 
-The book's server answers every datagram with ``Your data was N bytes long``. We keep that,
-and fix its client's weakness: it accepted a late reply to an *earlier* request as the answer.
-A request may carry a tag, ``#<id> `` before the payload; the server echoes the tag in its
-reply, and the client accepts only the reply that carries its own tag. Untagged requests get
-untagged replies, so ``nc -u`` and the book's client still work.
+The book's server answers every datagram with ``Your data was N bytes long``, and its client
+sends plain bytes and takes whatever its server sends back. That is our default too, byte for
+byte, so our client works against the book's ``udp_remote.py`` server and the book's client
+against ours.
+
+The book's client has a weakness: it would take a late reply to an *earlier* request as the
+answer. An opt-in mode shows the cure: a request may carry a tag, ``#<id> `` before the
+payload; our server echoes the tag in its reply, and a tagging client accepts only the reply
+that carries its own tag. A server that does not echo tags (the book's) answers untagged, and
+the tagging client says so instead of waiting. Untagged requests get untagged replies, so
+``nc -u`` and the book's client see the book's bytes. (One corner: a plain request that itself
+begins with ``#<digits> `` is read as tagged by our server.)
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from wirelab.errors import LocalProtocolError
+from wirelab.errors import LocalProtocolError, RemoteProtocolError
 from wirelab.net.limits import MAX_UDP_PAYLOAD
 
 __all__ = [
@@ -78,10 +85,23 @@ def reply_for(datagram: bytes) -> bytes:
 def parse_reply(datagram: bytes, request_id: int | None) -> str | None:
     """Return the reply text if ``datagram`` answers request ``request_id``, else ``None``.
 
-    A reply to another request (a late answer to an earlier one) gives ``None``; the client
-    then keeps waiting for its own.
+    With ``request_id=None`` (the book's protocol) every datagram is the answer, as it is.
+    With a tag, a reply to another request (a late answer to an earlier one) gives ``None``;
+    the client then keeps waiting for its own.
+
+    Raises:
+        RemoteProtocolError: a tagged request got an untagged reply: the server does not echo
+            request IDs (the book's ``udp_remote.py`` server does not).
     """
+    if request_id is None:
+        return datagram.decode("utf-8", errors="replace")
     reply = parse_request(datagram)
+    if reply.request_id is None:
+        raise RemoteProtocolError(
+            f"the server answered {datagram[:60]!r} without echoing request ID {request_id}: "
+            "it does not number its replies (the book's server does not); ask without "
+            "--request-id"
+        )
     if reply.request_id != request_id:
         return None
     return reply.payload.decode("utf-8", errors="replace")

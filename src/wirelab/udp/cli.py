@@ -1,20 +1,30 @@
-"""``wirelab udp server|client|broadcast|listen|mtu`` (chapter 2)."""
+"""``wirelab udp serve|client|broadcast|listen|mtu`` (chapter 2)."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import logging
 from datetime import datetime
 from typing import Annotated
 
 import typer
 
-from wirelab.cli.common import JsonOption, PortOption, console, err_console, lab_target, print_json
+from wirelab.cli.common import (
+    ClientHostArgument,
+    JsonOption,
+    PortOption,
+    ServeHostArgument,
+    TimeoutOption,
+    check_host,
+    console,
+    count_option,
+    err_console,
+    lab_target,
+    print_json,
+    run_server,
+)
 from wirelab.config import LOOPBACK, default_port
-from wirelab.net.addresses import format_address, parse_port
+from wirelab.net.addresses import parse_port
 from wirelab.udp import client as udp_client
-from wirelab.udp.server import open_udp_server
 
 __all__ = ["app"]
 
@@ -24,41 +34,33 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-HostArg = Annotated[
-    str | None, typer.Argument(help="Host name or address. Default: the lab's, or loopback.")
-]
+
+def _port(port: str | None, endpoint: str = "udp") -> int:
+    return parse_port(port, "udp") if port is not None else default_port("udp", endpoint)
 
 
 @app.command()
-def server(
-    host: Annotated[str, typer.Argument(help="Address to bind.")] = LOOPBACK,
+def serve(
+    host: ServeHostArgument = LOOPBACK,
     port: PortOption = None,
     drop: Annotated[
         float, typer.Option("--drop", min=0.0, max=0.99, help="Share of requests to drop.")
     ] = 0.0,
 ) -> None:
-    """Answer every datagram with its length (Ctrl-C stops)."""
-    number = parse_port(port, "udp") if port is not None else default_port("udp", "udp")
-    logging.getLogger("wirelab.udp.server").setLevel(logging.INFO)
+    """Answer every datagram with 'Your data was N bytes long', as the book (Ctrl-C stops)."""
+    from wirelab.udp.server import open_udp_server
 
-    async def run() -> None:
-        transport, _ = await open_udp_server(host, number, drop=drop)
-        where = format_address(transport.get_extra_info("sockname"))
-        err_console.print(f"listening at UDP {where}" + (f", dropping {drop:.0%}" if drop else ""))
-        try:
-            await asyncio.Event().wait()
-        finally:
-            transport.close()
-
-    try:
-        asyncio.run(run())
-    except KeyboardInterrupt:
-        err_console.print("stopped")
+    number = _port(port)
+    run_server(
+        lambda: open_udp_server(host, number, drop=drop),
+        "UDP" + (f", dropping {drop:.0%}" if drop else ""),
+        loggers=("wirelab.udp.server",),
+    )
 
 
 @app.command()
 def client(
-    host: HostArg = None,
+    host: ClientHostArgument = None,
     port: PortOption = None,
     message: Annotated[
         str | None, typer.Option("--message", "-m", help="Text to send. Default: the time.")
@@ -77,15 +79,31 @@ def client(
             show_default=False,
         ),
     ] = None,
+    request_id: Annotated[
+        bool,
+        typer.Option(
+            "--request-id",
+            help="Number the request ('#<id> ' before the text) and accept only the reply "
+            "that echoes it: a late reply to an earlier request is ignored. Our server echoes "
+            "IDs; the book's does not (the client says so).",
+        ),
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Send one request and wait for the reply, retrying with exponential backoff."""
     where, number = lab_target("udp", host, port, endpoint="lossy" if lossy else "udp", proto="udp")
+    if number == 0:
+        raise typer.BadParameter(
+            "port 0 is not a server's port: give the port the server listens on",
+            param_hint="'-p' / '--port'",
+        )
     text = message if message is not None else f"The time is {datetime.now()}"
     backoff = udp_client.BOOK_BACKOFF
     if attempts is not None:
         backoff = dataclasses.replace(backoff, ceiling=1.6, max_attempts=attempts)
-    reply = udp_client.request(where, number, text.encode("utf-8"), backoff=backoff)
+    reply = udp_client.request(
+        where, number, text.encode("utf-8"), backoff=backoff, tagged=request_id
+    )
     if json_output:
         print_json(
             {
@@ -94,13 +112,17 @@ def client(
                 "seconds": round(reply.seconds, 4),
                 "local": reply.local,
                 "server": reply.server,
+                "request_id": request_id,
+                "ignored": reply.ignored,
             }
         )
         return
-    console.print(f"The OS assigned me the address {reply.local}")
-    console.print(f"The server {reply.server} replied {reply.text!r}")
+    console.print(f"The OS assigned me the address {reply.local}", markup=False)
+    console.print(f"The server {reply.server} replied {reply.text!r}", markup=False)
     if reply.attempts > 1:
         console.print(f"({reply.attempts} attempts, {reply.seconds:.2f} s)")
+    if reply.ignored:
+        console.print(f"(ignored {reply.ignored} late replies to other requests)")
 
 
 @app.command()
@@ -110,32 +132,50 @@ def broadcast(
     ] = "127.255.255.255",
     port: PortOption = None,
     message: Annotated[str, typer.Option("--message", "-m")] = "Broadcast datagram!",
+    json_output: JsonOption = False,
 ) -> None:
-    """Send one broadcast datagram (SO_BROADCAST); no reply is expected."""
-    number = parse_port(port, "udp") if port is not None else default_port("udp", "udp")
-    where = udp_client.send_broadcast(network, number, message.encode("utf-8"))
-    console.print(f"sent {len(message.encode())} bytes to {where}")
+    """Send one broadcast datagram (SO_BROADCAST), as the book's client; no reply comes."""
+    data = message.encode("utf-8")
+    where = udp_client.send_broadcast(network, _port(port), data)
+    if json_output:
+        print_json({"sent": len(data), "to": where})
+        return
+    console.print(f"sent {len(data)} bytes to {where}", markup=False)
 
 
 @app.command()
 def listen(
-    interface: Annotated[str, typer.Argument(help='Address to bind; "" hears broadcasts.')] = "",
+    interface: Annotated[
+        str,
+        typer.Argument(
+            help="Address to bind; 0.0.0.0 (every IPv4 address) hears broadcasts.",
+            callback=check_host,
+        ),
+    ] = "0.0.0.0",
     port: PortOption = None,
-    count: Annotated[int, typer.Option("--count", "-n", min=1)] = 1,
-    timeout: Annotated[float, typer.Option("--timeout", "-t", min=0.0)] = 30.0,
+    count: Annotated[int, count_option("Datagrams to wait for.")] = 1,
+    timeout: TimeoutOption = 30.0,
+    json_output: JsonOption = False,
 ) -> None:
-    """Print datagrams (including broadcasts) as they arrive."""
-    number = parse_port(port, "udp") if port is not None else default_port("udp", "udp")
-    got = udp_client.listen_broadcast(interface, number, count=count, timeout=timeout)
-    for sender, data in got:
-        console.print(f"the client at {sender} says {data.decode('utf-8', 'replace')!r}")
+    """Print datagrams (broadcasts too) as they arrive, as the book's broadcast server."""
+    got = udp_client.listen_broadcast(interface, _port(port), count=count, timeout=timeout)
+    if json_output:
+        print_json(
+            [{"sender": sender, "text": data.decode("utf-8", "replace")} for sender, data in got]
+        )
+    else:
+        for sender, data in got:
+            text = data.decode("utf-8", "replace")
+            console.print(f"The client at {sender} says: {text!r}", markup=False)
     if not got:
         err_console.print(f"nothing arrived within {timeout:g} s")
         raise typer.Exit(1)
 
 
 @app.command()
-def mtu(host: HostArg = None, port: PortOption = None, json_output: JsonOption = False) -> None:
+def mtu(
+    host: ClientHostArgument = None, port: PortOption = None, json_output: JsonOption = False
+) -> None:
     """Probe the path MTU with don't-fragment set (Linux)."""
     where, number = lab_target("udp", host, port, proto="udp")
     report = udp_client.probe_mtu(where, number)

@@ -3,9 +3,11 @@
 The request client ``connect()``-s its socket, so the kernel drops datagrams from anyone but
 the server (the book's ``udp_local`` client took the first datagram from *any* sender). It
 retries with exponential backoff and jitter (0.1 s doubling, giving up past 2 s, as the book),
-tags each request so a late answer to an earlier request is never taken for this one, and
-turns ICMP port-unreachable into :class:`~wirelab.errors.ConnectionRefused` instead of
-crashing (the book's ``udp_remote`` did not handle it).
+and turns ICMP port-unreachable into :class:`~wirelab.errors.ConnectionRefused` instead of
+crashing (the book's ``udp_remote`` did not handle it). On the wire it speaks the book's
+protocol: the payload as it is, and any reply from the server is the answer. With
+``tagged=True`` (``--request-id``) it numbers its request so that a late answer to an earlier
+request is never taken for this one, against a server that echoes the number (ours).
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def request(
     payload: bytes,
     *,
     backoff: Backoff = BOOK_BACKOFF,
-    tagged: bool = True,
+    tagged: bool = False,
     rng: random.Random | None = None,
 ) -> UDPReply:
     """Send ``payload`` and wait for the server's reply, retrying with backoff.
@@ -76,15 +78,20 @@ def request(
         port: port number or service name.
         payload: the request bytes (at most one datagram).
         backoff: the retry schedule; each attempt waits the current delay for a reply.
-        tagged: tag the request with a random ID and accept only the reply that echoes it.
+        tagged: tag the request with a random ID (``#<id> ``) and accept only the reply that
+            echoes it; off by default, because the book's server does not echo IDs.
         rng: randomness for the request ID and the jitter (tests pass a seeded one).
 
     Raises:
+        ConfigError: ``port`` is 0 (no server listens on port 0).
         LocalProtocolError: the payload does not fit in one datagram.
+        RemoteProtocolError: ``tagged`` and the server's reply does not echo the tag.
         ConnectionRefused: nothing listens on that port (ICMP port unreachable).
         Timeout: no reply after every retry.
         NameResolutionError: the host name did not resolve.
     """
+    if parse_port(port, "udp") == 0:
+        raise ConfigError("port 0 is not a server's port: give the port the server listens on")
     rng = rng or random.Random()
     request_id = rng.randint(1, MAX_REQUEST_ID) if tagged else None
     datagram = encode_request(request_id, payload)

@@ -14,6 +14,7 @@ import random
 from dataclasses import dataclass, field
 from typing import cast
 
+from wirelab.errors import ConfigError
 from wirelab.net.addresses import bind_udp, format_address
 from wirelab.udp._core import reply_for
 
@@ -42,7 +43,7 @@ class UDPServerProtocol(asyncio.DatagramProtocol):
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.drop < 1.0:
-            raise ValueError("drop must be in [0, 1)")
+            raise ConfigError(f"drop must be a share in [0, 1), not {self.drop}")
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # Not an isinstance check: CPython 3.11's selector datagram transport does not
