@@ -85,8 +85,42 @@ def raw_server() -> Iterator[Callable[[Behaviour], tuple[str, int]]]:
         thread.join(15)
 
 
-#: Threads that belong to the session (the lab) or to libraries, not to one test.
+#: Threads that belong to the session (the lab) or to libraries, not to one test. Idle
+#: executor workers (``asyncio.to_thread``'s, a ``ThreadPoolExecutor``'s) may outlive the
+#: test that started them; a *busy* one is work the test left running (:func:`_busy_workers`).
 _SESSION_THREADS = ("wirelab-lab", "asyncio_", "ThreadPoolExecutor", "Dummy-")
+
+#: Threads of ``concurrent.futures`` executors (``asyncio.to_thread`` runs in ``asyncio_N``).
+_WORKER_THREADS = ("asyncio_", "ThreadPoolExecutor")
+
+
+def _running_work(thread: threading.Thread) -> str | None:
+    """What an executor worker thread is running now (``module.function``), or None if idle.
+
+    A worker is busy while ``concurrent.futures.thread._WorkItem.run`` is on its stack; the
+    frame it called is the work (``asyncio.to_thread(time.sleep, ...)`` shows ``sleep``'s
+    caller, or the function itself for Python code).
+    """
+    frame = sys._current_frames().get(thread.ident or -1)
+    work = None
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "run" and code.co_filename.endswith("concurrent/futures/thread.py"):
+            return work or "?"
+        work = f"{frame.f_globals.get('__name__', '?')}.{code.co_name}"
+        frame = frame.f_back
+    return None
+
+
+def _busy_workers() -> dict[threading.Thread, str]:
+    """Executor worker threads that are running work right now, with what they run."""
+    found = {}
+    for thread in threading.enumerate():
+        if thread.name.startswith(_WORKER_THREADS):
+            work = _running_work(thread)
+            if work is not None:
+                found[thread] = work
+    return found
 
 
 def _children() -> set[int]:
@@ -117,8 +151,13 @@ def _sockets() -> set[str]:
 
 @pytest.fixture(autouse=True)
 def _no_leaks() -> Iterator[None]:
-    """Fail a test that leaves a thread, a child process or a socket open behind it."""
+    """Fail a test that leaves a thread, a child process, a socket or executor work behind it.
+
+    Executor work (``asyncio.to_thread``, ``run_in_executor``) counts when a worker that was
+    idle or absent before the test is still running something after it.
+    """
     threads_before = set(threading.enumerate())
+    busy_before = set(_busy_workers())
     children_before = _children()
     sockets_before = _sockets()
     yield
@@ -131,9 +170,14 @@ def _no_leaks() -> Iterator[None]:
         ]
         new_children = _children() - children_before
         new_sockets = _sockets() - sockets_before
-        if not (new_threads or new_children or new_sockets) or time.monotonic() > deadline:
+        new_work = {t: w for t, w in _busy_workers().items() if t not in busy_before}
+        if (
+            not (new_threads or new_children or new_sockets or new_work)
+            or time.monotonic() > deadline
+        ):
             break
         time.sleep(0.02)
     assert not new_threads, f"test leaked threads: {[t.name for t in new_threads]}"
     assert not new_children, f"test leaked child processes: {sorted(new_children)}"
     assert not new_sockets, f"test leaked sockets: {sorted(new_sockets)}"
+    assert not new_work, f"test left executor work running: {sorted(new_work.values())}"

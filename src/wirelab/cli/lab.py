@@ -17,6 +17,7 @@ from rich.table import Table
 from wirelab.cli.common import JsonOption, check_host, console, err_console, print_json
 from wirelab.config import LOOPBACK, private_dir, state_dir
 from wirelab.errors import ConfigError, Timeout
+from wirelab.lab.logfile import log_to_file
 from wirelab.lab.registry import find_services
 from wirelab.lab.service import LabContext
 from wirelab.lab.state import LabState, pid_alive, state_path
@@ -25,6 +26,9 @@ from wirelab.lab.supervisor import DEFAULT_START_TIMEOUT, run_foreground
 __all__ = ["app", "render_status"]
 
 app = typer.Typer(help="Run the lab: real local servers for every protocol.", no_args_is_help=True)
+
+#: Set by ``lab up --detach`` for the lab it starts: the log file to rotate.
+_LOG_ENV = "WIRELAB_LAB_LOG"
 
 StateDirOption = Annotated[
     Path | None,
@@ -105,6 +109,9 @@ def up(
     if detach:
         _detach(where, timeout)
         return
+    logfile = os.environ.pop(_LOG_ENV, None)
+    if logfile:  # the detached lab: its log rotates, readable by its owner only
+        log_to_file(Path(logfile))
     lab = LabContext(
         state_dir=where, bind_host=host, ephemeral=ephemeral, options={"memcached": memcached}
     )
@@ -130,8 +137,10 @@ def _detach(where: Path, timeout: float) -> None:
     if "up" not in args:  # called as a library function, not from the command line
         args = ["lab", "up"]
     logfile = where / "lab.log"
-    env = dict(os.environ, WIRELAB_HOME=str(where), NO_COLOR="1")
-    with open(logfile, "ab") as log, open(os.devnull, "rb") as devnull:
+    env = dict(os.environ, WIRELAB_HOME=str(where), NO_COLOR="1", **{_LOG_ENV: str(logfile)})
+    fd = os.open(logfile, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.fchmod(fd, 0o600)
+    with open(fd, "ab") as log, open(os.devnull, "rb") as devnull:
         child = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
             [sys.executable, "-m", "wirelab", *args],
             stdin=devnull,
@@ -152,7 +161,7 @@ def _detach(where: Path, timeout: float) -> None:
         except ConfigError:
             state = None
         if state is not None and state.pid == child.pid:
-            console.print(render_status(state))
+            _print_status(state)
             err_console.print(f"lab running in the background (pid {child.pid}, log {logfile})")
             return
         time.sleep(0.05)
@@ -203,6 +212,17 @@ def status(json_output: JsonOption = False, directory: StateDirOption = None) ->
     if json_output:
         print_json(state.to_json())
         return
+    _print_status(state)
+
+
+def _print_status(state: LabState) -> None:
+    """The endpoint table, the CA and the accounts, on stdout, flushed.
+
+    Flushed, because stdout into a pipe is block-buffered and stderr is not: a line on
+    stderr right after would land inside an unfinished stdout line
+    ("accounts: brandonlab running in the background") when both go to one file.
+    """
     console.print(render_status(state))
     console.print(f"CA: {state.ca}")
     console.print("accounts: " + ", ".join(a.user for a in state.accounts))
+    console.file.flush()
