@@ -248,9 +248,9 @@ def test_server_any_bytes_give_a_response_or_a_close(
 def slow_geo_server(
     tmp_path_factory: pytest.TempPathFactory, gazetteer: Gazetteer
 ) -> Iterator[RunningGeo]:
-    """The default 64 connections, with a 3 s head deadline (10 s by default)."""
+    """The default 64 connections, with a 4 s head deadline (10 s by default)."""
     lab = LabContext(state_dir=tmp_path_factory.mktemp("geo-slow"), ephemeral=True)
-    running = _start(lab, gazetteer, HTTPLimits(head_timeout=3.0))
+    running = _start(lab, gazetteer, HTTPLimits(head_timeout=4.0))
     try:
         yield running
     finally:
@@ -297,13 +297,15 @@ def test_slowloris_does_not_starve_a_normal_client(
     slow_geo_server: RunningGeo, log_records: pytest.LogCaptureFixture
 ) -> None:
     """70 clients finish the handshake and send one byte every 0.5 s; a normal request is
-    answered within 2 s, and every slow connection is closed by the 3 s head deadline."""
+    answered within 2 s (before the 4 s deadline could free a slot: eviction did), and
+    every slow connection is closed by the head deadline."""
     srv = slow_geo_server
     ctx = client_context(cafile=srv.ca)
     slow: dict[ssl.SSLSocket, float] = {}
     closed_after: list[float] = []
     stop = threading.Event()
     try:
+        first = time.monotonic()
         for _ in range(70):
             client = _slow_client(srv, ctx)
             if client is not None:
@@ -331,11 +333,13 @@ def test_slowloris_does_not_starve_a_normal_client(
         trickler = threading.Thread(target=trickle, name="slowloris")
         trickler.start()
         try:
-            time.sleep(1.0)  # every slot is taken by now
+            time.sleep(0.5)  # every slot is taken by now
             began = time.monotonic()
             assert status_ok(srv) == 200
             answered_in = time.monotonic() - began
             assert answered_in < 2.0, f"a normal client waited {answered_in:.2f} s"
+            # ... and before the deadline could have freed a slot: eviction made room.
+            assert time.monotonic() - first < 4.0
             deadline = time.monotonic() + 8.0
             while slow and time.monotonic() < deadline:
                 time.sleep(0.2)
@@ -343,7 +347,7 @@ def test_slowloris_does_not_starve_a_normal_client(
             stop.set()
             trickler.join(10)
         assert not slow, f"{len(slow)} slow connections outlived the head deadline"
-        assert max(closed_after) < 3.0 + 2.0  # the deadline, plus scheduling on a busy machine
+        assert max(closed_after) < 4.0 + 2.0  # the deadline, plus scheduling on a busy machine
         assert srv.server.evicted >= 1
         assert status_ok(srv) == 200
     finally:
@@ -351,18 +355,51 @@ def test_slowloris_does_not_starve_a_normal_client(
             client.close()
 
 
-def test_silent_connections_are_evicted_for_a_new_one(small_geo_server: RunningGeo) -> None:
-    """Two connections that never start TLS hold both slots; a third is still served."""
-    srv = small_geo_server  # 2 connections
-    silent = [socket.create_connection((srv.host, srv.port), timeout=5) for _ in range(2)]
+@pytest.fixture
+def two_slot_geo_server(
+    tmp_path_factory: pytest.TempPathFactory, gazetteer: Gazetteer
+) -> Iterator[RunningGeo]:
+    """Two connections, and timeouts (5 s) longer than any wait the tests allow."""
+    lab = LabContext(state_dir=tmp_path_factory.mktemp("geo-two"), ephemeral=True)
+    limits = HTTPLimits(max_connections=2, handshake_timeout=5.0, head_timeout=5.0)
+    running = _start(lab, gazetteer, limits)
     try:
+        yield running
+    finally:
+        running.server.stop()
+
+
+@pytest.mark.parametrize("stage", ["handshake", "head", "keep-alive"])
+def test_a_waiting_connection_is_evicted_for_a_new_one(
+    two_slot_geo_server: RunningGeo, log_records: pytest.LogCaptureFixture, stage: str
+) -> None:
+    """Two connections hold both slots, waiting (in the TLS handshake, mid-head, or idle
+    between requests); a third is served at once, and the oldest of the two is closed."""
+    srv = two_slot_geo_server
+    ctx = client_context(cafile=srv.ca)
+    holders: list[socket.socket] = []
+    try:
+        for _ in range(2):
+            sock = socket.create_connection((srv.host, srv.port), timeout=5)
+            if stage != "handshake":
+                sock = ctx.wrap_socket(sock, server_hostname=TLS_NAME)
+                if stage == "head":
+                    sock.sendall(b"GET /sta")
+                else:
+                    sock.sendall(b"GET /status HTTP/1.1\r\n" + HOST + b"\r\n")
+                    assert sock.recv(4096).startswith(b"HTTP/1.1 200 ")
+            holders.append(sock)
+            time.sleep(0.05)
         time.sleep(0.1)
         began = time.monotonic()
         assert status_ok(srv) == 200
-        assert time.monotonic() - began < 0.45  # before any handshake timeout could free one
-        assert silent[0].recv(10) == b""  # the oldest was evicted
+        assert time.monotonic() - began < 1.0  # far below the 5 s timeouts: eviction did it
+        holders[0].settimeout(2.0)
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            assert holders[0].recv(10) == b""  # the oldest was evicted
+        assert srv.server.evicted == 1
     finally:
-        for sock in silent:
+        for sock in holders:
             sock.close()
 
 

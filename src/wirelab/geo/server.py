@@ -327,7 +327,8 @@ class Exchange:
 class _Slot:
     """One connection, as the eviction policy sees it."""
 
-    raw: socket.socket
+    #: The connection's socket: the accepted one, then its TLS wrapper (the same descriptor).
+    sock: socket.socket
     peer: str
     #: When it started waiting for its handshake or its current request head.
     since: float
@@ -338,7 +339,9 @@ class _Slot:
     def evict(self) -> None:
         self.evicted = True
         with contextlib.suppress(OSError):
-            self.raw.shutdown(socket.SHUT_RDWR)  # wakes its thread's blocked read
+            # The descriptor's own shutdown (not SSLSocket's, which would drop its TLS state
+            # under the thread reading it): the blocked read or handshake returns at once.
+            socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
 
 
 class _Server(socketserver.TCPServer):
@@ -410,14 +413,21 @@ class _Server(socketserver.TCPServer):
         worker.start()
 
     def _connection(self, slot: _Slot) -> None:
-        tls: ssl.SSLSocket | None = None
         try:
-            slot.raw.settimeout(self.limits.handshake_timeout)
+            slot.sock.settimeout(self.limits.handshake_timeout)
             # Without NODELAY, Nagle's algorithm holds a reply's last segment until the
             # client's delayed ACK (40 ms per keep-alive request).
-            slot.raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            slot.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # Wrapping takes the descriptor from the accepted socket: the slot holds the
+            # wrapper before the handshake starts, so an eviction can still interrupt it.
+            tls = self.context.wrap_socket(
+                slot.sock, server_side=True, do_handshake_on_connect=False
+            )
+            slot.sock = tls
             try:
-                tls = self.context.wrap_socket(slot.raw, server_side=True)
+                if slot.evicted:
+                    raise ConnectionAbortedError("evicted before its handshake")
+                tls.do_handshake()
             except (OSError, ssl.SSLError) as exc:
                 why = "evicted" if slot.evicted else str(exc)
                 log.info("TLS handshake with %s failed: %s", slot.peer, why)
@@ -428,10 +438,7 @@ class _Server(socketserver.TCPServer):
         finally:
             with self.live_lock:
                 self.live.pop(threading.current_thread(), None)
-            if tls is not None:
-                _close(tls)
-            else:
-                _close(slot.raw)
+            _close(slot.sock)
             self.slots.release()
 
     def _converse(self, tls: ssl.SSLSocket, slot: _Slot) -> None:
@@ -484,8 +491,7 @@ class _Server(socketserver.TCPServer):
         with self.live_lock:
             slots = list(self.live.items())
         for _, slot in slots:
-            with contextlib.suppress(OSError):
-                slot.raw.shutdown(socket.SHUT_RDWR)
+            slot.evict()
         for worker, _ in slots:
             worker.join(timeout)
 
