@@ -11,18 +11,12 @@ import sys
 
 import pytest
 
+from tests.conftest import run_wirelab
 from wirelab.lab.state import ServiceView
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wirelab", "tcp", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_wirelab("tcp", *args, env=env)
 
 
 def closed_port() -> int:
@@ -34,7 +28,7 @@ def closed_port() -> int:
 def test_client_uses_the_lab(wirelab_env: dict[str, str]) -> None:
     done = run(wirelab_env, "client")
     assert done.returncode == 0, done.stderr
-    assert "The server said 'Farewell, client'" in done.stdout
+    assert "The server said b'Farewell, client'" in done.stdout  # as the book's client prints
     assert "Client has been assigned socket name 127.0.0.1:" in done.stdout
 
 
@@ -54,13 +48,13 @@ def test_concurrent_deadlock_mode_finishes(wirelab_env: dict[str, str]) -> None:
 
 
 def test_bytecount_is_rounded_up_to_whole_chunks(wirelab_env: dict[str, str]) -> None:
-    done = run(wirelab_env, "deadlock", "1000", "--mode", "halfclose")
+    done = run(wirelab_env, "deadlock", "1000")  # halfclose, the book's client, by default
     assert done.returncode == 0, done.stderr
-    assert "sent 1008 bytes" in done.stdout and "every byte upper-cased" in done.stdout
+    assert "sent 1008 bytes" in done.stdout and "every byte upper-cased (halfclose" in done.stdout
 
 
 def test_naive_deadlock_is_one_line_and_exit_1(wirelab_env: dict[str, str]) -> None:
-    done = run(wirelab_env, "deadlock", "32M", "--timeout", "0.5")
+    done = run(wirelab_env, "deadlock", "32M", "--mode", "naive", "--timeout", "0.5")
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
@@ -107,6 +101,14 @@ def test_refused_port_is_one_line_and_exit_1(wirelab_env: dict[str, str]) -> Non
         ["deadlock", "16", "--mode", "sideways"],
         ["deadlock", "a", "b", "16"],
         ["deadlock", "16", "--timeout", "0"],
+        ["deadlock", "16", "-t", "inf"],
+        ["deadlock", "16", "-m", "naive"],  # -m means --message only; the mode is --mode
+        ["deadlock", "", "16"],
+        ["serve", ""],
+        ["serve", "-p", "70000"],
+        ["serve", "--upper", "-p", "-1"],
+        ["client", ""],
+        ["client", "-t", "0"],
     ],
 )
 def test_usage_errors_exit_2(wirelab_env: dict[str, str], args: list[str]) -> None:
@@ -120,11 +122,11 @@ def test_usage_errors_exit_2(wirelab_env: dict[str, str], args: list[str]) -> No
         (["--upper"], b"shout", b"SHOUT"),
     ],
 )
-def test_server_command_serves_a_stdlib_client(
+def test_serve_command_serves_a_stdlib_client(
     wirelab_env: dict[str, str], flags: list[str], request_: bytes, reply: bytes
 ) -> None:
     server = subprocess.Popen(
-        [sys.executable, "-m", "wirelab", "tcp", "server", "127.0.0.1", "-p", "0", *flags],
+        [sys.executable, "-m", "wirelab", "tcp", "serve", "127.0.0.1", "-p", "0", *flags],
         env=wirelab_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -1,18 +1,29 @@
-"""``wirelab tcp server|client|deadlock`` (chapter 3)."""
+"""``wirelab tcp serve|client|deadlock`` (chapter 3)."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 
-from wirelab.cli.common import JsonOption, PortOption, console, err_console, lab_target, print_json
+from wirelab.cli.common import (
+    ClientHostArgument,
+    JsonOption,
+    PortOption,
+    ServeHostArgument,
+    TimeoutOption,
+    check_host,
+    check_timeout,
+    console,
+    err_console,
+    lab_target,
+    print_json,
+    run_server,
+)
 from wirelab.config import LOOPBACK, default_port
-from wirelab.net.addresses import format_address, parse_port
+from wirelab.net.addresses import parse_port
 from wirelab.tcp._core import parse_bytecount
 
 __all__ = ["app"]
@@ -23,14 +34,10 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-HostArg = Annotated[
-    str | None, typer.Argument(help="Host name or address. Default: the lab's, or loopback.")
-]
-
 
 @app.command()
-def server(
-    host: Annotated[str, typer.Argument(help="Address to bind.")] = LOOPBACK,
+def serve(
+    host: ServeHostArgument = LOOPBACK,
     port: PortOption = None,
     upper: Annotated[
         bool, typer.Option("--upper", help="Serve the upper-casing echo of the deadlock demo.")
@@ -44,36 +51,39 @@ def server(
 
     endpoint = "upper" if upper else "sixteen"
     number = parse_port(port, "tcp") if port is not None else default_port("tcp", endpoint)
-    logging.getLogger("wirelab.tcp").setLevel(logging.INFO)
-
-    async def run() -> None:
-        if upper:
-            srv = await open_upper_server(host, number, UpperSettings(idle_timeout=idle_timeout))
-        else:
-            srv = await open_sixteen_server(host, number, idle_timeout=idle_timeout)
-        what = "upper-casing echo" if upper else "sixteen exchange"
-        err_console.print(f"listening at {format_address(srv.address)} ({what})")
-        await srv.serve_forever()
-
-    try:
-        asyncio.run(run())
-    except KeyboardInterrupt:
-        err_console.print("stopped")
+    if upper:
+        settings = UpperSettings(idle_timeout=idle_timeout)
+        run_server(
+            lambda: open_upper_server(host, number, settings),
+            "upper-casing echo",
+            loggers=("wirelab.tcp",),
+        )
+    else:
+        run_server(
+            lambda: open_sixteen_server(host, number, idle_timeout=idle_timeout),
+            "sixteen exchange",
+            loggers=("wirelab.tcp",),
+        )
 
 
 @app.command()
-def client(host: HostArg = None, port: PortOption = None, json_output: JsonOption = False) -> None:
-    """Send 'Hi there, server' and read exactly 16 bytes back."""
+def client(
+    host: ClientHostArgument = None,
+    port: PortOption = None,
+    timeout: TimeoutOption = 10.0,
+    json_output: JsonOption = False,
+) -> None:
+    """Send 'Hi there, server' and read exactly 16 bytes back, as the book's client."""
     from wirelab.tcp.client import exchange
 
     where, number = lab_target("tcp", host, port, endpoint="sixteen")
-    reply = exchange(where, number)
+    reply = exchange(where, number, timeout=timeout)
     if json_output:
         print_json(reply.to_json())
         return
-    console.print(f"Client has been assigned socket name {reply.local}")
-    console.print(f"Connected to the server at {reply.server}")
-    console.print(f"The server said {reply.text!r}")
+    console.print(f"Client has been assigned socket name {reply.local}", markup=False)
+    console.print(f"Connected to the server at {reply.server}", markup=False)
+    console.print(f"The server said {reply.reply!r}", markup=False)
 
 
 @app.command()
@@ -91,14 +101,18 @@ def deadlock(
         str,
         typer.Option(
             "--mode",
-            "-m",
-            help="naive: send all, then read; halfclose: send all, SHUT_WR, read to EOF; "
-            "concurrent: send and read at once.",
+            help="halfclose (the book's client): send all, SHUT_WR, read to EOF; "
+            "naive: send all, then read; concurrent: send and read at once.",
         ),
-    ] = "naive",
+    ] = "halfclose",
     timeout: Annotated[
         float,
-        typer.Option("--timeout", "-t", min=0.1, help="Seconds without progress = deadlock."),
+        typer.Option(
+            "-t",
+            "--timeout",
+            help="Seconds without progress = deadlock.",
+            callback=check_timeout,
+        ),
     ] = 2.0,
     json_output: JsonOption = False,
 ) -> None:
@@ -113,7 +127,7 @@ def deadlock(
         bytecount = parse_bytecount(target[-1])
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="BYTECOUNT") from None
-    host = target[0] if len(target) == 2 else None
+    host = check_host(target[0]) if len(target) == 2 else None
     where, number = lab_target("tcp", host, port, endpoint="upper")
     with _progress_bar(bytecount) as update:
         report = deadlock(where, number, bytecount, mode, stall=timeout, progress=update)

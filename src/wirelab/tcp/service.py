@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Sequence
 
-from wirelab.lab.service import LabContext, Service, Started
+from wirelab.lab.service import DeclaredService, Endpoint, LabContext
 
 __all__ = ["SERVICES", "TCPService"]
 
 
-class TCPService(Service):
+class TCPService(DeclaredService):
     """Endpoint ``sixteen`` answers 16 bytes with 16; ``upper`` echoes everything upper-cased."""
 
     name = "tcp"
@@ -17,26 +17,10 @@ class TCPService(Service):
     chapter = 3
     description = "TCP 16-byte exchange and the upper-casing echo of the deadlock demo (chapter 3)"
 
-    async def serve(self, lab: LabContext, started: Started) -> None:
+    def endpoints(self, lab: LabContext) -> Sequence[Endpoint]:
         from wirelab.tcp.server import open_sixteen_server, open_upper_server
 
-        sixteen = await open_sixteen_server(lab.bind_host, lab.port("tcp", "sixteen"))
-        try:
-            upper = await open_upper_server(lab.bind_host, lab.port("tcp", "upper"))
-        except BaseException:
-            await sixteen.aclose()
-            raise
-        try:
-            started(
-                [
-                    lab.endpoint(self, "sixteen", sixteen.socket),
-                    lab.endpoint(self, "upper", upper.socket),
-                ]
-            )
-            await asyncio.Event().wait()  # serve until cancelled
-        finally:
-            await upper.aclose()
-            await sixteen.aclose()
+        return (Endpoint("sixteen", open_sixteen_server), Endpoint("upper", open_upper_server))
 
 
 SERVICES = (TCPService(),)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Sequence
 
-from wirelab.lab.service import LabContext, Service, Started
-from wirelab.udp.server import open_udp_server
+from wirelab.lab.service import DeclaredService, Endpoint, LabContext
 
 __all__ = ["SERVICES", "UDPService"]
 
 
-class UDPService(Service):
+class UDPService(DeclaredService):
     """The lab's UDP server: a reliable endpoint and a lossy one (drops half the requests)."""
 
     name = "udp"
@@ -18,24 +17,13 @@ class UDPService(Service):
     chapter = 2
     description = "UDP request/reply (chapter 2); 'lossy' drops 50% of requests"
 
-    async def serve(self, lab: LabContext, started: Started) -> None:
-        plain, _ = await open_udp_server(lab.bind_host, lab.port("udp", "udp"))
-        try:
-            lossy, _ = await open_udp_server(lab.bind_host, lab.port("udp", "lossy"), drop=0.5)
-        except BaseException:
-            plain.close()
-            raise
-        try:
-            started(
-                [
-                    lab.endpoint(self, "udp", plain.get_extra_info("socket")),
-                    lab.endpoint(self, "lossy", lossy.get_extra_info("socket")),
-                ]
-            )
-            await asyncio.Event().wait()
-        finally:
-            plain.close()
-            lossy.close()
+    def endpoints(self, lab: LabContext) -> Sequence[Endpoint]:
+        from wirelab.udp.server import open_udp_server
+
+        async def lossy(host: str, port: int) -> object:
+            return await open_udp_server(host, port, drop=0.5)
+
+        return (Endpoint("udp", open_udp_server), Endpoint("lossy", lossy))
 
 
 SERVICES = (UDPService(),)
