@@ -1,0 +1,1 @@
+"""The hostile suite: every lab endpoint faces abusive clients and must keep serving others."""

@@ -1,0 +1,499 @@
+"""Set-up of the hostile suite: the lab's endpoints, a normal client per service, the checks.
+
+Every test here runs against the session lab (``wirelab_lab``) and is parametrized by lab
+service name at collection (``wirelab.lab.registry.services()``), so a new chapter's service
+joins every probe without an edit here, except one: its **normal client**. A normal client is
+what an ordinary user of the service does (one question, one query, one handshake); the suite
+asks it to be served within :data:`SERVED_WITHIN` seconds during and after every probe.
+A service without an entry in :data:`NORMAL_CLIENTS` fails ``test_every_service_has_a_normal
+_client`` with "add a normal client for <service>".
+
+The clients are written here with the standard library, dnspython and pyzmq, not with
+wirelab's own clients, so they are independent of the servers they judge.
+
+Besides the normal client, every test checks (autouse :func:`_no_tracebacks`) that no
+traceback reached the lab's logs: the ``*.log`` files of its state directory, the log records
+of the process that runs it (the session lab runs in this process), and this process's
+standard error; the project-wide leak check (tests/conftest.py) adds threads, sockets and
+child processes. Memory is checked by the probes (:func:`lab_rss`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import random
+import socket
+import ssl
+import struct
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from wirelab.lab.registry import services
+from wirelab.lab.service import BoundEndpoint
+from wirelab.lab.state import LabState
+
+#: Seconds within which a normal client must be served, during and after every probe.
+SERVED_WITHIN = 2.0
+
+_HERE = Path(__file__).parent
+
+
+# -- the directory's marker and parametrization ----------------------------------------------
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test of this directory ``hostile`` (``pytest -m hostile`` runs the suite)."""
+    for item in items:
+        if _HERE in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.hostile)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test that takes ``service`` runs once per registered lab service."""
+    if "service" in metafunc.fixturenames:
+        metafunc.parametrize("service", [svc.name for svc in services()], scope="module")
+
+
+def service_endpoints(state: LabState, service: str) -> list[BoundEndpoint]:
+    """The endpoints of ``service`` in the running lab (the test is skipped if it cannot run)."""
+    found = [ep for ep in state.endpoints if ep.service == service]
+    if not found:
+        if service in state.unavailable and not os.environ.get("WIRELAB_REQUIRE_SERVICES"):
+            pytest.skip(f"lab service {service} is unavailable: {state.unavailable[service]}")
+        pytest.fail(f"the lab has no endpoint of service {service!r}")
+    return found
+
+
+# -- normal clients ---------------------------------------------------------------------------
+
+
+class NoNormalClient(Exception):
+    """The registry has no normal client for this service or endpoint."""
+
+
+#: A normal client: do one ordinary exchange with ``endpoint`` or raise (AssertionError, OSError).
+NormalClient = Callable[[LabState, BoundEndpoint], None]
+
+
+def _connect(ep: BoundEndpoint, timeout: float = SERVED_WITHIN) -> socket.socket:
+    return socket.create_connection(ep.sockaddr, timeout=timeout)
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise AssertionError(f"closed after {len(data)} of {size} bytes: {data!r}")
+        data += chunk
+    return data
+
+
+def _recv_until(sock: socket.socket, done: Callable[[bytes], bool], limit: int = 1 << 16) -> bytes:
+    data = b""
+    while not done(data):
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+        if len(data) > limit:
+            raise AssertionError(f"more than {limit} bytes in answer: {data[:100]!r}...")
+    return data
+
+
+def _udp_exchange(ep: BoundEndpoint, request: bytes, accept: Callable[[bytes], bool]) -> None:
+    """Send ``request`` until an accepted reply comes (UDP may drop: a normal client retries)."""
+    deadline = time.monotonic() + SERVED_WITHIN
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.connect(ep.sockaddr)
+        while time.monotonic() < deadline:
+            sock.send(request)
+            sock.settimeout(max(0.01, min(0.2, deadline - time.monotonic())))
+            try:
+                while True:
+                    if accept(sock.recv(65535)):
+                        return
+            except TimeoutError:
+                continue
+            except ConnectionRefusedError as exc:
+                raise AssertionError(f"{ep.name}: port unreachable (nothing listens)") from exc
+    raise AssertionError(f"{ep.name}: no reply in {SERVED_WITHIN:g} s")
+
+
+def _udp(state: LabState, ep: BoundEndpoint) -> None:
+    if ep.endpoint not in ("udp", "lossy"):
+        raise NoNormalClient
+    tag = random.randrange(1, 1 << 31)
+    payload = b"hostile suite"
+    expected = b"#%d Your data was %d bytes long" % (tag, len(payload))
+    _udp_exchange(ep, b"#%d %s" % (tag, payload), lambda reply: reply == expected)
+
+
+def _tcp(state: LabState, ep: BoundEndpoint) -> None:
+    if ep.endpoint == "sixteen":
+        with _connect(ep) as sock:
+            sock.sendall(b"Hi there, server")
+            assert _recv_exactly(sock, 16) == b"Farewell, client"
+    elif ep.endpoint == "upper":
+        with _connect(ep) as sock:
+            sock.sendall(b"capitalize this!")
+            assert _recv_exactly(sock, 16) == b"CAPITALIZE THIS!"
+    else:
+        raise NoNormalClient
+
+
+def _dns(state: LabState, ep: BoundEndpoint) -> None:
+    import dns.message
+    import dns.query
+    import dns.rcode
+
+    query = dns.message.make_query("www.example.com", "A")
+    if ep.endpoint == "udp":
+        holder: list[dns.message.Message] = []
+
+        def accept(wire: bytes) -> bool:
+            with contextlib.suppress(Exception):
+                reply = dns.message.from_wire(wire)
+                if reply.id == query.id:
+                    holder.append(reply)
+                    return True
+            return False
+
+        _udp_exchange(ep, query.to_wire(), accept)
+        reply = holder[0]
+    elif ep.endpoint == "tcp":
+        reply = dns.query.tcp(query, ep.address, port=ep.port, timeout=SERVED_WITHIN)
+    else:
+        raise NoNormalClient
+    assert reply.rcode() == dns.rcode.NOERROR, dns.rcode.to_text(reply.rcode())
+    assert reply.answer, f"no answer for www.example.com A: {reply}"
+
+
+def _geo(state: LabState, ep: BoundEndpoint) -> None:
+    import http.client
+
+    if ep.endpoint != "https":
+        raise NoNormalClient
+    conn = http.client.HTTPSConnection(
+        ep.address, ep.port, timeout=SERVED_WITHIN, context=state.ssl_context()
+    )
+    try:
+        conn.request("GET", "/search?q=Boston&format=json", headers={"Host": ep.host})
+        response = conn.getresponse()
+        body = response.read(1 << 20)
+    finally:
+        conn.close()
+    assert response.status == 200, (response.status, body[:200])
+    assert json.loads(body), "no match for Boston"
+
+
+#: What the TLS greeting endpoints say (then a newline, or not).
+_GREETING = b"Simple is better than complex."
+
+
+def _tls_handshake(state: LabState, ep: BoundEndpoint, context: ssl.SSLContext) -> bytes:
+    with _connect(ep) as raw, context.wrap_socket(raw, server_hostname="localhost") as tls:
+        return _recv_until(tls, lambda data: False, limit=4096)
+
+
+def _tls(state: LabState, ep: BoundEndpoint) -> None:
+    context = state.ssl_context()
+    if ep.endpoint == "greeting":
+        said = _tls_handshake(state, ep, context)
+        assert said.rstrip(b"\r\n") == _GREETING, said
+    elif ep.endpoint == "clientauth":
+        tls_dir = Path(state.directory) / "tls"
+        context.load_cert_chain(tls_dir / "client.pem", tls_dir / "client-key.pem")
+        said = _tls_handshake(state, ep, context)
+        assert said.startswith(b"Hello, ") and said.rstrip(b"\r\n").endswith(_GREETING), said
+    elif ep.endpoint in ("expired", "wronghost", "selfsigned", "untrusted", "weakkey"):
+        # A lesson endpoint serves a broken certificate on purpose: being served means its
+        # certificate arrives and a verifying client refuses it.
+        with pytest.raises(ssl.SSLCertVerificationError):
+            _tls_handshake(state, ep, context)
+    else:
+        raise NoNormalClient
+
+
+def _zen(state: LabState, ep: BoundEndpoint) -> None:
+    if ep.endpoint not in ("zen", "inetd-nowait", "inetd-wait"):
+        raise NoNormalClient
+    with _connect(ep) as sock:
+        sock.sendall(b"Beautiful is better than?")
+        answer = _recv_until(sock, lambda data: data.endswith(b"."), limit=1024)
+    assert answer == b"Ugly.", answer
+
+
+def _cache(state: LabState, ep: BoundEndpoint) -> None:
+    if ep.endpoint != "memcached":
+        raise NoNormalClient
+    with _connect(ep) as sock:
+        sock.sendall(b"version\r\n")
+        line = _recv_until(sock, lambda data: data.endswith(b"\r\n"), limit=1024)
+    assert line.startswith(b"VERSION "), line
+
+
+def _queue(state: LabState, ep: BoundEndpoint) -> None:
+    import zmq
+
+    if ep.endpoint != "rep":
+        raise NoNormalClient
+    context = zmq.Context()
+    try:
+        req = context.socket(zmq.REQ)
+        req.setsockopt(zmq.LINGER, 0)
+        req.setsockopt(zmq.RCVTIMEO, int(SERVED_WITHIN * 1000))
+        req.setsockopt(zmq.SNDTIMEO, int(SERVED_WITHIN * 1000))
+        try:
+            req.connect(f"tcp://{ep.address}:{ep.port}")
+            req.send(b'{"points": [[3, 4], [5, 12]]}')
+            try:
+                reply = req.recv()
+            except zmq.Again:
+                raise AssertionError(f"{ep.name}: no reply in {SERVED_WITHIN:g} s") from None
+        finally:
+            req.close(linger=0)
+    finally:
+        context.term()
+    assert json.loads(reply) == {"sums": [25, 169]}, reply
+
+
+def _blocks(state: LabState, ep: BoundEndpoint) -> None:
+    message = b"Beautiful is better than ugly.\n"
+    if ep.endpoint == "stream":
+        with _connect(ep) as sock:
+            sock.sendall(message)
+            sock.shutdown(socket.SHUT_WR)
+            reply = _recv_until(sock, lambda data: False, limit=1024)
+        assert reply.startswith(b"received 31 bytes, sha256 "), reply
+    elif ep.endpoint == "blocks":
+        with _connect(ep) as sock:
+            sock.sendall(struct.pack("!I", len(message)) + message + struct.pack("!I", 0))
+            (size,) = struct.unpack("!I", _recv_exactly(sock, 4))
+            assert size < 1024, size
+            reply = _recv_exactly(sock, size)
+        assert reply.startswith(b"received 1 block, 31 bytes, sha256 "), reply
+    else:
+        raise NoNormalClient
+
+
+#: The normal client of each lab service, by service name. A new service adds its entry here.
+NORMAL_CLIENTS: dict[str, NormalClient] = {
+    "udp": _udp,
+    "tcp": _tcp,
+    "dns": _dns,
+    "geo": _geo,
+    "tls": _tls,
+    "zen": _zen,
+    "cache": _cache,
+    "queue": _queue,
+    "blocks": _blocks,
+}
+
+
+def served(state: LabState, ep: BoundEndpoint, when: str) -> float:
+    """Run the normal client of ``ep``'s service; fail unless it is served within 2 s.
+
+    Returns the seconds it took. ``when`` says which moment of a probe this is, for messages.
+    """
+    client = NORMAL_CLIENTS.get(ep.service)
+    if client is None:
+        raise NoNormalClient(
+            f"add a normal client for {ep.service} (NORMAL_CLIENTS in tests/hostile/conftest.py)"
+        )
+    start = time.monotonic()
+    try:
+        client(state, ep)
+    except NoNormalClient:
+        raise NoNormalClient(
+            f"add a normal client for {ep.name} (NORMAL_CLIENTS in tests/hostile/conftest.py)"
+        ) from None
+    except (AssertionError, OSError, ssl.SSLError) as exc:
+        took = time.monotonic() - start
+        raise AssertionError(
+            f"{ep.name}: a normal client was not served {when} ({took:.2f} s): {exc!r}"
+        ) from exc
+    took = time.monotonic() - start
+    assert took <= SERVED_WITHIN, f"{ep.name}: a normal client took {took:.2f} s {when}"
+    return took
+
+
+# -- the lab's memory -------------------------------------------------------------------------
+
+
+def _descendants(pid: int) -> set[int]:
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    found = {pid}
+    grew = True
+    while grew:
+        more = {child for child, parent in parents.items() if parent in found} - found
+        found |= more
+        grew = bool(more)
+    return found
+
+
+def lab_processes(state: LabState) -> set[int]:
+    """The lab's process and every live (not zombie) process under it."""
+    alive = set()
+    for pid in _descendants(state.pid):
+        with contextlib.suppress(OSError, IndexError):
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                alive.add(pid)
+    return alive
+
+
+def lab_rss(state: LabState) -> int:
+    """Resident bytes of the lab's process and every process under it (memcached, inetd ...)."""
+    total = 0
+    for pid in _descendants(state.pid):
+        with contextlib.suppress(OSError, ValueError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+    return total
+
+
+@pytest.fixture(scope="session")
+def lab_baseline(wirelab_lab: LabState) -> int:
+    """The lab's resident memory when the hostile suite first touched it."""
+    return lab_rss(wirelab_lab)
+
+
+@pytest.fixture(autouse=True)
+def _baseline_first(lab_baseline: int) -> None:
+    """Take the baseline before the first probe, whichever test runs first."""
+
+
+# -- findings still open ----------------------------------------------------------------------
+
+#: (probe, endpoint name) -> why it fails today. A listed pair that fails makes its test an
+#: xfail; one that passes makes it fail (strict): remove the entry once the fix lands.
+KNOWN_FINDINGS: dict[tuple[str, str], str] = {
+    ("slowloris", "zen.inetd-nowait"): (
+        "zen (by design, docs/decisions/0071): a process per connection, at most 32 at once; "
+        "while slow clients hold all 32, a new client is refused at once"
+    ),
+}
+
+
+@dataclass
+class Verdicts:
+    """What one probe found at each endpoint of a service."""
+
+    probe: str
+    failures: dict[str, str] = field(default_factory=dict)
+    passed: list[str] = field(default_factory=list)
+
+    def run(self, ep: BoundEndpoint, check: Callable[[], None]) -> None:
+        """Run one endpoint's probe; a failure is recorded, the other endpoints still run."""
+        try:
+            check()
+        except NoNormalClient:
+            raise
+        except (AssertionError, OSError, ssl.SSLError, TimeoutError) as exc:
+            self.failures[ep.name] = str(exc) or repr(exc)
+        else:
+            self.passed.append(ep.name)
+
+    def judge(self) -> None:
+        """Fail on any unexpected failure; xfail on known ones only; fail a fixed known one."""
+        known = {ep for (probe, ep) in KNOWN_FINDINGS if probe == self.probe}
+        unexpected = {ep: why for ep, why in self.failures.items() if ep not in known}
+        if unexpected:
+            lines = "\n".join(f"  {ep}: {why}" for ep, why in unexpected.items())
+            pytest.fail(f"{self.probe} broke {len(unexpected)} endpoint(s):\n{lines}")
+        fixed = [ep for ep in self.passed if ep in known]
+        if fixed:
+            pytest.fail(
+                f"{self.probe}: known finding(s) now pass at {', '.join(fixed)}; remove them "
+                "from KNOWN_FINDINGS in tests/hostile/conftest.py"
+            )
+        if self.failures:
+            reasons = "; ".join(f"{ep}: {KNOWN_FINDINGS[(self.probe, ep)]}" for ep in self.failures)
+            pytest.xfail(reasons)
+
+
+# -- no traceback reaches a log ---------------------------------------------------------------
+
+
+class _TracebackCatcher(logging.Handler):
+    """Keeps the log records that carry a traceback."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.caught: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info or record.stack_info or "Traceback" in record.getMessage():
+            self.caught.append(f"{record.name}: {record.getMessage()[:300]}")
+
+
+def _log_sizes(directory: Path) -> dict[Path, int]:
+    sizes = {}
+    for path in directory.rglob("*.log"):
+        with contextlib.suppress(OSError):
+            sizes[path] = path.stat().st_size
+    return sizes
+
+
+_WATCH = pytest.StashKey[tuple[Path, pytest.CaptureFixture[str]]]()
+
+
+@pytest.fixture(autouse=True)
+def _watch_for_tracebacks(
+    request: pytest.FixtureRequest, wirelab_lab: LabState, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Have :func:`pytest_runtest_call` look for tracebacks around this test."""
+    request.node.stash[_WATCH] = (Path(wirelab_lab.directory), capfd)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Fail a test during which a traceback reached the lab's log files, log records or stderr.
+
+    Checked in the call phase (not a fixture's teardown), so that an ``xfail`` covers it.
+    """
+    watch = item.stash.get(_WATCH, None)
+    if watch is None:
+        return (yield)
+    directory, capfd = watch
+    before = _log_sizes(directory)
+    catcher = _TracebackCatcher()
+    root = logging.getLogger()
+    root.addHandler(catcher)
+    try:
+        result = yield
+        time.sleep(0.05)  # a line the lab writes as the probe's last connection closes
+    finally:
+        root.removeHandler(catcher)
+    found: list[str] = []
+    for path, size in _log_sizes(directory).items():
+        start = before.get(path, 0)
+        if size <= start:
+            continue
+        with path.open("rb") as fh:
+            fh.seek(start)
+            text = fh.read(4 << 20).decode("utf-8", "replace")
+        if "Traceback" in text:
+            at = text.index("Traceback")
+            found.append(f"{path.name}: {text[max(0, at - 200) : at + 1500]}")
+    found.extend(catcher.caught)
+    out, err = capfd.readouterr()
+    for name, text in (("stdout", out), ("stderr", err)):
+        if "Traceback" in text:
+            at = text.index("Traceback")
+            found.append(f"{name}: {text[max(0, at - 200) : at + 1500]}")
+    assert not found, "a traceback reached the lab's log:\n" + "\n---\n".join(found)
+    return result
