@@ -19,19 +19,14 @@ from wirelab.zen._core import ANSWERS
 from wirelab.zen.archs import ARCHS
 
 
-def run(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """``wirelab zen ARGS...`` through the shared helper."""
-    return run_wirelab("zen", *args, env=env, timeout=timeout)
-
-
 def test_archs_prints_every_name(wirelab_env: dict[str, str]) -> None:
-    done = run(wirelab_env, "archs")
+    done = run_wirelab("zen", "archs", env=wirelab_env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == list(ARCHS)
 
 
 def test_client_asks_the_lab(wirelab_env: dict[str, str]) -> None:
-    done = run(wirelab_env, "client")
+    done = run_wirelab("zen", "client", env=wirelab_env)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert sorted(lines) == sorted(f"{q.decode()} {a.decode()}" for q, a in ANSWERS.items())
@@ -39,7 +34,9 @@ def test_client_asks_the_lab(wirelab_env: dict[str, str]) -> None:
 
 @pytest.mark.parametrize("endpoint", ["zen", "inetd-nowait", "inetd-wait"])
 def test_client_pipelines_to_each_endpoint(wirelab_env: dict[str, str], endpoint: str) -> None:
-    done = run(wirelab_env, "client", "--lab-endpoint", endpoint, "--pipeline", "500", "--json")
+    done = run_wirelab(
+        "zen", "client", "--lab-endpoint", endpoint, "--pipeline", "500", "--json", env=wirelab_env
+    )
     assert done.returncode == 0, done.stderr
     exchanges = json.loads(done.stdout)
     assert len(exchanges) == 500
@@ -47,7 +44,7 @@ def test_client_pipelines_to_each_endpoint(wirelab_env: dict[str, str], endpoint
 
 
 def test_client_error_shows_the_errors(wirelab_env: dict[str, str]) -> None:
-    done = run(wirelab_env, "client", "--error")
+    done = run_wirelab("zen", "client", "--error", env=wirelab_env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         "Ugly is better than? Error: unknown aphorism.",
@@ -56,26 +53,45 @@ def test_client_error_shows_the_errors(wirelab_env: dict[str, str]) -> None:
     ]
 
 
+def test_an_unknown_service_name_is_one_line_and_exit_1(wirelab_env: dict[str, str]) -> None:
+    done = run_wirelab("zen", "client", "127.0.0.1", "-p", "nosuchservice", env=wirelab_env)
+    assert done.returncode == 1, done.stderr
+    assert "wirelab: error: unknown service name" in done.stderr
+    assert done.stderr.count("\n") == 1
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (("serve", "--arch", "nope", "-p", "0"), "unknown architecture 'nope'"),
-        (("bench", "--connections", "ten"), "--connections must be comma-separated numbers"),
-        (("client", "127.0.0.1", "-p", "nosuchservice"), "unknown service name"),
+        (("bench", "-a", "nope"), "unknown architecture 'nope'"),
+        (("bench", "--connections", "ten"), "must be comma-separated numbers"),
+        (("bench", "--connections", "6000"), "above 5000 is not supported"),
+        (("serve", "", "-p", "0"), "the host is empty"),
+        (("serve", "127.0.0.1", "-p", "70000"), "out of range"),
+        (("client", "", "-p", "1070"), "the host is empty"),
+        (("client", "-e", "x"), "No such option: -e"),
+        (("client", "--endpoint", "zen"), "No such option: --endpoint"),
+        (("client", "--lab-endpoint", "nope"), "'nope' is not one of zen"),
+        (("client", "-t", "0"), "is not a number of seconds above zero"),
+        (("bench", "-s", "1"), "No such option: -s"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_1(
+def test_usage_errors_exit_2(
     wirelab_env: dict[str, str], args: tuple[str, ...], message: str
 ) -> None:
-    done = run(wirelab_env, *args)
-    assert done.returncode == 1, done.stderr
-    assert f"wirelab: error: {message}" in done.stderr
+    done = run_wirelab("zen", *args, env=wirelab_env)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_workers_for_an_architecture_without_workers_is_a_usage_error(
     wirelab_env: dict[str, str],
 ) -> None:
-    done = run(wirelab_env, "serve", "-p", "0", "--arch", "selectors", "--workers", "3")
+    done = run_wirelab(
+        "zen", "serve", "-p", "0", "--arch", "selectors", "--workers", "3", env=wirelab_env
+    )
     assert done.returncode == 2
     assert "selectors has no workers to set" in done.stderr
 
@@ -84,7 +100,7 @@ def test_client_to_a_closed_port_fails_cleanly(wirelab_env: dict[str, str]) -> N
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    done = run(wirelab_env, "client", "127.0.0.1", "-p", str(port))
+    done = run_wirelab("zen", "client", "127.0.0.1", "-p", str(port), env=wirelab_env)
     assert done.returncode == 1
     assert "refused the connection" in done.stderr
 
@@ -103,7 +119,7 @@ def test_serve_answers_then_stops_on_interrupt(wirelab_env: dict[str, str]) -> N
     try:
         assert proc.stderr is not None
         line = proc.stderr.readline()
-        found = re.search(r"selectors listening at 127\.0\.0\.1:(\d+)", line)
+        found = re.search(r"listening at 127\.0\.0\.1:(\d+) \(selectors\)", line)
         assert found, line
         with socket.create_connection(("127.0.0.1", int(found.group(1))), timeout=5) as sock:
             sock.sendall(b"Simple is better than?Explicit is better than?")
@@ -125,11 +141,12 @@ def test_serve_answers_then_stops_on_interrupt(wirelab_env: dict[str, str]) -> N
 def test_small_bench_writes_json_and_chart(wirelab_env: dict[str, str], tmp_path: Path) -> None:
     c_tools()  # built here first: no gcc skips (fails under make test), a compile error fails
     chart, out = tmp_path / "zen.png", tmp_path / "zen.json"
-    done = run(
-        wirelab_env,
+    done = run_wirelab(
+        "zen",
         *("bench", "-a", "uvloop", "-a", "single", "-a", "asyncore", "-c", "1", "-P", "1,4"),
         *("--seconds", "0.2"),
         *("--warmup", "0.1", "--idle", "50", "--json", "--chart", str(chart), "--out", str(out)),
+        env=wirelab_env,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr

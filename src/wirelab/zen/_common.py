@@ -8,6 +8,7 @@ every connection and joins every thread and child: nothing is left behind.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 import socket
@@ -119,6 +120,10 @@ class RunningServer:
                 return
             self._stopped = True
         self._stop()
+
+    async def aclose(self) -> None:
+        """:meth:`stop` from an event loop (for ``wirelab.cli.common.run_server``)."""
+        await asyncio.to_thread(self.stop)
 
     def __enter__(self) -> RunningServer:
         return self

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -19,9 +18,9 @@ from wirelab.cli.common import (
     err_console,
     lab_target,
     print_json,
+    run_server,
 )
 from wirelab.config import LOOPBACK, default_port
-from wirelab.errors import ConfigError
 from wirelab.net.addresses import format_address, parse_port
 from wirelab.net.limits import DEFAULT_TIMEOUT
 
@@ -38,13 +37,28 @@ LAB_ENDPOINTS = ("zen", "inetd-nowait", "inetd-wait")
 
 
 def _int_list(text: str, what: str) -> list[int]:
+    """``1,10,100`` -> ``[1, 10, 100]``; anything else is a usage error (exit 2)."""
     try:
         values = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise ConfigError(f"{what} must be comma-separated numbers, not {text!r}") from None
+        raise typer.BadParameter(
+            f"must be comma-separated numbers, not {text!r}", param_hint=f"'{what}'"
+        ) from None
     if not values or min(values) < 1:
-        raise ConfigError(f"{what} must be positive numbers, not {text!r}")
+        raise typer.BadParameter(f"must be positive numbers, not {text!r}", param_hint=f"'{what}'")
     return values
+
+
+def _check_archs(names: list[str]) -> None:
+    """An architecture that does not exist is a usage error (exit 2)."""
+    from wirelab.zen.archs import ARCHS
+
+    unknown = [name for name in names if name not in ARCHS]
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown architecture {', '.join(map(repr, unknown))} (known: {', '.join(ARCHS)})",
+            param_hint="'--arch'",
+        )
 
 
 @app.command()
@@ -74,33 +88,31 @@ def serve(
     ] = 0.0,
 ) -> None:
     """Serve Zen until Ctrl-C (the book's ``srv_*.py HOST -p PORT``)."""
-    import logging
+    import asyncio
 
+    from wirelab.zen._common import RunningServer
     from wirelab.zen._core import ZenConfig
     from wirelab.zen.archs import DEFAULT_ARCH, start_server
 
     number = parse_port(port) if port is not None else default_port("zen", "zen")
-    logging.getLogger("wirelab.zen").setLevel(logging.INFO)
     config = ZenConfig(workers=workers, idle_timeout=idle_timeout, delay=delay)
     chosen = arch or DEFAULT_ARCH
+    _check_archs([chosen])
     if workers is not None and chosen not in WORKER_ARCHS:
         raise typer.BadParameter(
             f"{chosen} has no workers to set (only {' and '.join(WORKER_ARCHS)} do)",
             param_hint="'--workers'",
         )
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        server = start_server(chosen, host, number, config)
-    except BaseException:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
-        raise
-    err_console.print(f"{chosen} listening at {format_address(server.address)}")
-    try:
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
-    finally:
-        server.stop()
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
-    err_console.print("stopped")
+
+    async def start() -> RunningServer:
+        # The architectures start their own threads or processes: bind in a worker thread.
+        return await asyncio.to_thread(start_server, chosen, host, number, config)
+
+    run_server(
+        start,
+        loggers=("wirelab.zen",),
+        announce=lambda server: f"listening at {format_address(server.address)} ({chosen})",
+    )
 
 
 @app.command()
@@ -195,8 +207,11 @@ def bench(
 
     counts = _int_list(connections, "--connections")
     depths = _int_list(pipeline, "--pipeline")
+    _check_archs(arch or [])
     if max(counts) > 5000:
-        raise ConfigError("--connections above 5000 is not supported (descriptor limits)")
+        raise typer.BadParameter(
+            "above 5000 is not supported (descriptor limits)", param_hint="'--connections'"
+        )
     tools = zb.build_tools()
     with err_console.status("benchmarking") as status:
         report = zb.run_bench(
