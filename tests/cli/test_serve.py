@@ -72,3 +72,11 @@ def test_a_bind_conflict_is_a_connect_error() -> None:
         port = taken.getsockname()[1]
         with pytest.raises(ConnectError, match=f"cannot listen on 127.0.0.1:{port}"):
             run_server(lambda: ConnectionServer.open(echo, "127.0.0.1", port, name="clash"))
+
+
+def test_bind_port_takes_the_users_port_else_the_documented_default() -> None:
+    from wirelab.cli.common import bind_port
+
+    assert bind_port(None, "tcp", "sixteen") == 1060
+    assert bind_port("0", "tcp", "sixteen") == 0
+    assert bind_port("domain", "dns", "udp", "udp") == 53

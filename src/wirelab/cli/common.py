@@ -33,6 +33,7 @@ __all__ = [
     "PortOption",
     "ServeHostArgument",
     "TimeoutOption",
+    "bind_port",
     "check_host",
     "check_port",
     "check_timeout",
@@ -151,6 +152,17 @@ def lab_state() -> LabState | None:
         return LabState.load()
     except ConfigError:
         return None
+
+
+def bind_port(port: str | None, service: str, endpoint: str, proto: str = "tcp") -> int:
+    """The port a ``serve`` command binds: the user's (number or service name), else the
+    documented default of the lab's ``service``/``endpoint`` (``bind_port(None, "tcp",
+    "sixteen")`` is 1060).
+
+    Raises:
+        ConfigError: an unknown service name.
+    """
+    return parse_port(port, proto) if port is not None else default_port(service, endpoint)
 
 
 def lab_target(

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wirelab.config import Account, state_dir
+from wirelab.config import Account, private_dir, state_dir
 from wirelab.errors import ConfigError
 from wirelab.lab.service import BoundEndpoint
 from wirelab.net.tlsctx import client_context
@@ -148,12 +148,23 @@ class LabState:
             raise ConfigError(f"the lab state file is damaged: {exc!r}") from exc
 
     def save(self, path: Path) -> None:
-        """Write the state file atomically (readers never see half a file)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Write the state file atomically (readers never see half a file), mode 0600.
+
+        Raises:
+            ConfigError: the file cannot be written there (and why).
+        """
+        private_dir(path.parent)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
-        os.chmod(tmp, 0o600)  # it holds the lab passwords
-        os.replace(tmp, path)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # lab passwords
+            with open(fd, "w", encoding="utf-8") as out:
+                out.write(json.dumps(self.to_json(), indent=2) + "\n")
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise ConfigError(
+                f"cannot write the lab state file {path}: {exc.strerror or exc}"
+            ) from exc
 
     @classmethod
     def load(cls, path: Path | None = None, *, check_alive: bool = True) -> LabState:
