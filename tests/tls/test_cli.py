@@ -18,13 +18,8 @@ from wirelab.net.ca import LabCA
 from wirelab.tls.client import fetch, make_client_context
 
 
-def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """``wirelab tls ARGS...`` against the session lab."""
-    return run_wirelab("tls", *args, env=env)
-
-
 def test_connect_to_the_lab_greeting(wirelab_env: dict[str, str]) -> None:
-    done = run(wirelab_env, "connect")
+    done = run_wirelab("tls", "connect", env=wirelab_env)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "Simple is better than complex.\n"
     assert "certificate verified for localhost" in done.stderr
@@ -32,7 +27,7 @@ def test_connect_to_the_lab_greeting(wirelab_env: dict[str, str]) -> None:
 
 
 def test_connect_with_host_and_no_port_takes_the_labs_port(wirelab_env: dict[str, str]) -> None:
-    done = run(wirelab_env, "connect", "localhost", "--json")
+    done = run_wirelab("tls", "connect", "localhost", "--json", env=wirelab_env)
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
     assert doc["servername"] == "localhost" and doc["close_notify"] is True
@@ -40,7 +35,9 @@ def test_connect_with_host_and_no_port_takes_the_labs_port(wirelab_env: dict[str
 
 
 def test_connect_json_with_the_lab_client_certificate(wirelab_env: dict[str, str]) -> None:
-    done = run(wirelab_env, "connect", "--lab", "tls.clientauth", "--lab-cert", "--json")
+    done = run_wirelab(
+        "tls", "connect", "--lab", "tls.clientauth", "--lab-cert", "--json", env=wirelab_env
+    )
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
     assert doc["text"] == "Hello, brandon. Simple is better than complex."
@@ -48,7 +45,7 @@ def test_connect_json_with_the_lab_client_certificate(wirelab_env: dict[str, str
 
 
 def test_inspect_json_on_a_broken_endpoint_exits_1(wirelab_env: dict[str, str]) -> None:
-    done = run(wirelab_env, "inspect", "--lab", "tls.wronghost", "--json")
+    done = run_wirelab("tls", "inspect", "--lab", "tls.wronghost", "--json", env=wirelab_env)
     assert done.returncode == 1, done.stderr
     doc = json.loads(done.stdout)
     assert doc["problem"] == "wrong-host"
@@ -56,7 +53,9 @@ def test_inspect_json_on_a_broken_endpoint_exits_1(wirelab_env: dict[str, str]) 
 
 
 def test_inspect_versions_and_insecure_warning(wirelab_env: dict[str, str]) -> None:
-    done = run(wirelab_env, "inspect", "--lab", "tls.expired", "--versions", "--insecure")
+    done = run_wirelab(
+        "tls", "inspect", "--lab", "tls.expired", "--versions", "--insecure", env=wirelab_env
+    )
     assert done.returncode == 1
     assert "warning: --insecure" in done.stderr
     assert "verdict:  expired: the certificate ran out on" in done.stdout
@@ -65,7 +64,7 @@ def test_inspect_versions_and_insecure_warning(wirelab_env: dict[str, str]) -> N
 
 
 def test_features_json(wirelab_env: dict[str, str]) -> None:
-    done = run(wirelab_env, "features", "--json")
+    done = run_wirelab("tls", "features", "--json", env=wirelab_env)
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
     assert doc["has"]["TLSv1_3"] is True
@@ -88,7 +87,7 @@ def test_features_json(wirelab_env: dict[str, str]) -> None:
     ],
 )
 def test_bad_input_is_one_line(wirelab_env: dict[str, str], args: list[str], message: str) -> None:
-    done = run(wirelab_env, *args)
+    done = run_wirelab("tls", *args, env=wirelab_env)
     assert done.returncode == 1, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("wirelab: error: "), done.stderr
@@ -116,13 +115,15 @@ def test_bad_input_is_one_line(wirelab_env: dict[str, str], args: list[str], mes
     ],
 )
 def test_usage_errors_exit_2(wirelab_env: dict[str, str], args: list[str]) -> None:
-    done = run(wirelab_env, *args)
+    done = run_wirelab("tls", *args, env=wirelab_env)
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert "Traceback" not in done.stderr
 
 
 def test_tls13_only_with_a_cipher_string(wirelab_env: dict[str, str]) -> None:
-    done = run(wirelab_env, "connect", "--min-version", "1.3", "--ciphers", "ECDHE+AESGCM")
+    done = run_wirelab(
+        "tls", "connect", "--min-version", "1.3", "--ciphers", "ECDHE+AESGCM", env=wirelab_env
+    )
     assert done.returncode == 0, done.stderr
     assert done.stderr.startswith("TLSv1.3 ")
 
@@ -134,9 +135,9 @@ def test_pinned_tls12_lets_the_cipher_string_choose(
     """F28: between our own client and server, --ciphers decides once TLS 1.2 is pinned."""
     chosen = []
     for ciphers in ("ECDHE+CHACHA20", "ECDHE+AESGCM+AES128"):
-        done = run(
-            wirelab_env, command, "--min-version", "1.2", "--max-version", "1.2",
-            "--ciphers", ciphers, "--json",
+        done = run_wirelab(
+            "tls", command, "--min-version", "1.2", "--max-version", "1.2",
+            "--ciphers", ciphers, "--json", env=wirelab_env,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         doc = json.loads(done.stdout)
@@ -151,17 +152,17 @@ def test_pinned_tls12_lets_the_cipher_string_choose(
 
 
 def test_max_version_caps_the_session(wirelab_env: dict[str, str]) -> None:
-    done = run(wirelab_env, "inspect", "--max-version", "1.2", "--json")
+    done = run_wirelab("tls", "inspect", "--max-version", "1.2", "--json", env=wirelab_env)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["session"]["version"] == "TLSv1.2"
 
 
 def test_inspect_presents_a_client_certificate(wirelab_env: dict[str, str]) -> None:
     """F27: the inspector takes --lab-cert as connect does, and says the server asked."""
-    done = run(wirelab_env, "inspect", "--lab", "tls.clientauth", "--lab-cert")
+    done = run_wirelab("tls", "inspect", "--lab", "tls.clientauth", "--lab-cert", env=wirelab_env)
     assert done.returncode == 0, done.stderr
     assert "client:   requested; ours was accepted" in done.stdout
-    done = run(wirelab_env, "inspect", "--lab", "tls.greeting", "--json")
+    done = run_wirelab("tls", "inspect", "--lab", "tls.greeting", "--json", env=wirelab_env)
     assert json.loads(done.stdout)["client_certificate"] == "not requested"
 
 
@@ -169,9 +170,9 @@ def test_inspect_presents_a_client_certificate(wirelab_env: dict[str, str]) -> N
 def test_inspect_says_a_server_requires_a_client_certificate(
     wirelab_env: dict[str, str], version: str
 ) -> None:
-    done = run(
-        wirelab_env, "inspect", "--lab", "tls.clientauth",
-        "--min-version", version, "--max-version", version,
+    done = run_wirelab(
+        "tls", "inspect", "--lab", "tls.clientauth",
+        "--min-version", version, "--max-version", version, env=wirelab_env,
     )  # fmt: skip
     assert done.returncode == 1
     assert done.stderr.strip().endswith(

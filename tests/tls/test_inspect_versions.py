@@ -143,10 +143,11 @@ def test_a_tls10_only_server_is_explained(
     assert doc["version_probes"][0]["detail"].startswith("TLSv1.0, ")
 
 
-def _wirelab(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _env(tmp_path: Path) -> dict[str, str]:
+    """A user's environment with no lab (a private state directory)."""
     env = dict(os.environ, WIRELAB_HOME=str(tmp_path), NO_COLOR="1")
     env.pop("COLUMNS", None)  # the default width of a pipe: long lines must not wrap
-    return run_wirelab("tls", "inspect", *args, env=env)
+    return env
 
 
 def _one_error_line(done: subprocess.CompletedProcess[str]) -> str:
@@ -162,7 +163,7 @@ def test_the_cli_on_a_tls10_only_server(
 ) -> None:
     host, port = tls10_server
     target = (host, "-p", str(port), "--servername", "localhost", "--cafile", str(ca.cert_path))
-    done = _wirelab(tmp_path, *target, "--versions")
+    done = run_wirelab("tls", "inspect", *target, "--versions", env=_env(tmp_path))
     assert _one_error_line(done).endswith(f"failed: {OLD_TLS_LINE}")
     out = done.stdout.splitlines()
     assert f"verdict:  {OLD_TLS_LINE}" in out
@@ -172,7 +173,7 @@ def test_the_cli_on_a_tls10_only_server(
         assert line in out
     assert "the TLSv1.0 and TLSv1.1 probes use a relaxed security level" in done.stdout
 
-    done = _wirelab(tmp_path, *target, "--json")
+    done = run_wirelab("tls", "inspect", *target, "--json", env=_env(tmp_path))
     assert _one_error_line(done).endswith(f"failed: {OLD_TLS_LINE}")
     doc = json.loads(done.stdout)
     assert doc["problem"] == "old-tls" and doc["verdict"] == OLD_TLS_LINE
@@ -207,9 +208,10 @@ def test_no_common_ground_and_no_probe_gets_through(
     assert "TLSv1.2 and TLSv1.3 were refused" in message
     assert isinstance(caught.value.__cause__, ssl.SSLError)
 
-    done = _wirelab(
-        tmp_path, host, "-p", str(port), "--servername", "localhost", "--cafile", str(ca.cert_path)
-    )
+    done = run_wirelab(
+        "tls", "inspect", host, "-p", str(port), "--servername", "localhost",
+        "--cafile", str(ca.cert_path), env=_env(tmp_path),
+    )  # fmt: skip
     line = _one_error_line(done)
     assert "no cipher in common" in line and "TLSv1.2 and TLSv1.3 were refused" in line
     assert done.stdout == ""

@@ -35,6 +35,7 @@ import os
 import ssl
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +44,13 @@ from wirelab.net.addresses import connect_tcp, format_address
 from wirelab.net.limits import DEFAULT_CONNECT_TIMEOUT
 from wirelab.net.tlsctx import describe_tls_error
 from wirelab.tls.certinfo import CertInfo, describe_chain
-from wirelab.tls.client import handshake_error, make_client_context, negotiate_starttls, peer_chain
+from wirelab.tls.client import (
+    close_tls,
+    handshake_error,
+    make_client_context,
+    negotiate_starttls,
+    peer_chain,
+)
 from wirelab.tls.names import match_name
 from wirelab.tls.verdict import Verdict, findings, verdict
 
@@ -213,6 +220,15 @@ class Inspection:
 
 
 PathArg = str | os.PathLike[str] | None
+
+
+@contextlib.contextmanager
+def _closing(tls: ssl.SSLSocket) -> Iterator[ssl.SSLSocket]:
+    """Close an inspection's connection with our close_notify when it can still carry one."""
+    try:
+        yield tls
+    finally:
+        close_tls(tls)
 
 
 @dataclass(frozen=True)
@@ -444,7 +460,7 @@ def inspect(
     presented = certfile is not None
     tls, peer, error = _attempt(host, port, ctx, name, starttls, timeout)
     no_common_ground = _common_ground_error(error)
-    with tls:
+    with _closing(tls):
         cert_failure = isinstance(error, ssl.SSLCertVerificationError)
         if error is not None:
             refusal = _client_cert_refusal(error, bool(requested), presented, peer)
@@ -630,7 +646,7 @@ def _insecure_session(
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE  # explicit --insecure, inspection only: no data is sent
     tls, peer, error = _attempt(host, port, ctx, name, starttls, timeout)
-    with tls:
+    with _closing(tls):
         if error is not None:
             raise handshake_error(error, peer, timeout) from error
         return _session(tls)
@@ -678,7 +694,7 @@ def _probe_one(
     except (ValueError, ssl.SSLError) as exc:
         return VersionResult(label, LOCAL, str(exc)), None
     tls, peer, error = _attempt(host, port, ctx, name, starttls, timeout)
-    with tls:
+    with _closing(tls):
         if error is None:
             cipher = tls.cipher()
             got = f"{label}, {cipher[0]}" if cipher else label

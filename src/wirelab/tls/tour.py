@@ -29,7 +29,10 @@ def _greeting(ctx: TourContext) -> None:
     got = fetch(ep.address, ep.port, context=ctx.ssl_context(), servername=ep.host)
     ctx.say(f"connected to {got.server}, certificate verified for {got.servername}")
     ctx.say(f"{got.version} with {got.cipher}; the server said {got.text.strip()!r}")
+    ended = "a close_notify" if got.close_notify else "a bare close, as the book's server does"
+    ctx.say(f"the book server's 30 bytes exactly, then {ended}")
     ctx.check(got.data == GREETING, f"unexpected greeting {got.data!r}")
+    ctx.check(got.close_notify, "the lab's server ended without a close_notify")
 
 
 @CHAPTER.step("thirty clients at once, each one verified")
