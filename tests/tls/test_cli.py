@@ -109,6 +109,7 @@ def test_bad_input_is_one_line(wirelab_env: dict[str, str], args: list[str], mes
         ["inspect", "127.0.0.1", "-p", "-1"],
         ["serve", "-p", "70000"],  # was exit 1
         ["serve", ""],  # was a silent bind to every interface
+        ["serve", "--handshake-timeout", "inf"],
         ["connect", ""],
         ["connect", "--key", "k.pem"],
         ["inspect", "--cert", "c.pem", "--lab-cert"],

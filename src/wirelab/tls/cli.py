@@ -15,6 +15,7 @@ from wirelab.cli.common import (
     PortOption,
     ServeHostArgument,
     TimeoutOption,
+    check_timeout,
     console,
     err_console,
     lab_state,
@@ -215,7 +216,8 @@ def serve(
         typer.Option("--client-ca", help="Require client certificates signed by this CA."),
     ] = None,
     handshake_timeout: Annotated[
-        float, typer.Option("--handshake-timeout", min=0.1, help="Seconds per handshake.")
+        float,
+        typer.Option("--handshake-timeout", help="Seconds per handshake.", callback=check_timeout),
     ] = 5.0,
     min_version: MinVersionOption = "1.2",
     max_version: MaxVersionOption = None,
