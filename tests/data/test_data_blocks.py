@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from wirelab.data.blocks import open_blocks_server, send_blocks
+from wirelab.data.blocks import BOOK_BLOCKS, open_blocks_server, send_blocks
 from wirelab.errors import Broken, LocalProtocolError, RemoteProtocolError
 from wirelab.lab.state import ServiceView
 from wirelab.net.server import ConnectionServer, ServerThread
@@ -148,8 +148,24 @@ def test_a_quiet_client_is_dropped(small_blocks: ConnectionServer) -> None:
 def test_our_client_against_the_lab(lab_blocks: ServiceView) -> None:
     report = send_blocks(*lab_blocks.endpoint("blocks").sockaddr, BLOCKS)
     assert report.count == 3 and report.size == sum(map(len, BLOCKS))
-    assert report.summary.blocks == 3
+    assert report.summary is not None and report.summary.blocks == 3
     assert report.to_json()["verified"] is True
+
+
+def test_a_server_that_answers_nothing_is_not_verified(raw_server: RawServer) -> None:
+    """The book's blocks server half-closes at once and only reads: our client sends the
+    book's blocks and succeeds, with nothing verified."""
+    got: list[bytes] = []
+
+    def book_server(conn: socket.socket) -> None:
+        conn.shutdown(socket.SHUT_WR)
+        while block := read_frame(conn):
+            got.append(block)
+
+    report = send_blocks(*raw_server(book_server), BOOK_BLOCKS)
+    assert got == list(BOOK_BLOCKS)
+    assert report.summary is None and report.verified is False
+    assert report.to_json()["verified"] is False and report.to_json()["server_received"] is None
 
 
 def test_our_client_against_an_independent_server(raw_server: RawServer) -> None:
@@ -161,7 +177,8 @@ def test_our_client_against_an_independent_server(raw_server: RawServer) -> None
         conn.sendall(frame(summary(got)))
 
     report = send_blocks(*raw_server(server), [b"a", b"bc" * 3000])
-    assert got == [b"a", b"bc" * 3000] and report.summary.size == 6001
+    assert got == [b"a", b"bc" * 3000] and report.verified
+    assert report.summary is not None and report.summary.size == 6001
 
 
 @pytest.mark.parametrize(
@@ -169,7 +186,6 @@ def test_our_client_against_an_independent_server(raw_server: RawServer) -> None
     [
         (b"\xff\xff\xff\xff", RemoteProtocolError, "4294967295"),  # a 4 GiB announcement
         (struct.pack("!I", 100) + b"cut short", Broken, "closed mid-message"),
-        (b"", Broken, "without an answer"),
         (frame(b"error: nope"), RemoteProtocolError, "the server refused: nope"),
         (frame(summary([b"other"])), RemoteProtocolError, "we sent 1 blocks"),
     ],

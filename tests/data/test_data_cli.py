@@ -13,16 +13,11 @@ import sys
 
 import pytest
 
+from tests.conftest import run_wirelab
+
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wirelab", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_wirelab(*args, env=env)
 
 
 def closed_port() -> int:
@@ -58,16 +53,42 @@ def test_struct_json(wirelab_env: dict[str, str]) -> None:
 
 
 def test_struct_reports_numbers_that_do_not_fit(wirelab_env: dict[str, str]) -> None:
-    done = run(wirelab_env, "data", "struct", "--", "-5")
+    done = run(wirelab_env, "data", "struct", "--", "-1")
     assert done.returncode == 0, done.stderr
-    assert re.search(r"!I\s+does not fit", done.stdout)
+    assert re.search(r"!I .*does not fit: -1 is negative, and the unsigned format I", done.stdout)
+    assert "its 4 bytes hold 0 to 4294967295" in done.stdout
+    assert re.search(r"<i\s+ff ff ff ff", done.stdout)  # the signed formats take it
+    big = run(wirelab_env, "data", "struct", "4294967296", "--json")
+    errors = {row["format"]: row["error"] for row in json.loads(big.stdout)["packed"]}
+    assert errors["!I"] == "does not fit: 4 bytes hold 0 to 4294967295"
+    assert errors["!Q"] is None
+
+
+def test_pickle_frames_itself_and_runs_code(wirelab_env: dict[str, str]) -> None:
+    done = run(wirelab_env, "data", "pickle", "--json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    loads = doc["loads"]
+    assert [row["value"] for row in loads] == [
+        "[1, 2, 3]",
+        "{'zen': 'Beautiful is better than ugly.'}",
+        "'end'",
+    ]
+    assert all(row["last_byte"] == "." for row in loads)  # each load stopped at STOP
+    assert [row["offset"] for row in loads][1:] == [r["offset"] + r["size"] for r in loads][:-1]
+    assert doc["stopped_at"] == doc["stream_bytes"] - len("and then some")
+    hostile = doc["code_on_load"]
+    assert "GLOBAL" in hostile["opcodes"] and "REDUCE" in hostile["opcodes"]
+    assert hostile["result"] == "9"  # len('Beautiful'): loading called a function
+    text = run(wirelab_env, "data", "pickle")
+    assert "never loads one from the wire" in text.stdout
 
 
 def test_stream_client_json(wirelab_env: dict[str, str]) -> None:
     done = run(wirelab_env, "stream", "client", "-m", "hello", "--json")
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
-    assert doc["sent"] == 5 and doc["verified"] is True
+    assert doc["sent"] == 5 and doc["verified"] is True  # the lab's summary matched
     assert doc["server_received"]["sha256"] == hashlib.sha256(b"hello").hexdigest()
 
 
@@ -111,7 +132,12 @@ def test_refused_port_is_one_line_and_exit_1(wirelab_env: dict[str, str], group:
         ["data", "struct", "lots"],
         ["data", "encodings", "--bytes", "zz"],
         ["stream", "client", "--no-such-option"],
-        ["blocks", "server", "--max-size", "-1"],
+        ["blocks", "serve", "--max-size", "-1"],
+        ["blocks", "serve", ""],
+        ["stream", "serve", ""],
+        ["stream", "serve", "-p", "70000"],
+        ["blocks", "client", ""],
+        ["stream", "client", "-t", "inf"],
     ],
 )
 def test_usage_errors_exit_2(wirelab_env: dict[str, str], args: list[str]) -> None:
@@ -140,7 +166,7 @@ def _talk_blocks(port: int) -> bytes:
 @pytest.mark.parametrize("group", ["stream", "blocks"])
 def test_server_commands_serve_a_stdlib_client(wirelab_env: dict[str, str], group: str) -> None:
     server = subprocess.Popen(
-        [sys.executable, "-m", "wirelab", group, "server", "127.0.0.1", "-p", "0"],
+        [sys.executable, "-m", "wirelab", group, "serve", "127.0.0.1", "-p", "0"],
         env=wirelab_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -1,17 +1,25 @@
-"""``wirelab data|stream|blocks ...`` (chapter 5): encodings, byte order, and two framings."""
+"""``wirelab data|stream|blocks ...`` (chapter 5): encodings, byte order, pickle, two framings."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from typing import Annotated
 
 import typer
 
-from wirelab.cli.common import JsonOption, PortOption, console, err_console, lab_target, print_json
+from wirelab.cli.common import (
+    ClientHostArgument,
+    JsonOption,
+    PortOption,
+    ServeHostArgument,
+    TimeoutOption,
+    console,
+    lab_target,
+    print_json,
+    run_server,
+)
 from wirelab.config import LOOPBACK, default_port
-from wirelab.net.addresses import format_address, parse_port
-from wirelab.net.limits import DEFAULT_MAX_MESSAGE
+from wirelab.net.addresses import parse_port
+from wirelab.net.limits import DEFAULT_MAX_MESSAGE, DEFAULT_TIMEOUT
 
 __all__ = ["apps", "blocks_app", "data_app", "stream_app"]
 
@@ -32,16 +40,13 @@ blocks_app = typer.Typer(
 )
 apps = [data_app, stream_app, blocks_app]
 
-HostArg = Annotated[
-    str | None, typer.Argument(help="Host name or address. Default: the lab's, or loopback.")
-]
-BindArg = Annotated[str, typer.Argument(help="Address to bind.")]
 MessageOption = Annotated[
     list[str] | None,
     typer.Option(
         "--message",
         "-m",
-        help="Text to send (repeat for several blocks). Default: three lines of the Zen.",
+        help="Text to send (repeat for several blocks). Default: the book's three lines of "
+        "the Zen.",
         show_default=False,
     ),
 ]
@@ -119,64 +124,102 @@ def struct_(
         return
     _out(f"{number} packed with struct:")
     for p in lesson.packed:
-        shown = p.data.hex(" ") if p.data is not None else p.error
-        _out(f"  {p.format:<3} {shown:<24} {p.meaning}")
+        if p.data is not None:
+            _out(f"  {p.format:<3} {p.data.hex(' '):<24} {p.meaning}")
+        else:
+            _out(f"  {p.format:<3} {p.meaning}: {p.error}")
     if lesson.misread is not None:
         _out(f"the '>i' bytes read back as '<i' give {lesson.misread}: byte order matters")
+
+
+@data_app.command("pickle")
+def pickle_(json_output: JsonOption = False) -> None:
+    """Show pickle framing itself (STOP ends each object), and why it never crosses our wire."""
+    from wirelab.data.pickling import TRAILER, code_on_load, self_delimiting
+
+    stream, frames, stopped = self_delimiting()
+    hostile = code_on_load()
+    if json_output:
+        print_json(
+            {
+                "stream_bytes": len(stream),
+                "loads": [f.to_json() for f in frames],
+                "stopped_at": stopped,
+                "trailer": TRAILER.decode("ascii"),
+                "code_on_load": hostile.to_json(),
+            }
+        )
+        return
+    _out(f"{len(frames)} pickles back to back, then {TRAILER!r}: {len(stream)} bytes")
+    for f in frames:
+        _out(
+            f"  pickle.load at offset {f.offset:>3} read {f.size:>3} bytes, ending in "
+            f"{f.last_byte!r} (STOP): {f.value!r}"
+        )
+    _out(f"the loads stopped at offset {stopped}; {stream[stopped:]!r} was never read")
+    _out("pickle frames itself: no length prefix, no delimiter. But loading runs code:")
+    _out(f"  the {len(hostile.data)} bytes {hostile.data!r}")
+    _out(f"  are opcodes {' '.join(hostile.opcodes)}")
+    _out(f"  and pickle.loads returned {hostile.result!r}: it called {hostile.called}")
+    _out("a peer's pickle can name os.system as easily, so wirelab never loads one from the wire")
 
 
 # -- wirelab stream ----------------------------------------------------------------------------
 
 
-def _serve(opener: str, host: str, number: int, max_size: int) -> None:
-    from wirelab.data.blocks import open_blocks_server
+def _serve_stream(host: str, number: int, max_size: int) -> None:
     from wirelab.data.stream import open_stream_server
 
-    logging.getLogger("wirelab.data").setLevel(logging.INFO)
-
-    async def run() -> None:
-        if opener == "stream":
-            srv = await open_stream_server(host, number, max_size=max_size)
-        else:
-            srv = await open_blocks_server(host, number, max_block=max_size)
-        err_console.print(f"listening at {format_address(srv.address)} ({opener})")
-        await srv.serve_forever()
-
-    try:
-        asyncio.run(run())
-    except KeyboardInterrupt:
-        err_console.print("stopped")
+    run_server(
+        lambda: open_stream_server(host, number, max_size=max_size),
+        "framing by end-of-file",
+        loggers=("wirelab.data",),
+    )
 
 
-@stream_app.command("server")
-def stream_server(
-    host: BindArg = LOOPBACK,
+def _serve_blocks(host: str, number: int, max_size: int) -> None:
+    from wirelab.data.blocks import open_blocks_server
+
+    run_server(
+        lambda: open_blocks_server(host, number, max_block=max_size),
+        "length-prefixed blocks",
+        loggers=("wirelab.data",),
+    )
+
+
+@stream_app.command("serve")
+def stream_serve(
+    host: ServeHostArgument = LOOPBACK,
     port: PortOption = None,
     max_size: MaxSizeOption = DEFAULT_MAX_MESSAGE,
 ) -> None:
     """Read each connection to end-of-file, then answer with a summary (Ctrl-C stops)."""
     number = parse_port(port, "tcp") if port is not None else default_port("blocks", "stream")
-    _serve("stream", host, number, max_size)
+    _serve_stream(host, number, max_size)
 
 
 @stream_app.command("client")
 def stream_client(
-    host: HostArg = None,
+    host: ClientHostArgument = None,
     port: PortOption = None,
     message: MessageOption = None,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
     json_output: JsonOption = False,
 ) -> None:
-    """Send a message, half-close (SHUT_WR), and check the server's summary."""
+    """Send a message, half-close (SHUT_WR), and check the server's summary if it sends one."""
     from wirelab.data.stream import ZEN, send_stream
 
     where, number = lab_target("blocks", host, port, endpoint="stream")
     data = "".join(message).encode("utf-8") if message else ZEN
-    report = send_stream(where, number, data)
+    report = send_stream(where, number, data, timeout=timeout)
     if json_output:
         print_json(report.to_json())
         return
     _out(f"sent {report.sent} bytes to {report.server}, then shutdown(SHUT_WR): end of file")
     summary = report.summary
+    if summary is None:
+        _out("the server closed without a summary (as the book's does): nothing verified")
+        return
     _out(f"the server answered: received {summary.size} bytes, sha256 {summary.sha256[:16]}...")
     _out("byte count and digest match what we sent")
 
@@ -184,31 +227,31 @@ def stream_client(
 # -- wirelab blocks ----------------------------------------------------------------------------
 
 
-@blocks_app.command("server")
-def blocks_server(
-    host: BindArg = LOOPBACK,
+@blocks_app.command("serve")
+def blocks_serve(
+    host: ServeHostArgument = LOOPBACK,
     port: PortOption = None,
     max_size: MaxSizeOption = DEFAULT_MAX_MESSAGE,
 ) -> None:
     """Read length-prefixed blocks until an empty one, then answer with a summary block."""
     number = parse_port(port, "tcp") if port is not None else default_port("blocks", "blocks")
-    _serve("blocks", host, number, max_size)
+    _serve_blocks(host, number, max_size)
 
 
 @blocks_app.command("client")
 def blocks_client(
-    host: HostArg = None,
+    host: ClientHostArgument = None,
     port: PortOption = None,
     message: MessageOption = None,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
     json_output: JsonOption = False,
 ) -> None:
-    """Send each message as one block, then an empty block, and check the summary."""
-    from wirelab.data.blocks import send_blocks
-    from wirelab.data.stream import ZEN
+    """Send each message as one block, then an empty block, and check a summary if one comes."""
+    from wirelab.data.blocks import BOOK_BLOCKS, send_blocks
 
     where, number = lab_target("blocks", host, port, endpoint="blocks")
-    blocks = [m.encode("utf-8") for m in message] if message else ZEN.splitlines(keepends=True)
-    report = send_blocks(where, number, blocks)
+    blocks = [m.encode("utf-8") for m in message] if message else list(BOOK_BLOCKS)
+    report = send_blocks(where, number, blocks, timeout=timeout)
     if json_output:
         print_json(report.to_json())
         return
@@ -216,6 +259,9 @@ def blocks_client(
         _out(f"block of {len(block):>3} bytes: header {len(block).to_bytes(4, 'big').hex(' ')}")
     _out(f"sent {report.count} blocks ({report.size} bytes) and an empty block to {report.server}")
     summary = report.summary
+    if summary is None:
+        _out("the server closed without a summary (as the book's does): nothing verified")
+        return
     _out(
         f"the server answered: received {summary.blocks} blocks, {summary.size} bytes, "
         f"sha256 {summary.sha256[:16]}..."

@@ -76,11 +76,26 @@ class PackingLesson:
         }
 
 
+def _range(fmt: str) -> tuple[int, int]:
+    """The smallest and largest integer an integer format holds (``"!I"`` -> 0, 2**32 - 1)."""
+    bits = struct.calcsize(fmt) * 8
+    if fmt[-1].isupper():  # I, H, Q, L, B: unsigned
+        return 0, (1 << bits) - 1
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
 def _pack(fmt: str, meaning: str, number: int) -> Packed:
-    try:
-        return Packed(fmt, meaning, struct.pack(fmt, number))
-    except struct.error as exc:
-        return Packed(fmt, meaning, None, f"does not fit: {exc}")
+    low, high = _range(fmt)
+    if number < 0 and low == 0:
+        why = (
+            f"does not fit: {number} is negative, and the unsigned format {fmt[-1]} has no "
+            f"sign bit: its {struct.calcsize(fmt)} bytes hold 0 to {high}"
+        )
+        return Packed(fmt, meaning, None, why)
+    if not low <= number <= high:
+        why = f"does not fit: {struct.calcsize(fmt)} bytes hold {low} to {high}"
+        return Packed(fmt, meaning, None, why)
+    return Packed(fmt, meaning, struct.pack(fmt, number))
 
 
 def pack_lesson(number: int = DEFAULT_NUMBER) -> PackingLesson:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Sequence
 
-from wirelab.lab.service import LabContext, Service, Started
+from wirelab.lab.service import DeclaredService, Endpoint, LabContext
 
 __all__ = ["SERVICES", "BlocksService"]
 
 
-class BlocksService(Service):
+class BlocksService(DeclaredService):
     """Endpoint ``stream`` reads to end-of-file; ``blocks`` reads length-prefixed blocks."""
 
     name = "blocks"
@@ -17,27 +17,11 @@ class BlocksService(Service):
     chapter = 5
     description = "framing by end-of-file ('stream') and by length prefix ('blocks') (chapter 5)"
 
-    async def serve(self, lab: LabContext, started: Started) -> None:
+    def endpoints(self, lab: LabContext) -> Sequence[Endpoint]:
         from wirelab.data.blocks import open_blocks_server
         from wirelab.data.stream import open_stream_server
 
-        stream = await open_stream_server(lab.bind_host, lab.port("blocks", "stream"))
-        try:
-            blocks = await open_blocks_server(lab.bind_host, lab.port("blocks", "blocks"))
-        except BaseException:
-            await stream.aclose()
-            raise
-        try:
-            started(
-                [
-                    lab.endpoint(self, "stream", stream.socket),
-                    lab.endpoint(self, "blocks", blocks.socket),
-                ]
-            )
-            await asyncio.Event().wait()  # serve until cancelled
-        finally:
-            await blocks.aclose()
-            await stream.aclose()
+        return (Endpoint("stream", open_stream_server), Endpoint("blocks", open_blocks_server))
 
 
 SERVICES = (BlocksService(),)
