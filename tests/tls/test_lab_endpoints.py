@@ -203,3 +203,10 @@ def test_the_starttls_check_passes_and_fails_on_real_servers(
     with starttls_servers(bad) as targets:
         failures = _check_pairs(wirelab_lab.ca, targets)
     assert len(failures) == 4 and all("untrusted" in line for line in failures), failures
+
+
+def test_the_tls_state_is_private(wirelab_lab: LabState) -> None:
+    """Issue 11 §8: the lab's tls/ directory (client key, lesson keys) was 0755."""
+    tls = Path(wirelab_lab.directory) / "tls"
+    for path in (tls, tls / "lessons"):
+        assert path.stat().st_mode & 0o077 == 0, f"{path} is {oct(path.stat().st_mode)}"

@@ -20,6 +20,7 @@ import logging
 import socket
 from pathlib import Path
 
+from wirelab.config import private_dir
 from wirelab.lab.service import BoundEndpoint, LabContext, Service, Started
 from wirelab.net.addresses import listen_tcp
 from wirelab.net.server import ConnectionServer
@@ -64,7 +65,7 @@ class TLSService(Service):
 
     async def serve(self, lab: LabContext, started: Started) -> None:
         ca = lab.ca
-        directory = lab.state_dir / "tls"
+        directory = private_dir(lab.state_dir / "tls")  # keys inside: 0700, as the rest
         cert, key = ca.server_cert_for(list(HOSTNAMES), lab.state_dir / "ca")
         client_cert, _client_key = client_cert_paths(lab.state_dir)
         # Issued afresh at every start, so it always matches the lab CA in use.
@@ -83,7 +84,7 @@ class TLSService(Service):
                 ),
             ),
         ]
-        lessons = directory / "lessons"
+        lessons = private_dir(directory / "lessons")
         for lesson in LESSONS:
             lcert, lkey = await asyncio.to_thread(
                 issue_lesson, lesson.endpoint, ca, lessons, list(HOSTNAMES)
