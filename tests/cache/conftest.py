@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -11,9 +12,17 @@ from wirelab.errors import ServiceUnavailable
 
 
 def _daemon() -> MemcachedDaemon:
+    """A daemon; without memcached the test skips, or fails under WIRELAB_REQUIRE_SERVICES=1.
+
+    ``make test`` sets WIRELAB_REQUIRE_SERVICES=1 (and installs memcached with
+    scripts/install-system-deps.sh): there a missing daemon is a failure, never a skip that
+    would hide every cache test.
+    """
     try:
         return MemcachedDaemon(port=0)
     except ServiceUnavailable as exc:  # pragma: no cover - `make` installs memcached
+        if os.environ.get("WIRELAB_REQUIRE_SERVICES", "") not in ("", "0"):
+            pytest.fail(f"WIRELAB_REQUIRE_SERVICES is set and {exc}")
         pytest.skip(str(exc))
 
 

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import secrets
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from wirelab.cli.common import JsonOption, console, err_console, lab_state, print_json
-from wirelab.errors import ConnectError
+from wirelab.cli.common import (
+    ChartOption,
+    JsonOption,
+    console,
+    err_console,
+    lab_state,
+    print_json,
+)
+from wirelab.errors import ConfigError, ConnectError
 
 if TYPE_CHECKING:
     from wirelab.cache.cluster import CacheCluster, NodeDown
@@ -22,14 +28,29 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+
+def _check_servers(values: list[str] | None) -> list[str] | None:
+    """Option callback: a bad host or a port out of range is a usage error (exit 2)."""
+    from wirelab.cache.cluster import parse_servers
+
+    if values:
+        try:
+            parse_servers(",".join(values))
+        except ConfigError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+    return values
+
+
 ServersOption = Annotated[
-    str | None,
+    list[str] | None,
     typer.Option(
-        "--servers",
         "-s",
-        help="memcached servers, comma-separated host:port. Default: the lab's, "
-        "else 127.0.0.1:11211.",
+        "--server",
+        "--servers",
+        help="A memcached server, HOST[:PORT]; repeat it (or give a comma-separated list) for "
+        "several. Default: the lab's, else 127.0.0.1:11211.",
         show_default=False,
+        callback=_check_servers,
     ),
 ]
 
@@ -38,14 +59,14 @@ def _report(event: NodeDown) -> None:
     err_console.print(f"[yellow]warning:[/yellow] {event}")
 
 
-def _cluster(servers: str | None, namespace: str = "") -> CacheCluster:
+def _cluster(servers: list[str] | None, namespace: str = "") -> CacheCluster:
     """The cluster the user named, else the running lab's nodes, else 127.0.0.1:11211."""
     from wirelab.cache.cluster import CacheCluster, Node
     from wirelab.cache.service import lab_nodes
     from wirelab.config import LOOPBACK, default_port
 
-    if servers is not None:
-        spec: str | list[Node] = servers
+    if servers:
+        spec: str | list[Node] = ",".join(servers)
     else:
         state = lab_state()
         if state is not None:
@@ -65,7 +86,7 @@ def _reach(cluster: CacheCluster) -> dict[str, str]:
         versions = {str(node): version for node, version in cluster.ping().items()}
     except ConnectError as exc:
         raise ConnectError(
-            f"{exc}; start the lab (`wirelab lab up`) or pass --servers host:port"
+            f"{exc}; start the lab (`wirelab lab up`) or pass --server HOST:PORT"
         ) from exc
     for node in cluster.dead_nodes:
         err_console.print(f"[yellow]warning:[/yellow] memcached node {node} does not answer")
@@ -76,9 +97,12 @@ def _reach(cluster: CacheCluster) -> dict[str, str]:
 @app.command()
 def squares(
     servers: ServersOption = None,
-    rounds: Annotated[int, typer.Option("--rounds", "-r", min=1, max=1000)] = 10,
+    rounds: Annotated[
+        int, typer.Option("-r", "--rounds", min=1, max=1000, help="Measurement rounds.")
+    ] = 10,
     lookups: Annotated[
-        int, typer.Option("--lookups", "-n", min=1, max=1_000_000, help="Lookups per round.")
+        int,
+        typer.Option("-n", "--count", "--lookups", min=1, max=1_000_000, help="Lookups per round."),
     ] = 2000,
     max_n: Annotated[
         int, typer.Option("--max-n", min=0, help="Numbers are drawn from 0 to this.")
@@ -93,7 +117,8 @@ def squares(
         str | None,
         typer.Option(
             "--namespace",
-            help="Key prefix; reuse one to start warm. Default: a fresh one (a cold cache).",
+            help="Key prefix; reuse one to start warm; '' gives the book's own keys (sq:N). "
+            "Default: a fresh one (a cold cache).",
             show_default=False,
         ),
     ] = None,
@@ -160,13 +185,11 @@ def squares(
 @app.command()
 def shards(
     words: Annotated[
-        int, typer.Option("--words", "-w", min=10, max=500_000, help="How many keys.")
+        int, typer.Option("--words", min=10, max=500_000, help="How many keys.")
     ] = 20_000,
-    nodes: Annotated[int, typer.Option("--nodes", "-n", min=2, max=64, help="Servers.")] = 4,
+    nodes: Annotated[int, typer.Option("--nodes", min=2, max=64, help="Servers.")] = 4,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the word list.")] = 8,
-    png: Annotated[
-        Path | None, typer.Option("--png", help="Also draw the chart into this PNG file.")
-    ] = None,
+    chart: ChartOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Compare sharding schemes: spread, and keys moved when a server comes or goes (F43)."""
@@ -176,8 +199,8 @@ def shards(
     from wirelab.cache.words import make_words
 
     report = compare_schemes(make_words(words, seed=seed), nodes)
-    if png is not None:
-        plot_report(report, png)
+    if chart is not None:
+        plot_report(report, chart)
     if json_output:
         print_json(report.to_json())
         return
@@ -207,8 +230,8 @@ def shards(
         f"ideal movement: {1 / (nodes + 1):.1%} of keys when a server is added, "
         f"{1 / nodes:.1%} when one is lost"
     )
-    if png is not None:
-        err_console.print(f"chart written to {png}")
+    if chart is not None:
+        err_console.print(f"chart written to {chart}", markup=False)
 
 
 @app.command()
@@ -230,8 +253,13 @@ def ping(servers: ServersOption = None, json_output: JsonOption = False) -> None
 def where(
     keys: Annotated[list[str], typer.Argument(help="Keys to place.")],
     servers: ServersOption = None,
+    json_output: JsonOption = False,
 ) -> None:
     """Show which node of the ring holds each key (ketama consistent hashing)."""
     with _cluster(servers) as cluster:
-        for key in keys:
-            console.print(f"{key} -> {cluster.node_for(key)} (as {cluster.wire_key(key).decode()})")
+        placed = [(key, str(cluster.node_for(key)), cluster.wire_key(key).decode()) for key in keys]
+    if json_output:
+        print_json([{"key": k, "node": n, "wire_key": w} for k, n, w in placed])
+        return
+    for key, node, wire in placed:
+        console.print(f"{key} -> {node} (as {wire})", markup=False)

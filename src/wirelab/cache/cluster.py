@@ -51,6 +51,7 @@ from wirelab.net.addresses import format_address, parse_port
 __all__ = [
     "DEFAULT_RETRY_DEAD",
     "DEFAULT_TIMEOUT",
+    "INTEGER_FLAG",
     "CacheCluster",
     "Node",
     "NodeDown",
@@ -64,6 +65,10 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 1.0
 #: Seconds a failed node stays off the ring before the client tries it again.
 DEFAULT_RETRY_DEAD = 30.0
+#: The client flag python-memcached (the book's ``memcache`` module) and pymemcache's
+#: python_memcache serializer put on a value stored as a decimal integer: a client of the book
+#: reads such a value back as an ``int``; with flags 0 it would get bytes.
+INTEGER_FLAG = 1 << 1
 
 _T = TypeVar("_T")
 
@@ -122,15 +127,28 @@ def parse_servers(spec: str | Iterable[str | tuple[str, int] | Node]) -> list[No
     return nodes
 
 
+#: The longest host name DNS can carry (RFC 1035 section 2.3.4).
+MAX_HOST_CHARS = 253
+
+
 def _parse_one(text: str) -> Node:
     fallback = default_port("cache", "memcached")
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
-        return Node(host, parse_port(rest[1:]) if rest.startswith(":") else fallback)
-    if text.count(":") == 1:
+        node = Node(host, parse_port(rest[1:]) if rest.startswith(":") else fallback)
+    elif text.count(":") == 1:
         host, port = text.split(":")
-        return Node(host or LOOPBACK, parse_port(port))
-    return Node(text, fallback)  # a bare host name, or a bare IPv6 address
+        node = Node(host or LOOPBACK, parse_port(port))
+    else:
+        node = Node(text, fallback)  # a bare host name, or a bare IPv6 address
+    if (
+        not node.host
+        or len(node.host) > MAX_HOST_CHARS
+        or any(ord(c) <= 0x20 or c == "\x7f" for c in node.host)
+    ):
+        shown = node.host if len(node.host) <= 60 else node.host[:40] + "..."
+        raise ConfigError(f"{shown!r} is not a host name or address")
+    return node
 
 
 class CacheCluster:
@@ -244,7 +262,7 @@ class CacheCluster:
             node = self._node_for_wire(wire, revive=False)
             try:
                 return call(self._clients[node])
-            except (OSError, MemcacheUnexpectedCloseError) as exc:
+            except (OSError, MemcacheUnexpectedCloseError, UnicodeError) as exc:
                 self._mark_dead(node, exc)
             except MemcacheClientError as exc:
                 raise LocalProtocolError(
@@ -271,13 +289,15 @@ class CacheCluster:
         value: Any = self._run(wire, lambda c: c.get(wire))
         return None if value is None else bytes(value)
 
-    def set(self, key: str | bytes, value: bytes, *, ttl: int = 0) -> None:
+    def set(self, key: str | bytes, value: bytes, *, ttl: int = 0, flags: int = 0) -> None:
         """Store ``value`` under ``key`` and wait until the server says ``STORED``.
 
         Args:
             key: the key.
             value: the bytes (at most 1 MiB).
             ttl: seconds until memcached forgets it (0: only when it needs the memory).
+            flags: the item's 32-bit client flags, which memcached keeps and returns
+                (``INTEGER_FLAG`` for a decimal integer, as python-memcached marks one).
 
         Raises:
             LocalProtocolError: the value is over 1 MiB, or (``strict_keys``) a bad key.
@@ -287,9 +307,13 @@ class CacheCluster:
         """
         if ttl < 0:
             raise LocalProtocolError(f"cache TTL must be 0 or more seconds, not {ttl}")
+        if not 0 <= flags < 1 << 32:
+            raise LocalProtocolError(f"memcached flags are 32 bits, not {flags}")
         wire = self.wire_key(key)
         data = check_value(bytes(value))
-        stored = self._run(wire, lambda c: c.set(wire, data, expire=ttl, noreply=False))
+        stored = self._run(
+            wire, lambda c: c.set(wire, data, expire=ttl, noreply=False, flags=flags)
+        )
         if not stored:
             raise RemoteProtocolError(f"memcached did not store {key!r} (NOT_STORED)")
 
@@ -313,7 +337,7 @@ class CacheCluster:
         for node in self.live_nodes:
             try:
                 versions[node] = self._clients[node].version().decode("ascii", "replace")
-            except (OSError, MemcacheUnexpectedCloseError) as exc:
+            except (OSError, MemcacheUnexpectedCloseError, UnicodeError) as exc:
                 errors.append(f"{node}: {_reason(exc)}")
                 self._mark_dead(node, exc, report=False)
         if not versions:
@@ -348,6 +372,8 @@ def _text(exc: BaseException) -> str:
 
 
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, UnicodeError):  # the IDNA codec: a label over 63 characters ...
+        return "not a valid host name"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     if isinstance(exc, TimeoutError):

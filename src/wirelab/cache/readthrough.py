@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from wirelab.cache.cluster import CacheCluster
+from wirelab.cache.cluster import INTEGER_FLAG, CacheCluster
 from wirelab.errors import ConnectError, WirelabError
 
 __all__ = [
@@ -78,6 +78,8 @@ class ReadThroughCache(Generic[K, V]):
         fallback: when every node is down, compute (and count a bypass) instead of raising.
         encode: value -> bytes (JSON by default; never pickle).
         decode: bytes -> value.
+        flags: memcached client flags stored with each value (``INTEGER_FLAG`` when every
+            value is an integer, so the book's python-memcached client reads an ``int``).
     """
 
     def __init__(
@@ -90,6 +92,7 @@ class ReadThroughCache(Generic[K, V]):
         fallback: bool = True,
         encode: Callable[[V], bytes] | None = None,
         decode: Callable[[bytes], V] | None = None,
+        flags: int = 0,
     ) -> None:
         self.cluster = cluster
         self.compute = compute
@@ -99,6 +102,7 @@ class ReadThroughCache(Generic[K, V]):
         self._encode: Callable[[V], bytes] = encode or _json_encode
         self._decode: Callable[[bytes], V] = decode or _json_decode
         self.stats = CacheStats()
+        self.flags = flags
 
     def get(self, key: K) -> V:
         """The value for ``key``, from the cache when it is there.
@@ -126,7 +130,7 @@ class ReadThroughCache(Generic[K, V]):
         self.stats.misses += 1
         value = self.compute(key)
         try:
-            self.cluster.set(name, self._encode(value), ttl=self.ttl)
+            self.cluster.set(name, self._encode(value), ttl=self.ttl, flags=self.flags)
         except ConnectError:
             self.stats.write_failures += 1
             if not self.fallback:
@@ -249,8 +253,11 @@ def run_squares(
         on_round: called with each finished round.
     """
     rng = random.Random(seed)
+    # The book's keys (sq:<n>, under the cluster's namespace) and the book's client's value
+    # encoding (decimal digits, which JSON writes for an int, with the integer flag), so the
+    # book's squares.py and this share a cache when the namespace is empty.
     cache: ReadThroughCache[int, int] = ReadThroughCache(
-        cluster, lambda n: slow_square(n, delay), prefix="sq:", ttl=ttl
+        cluster, lambda n: slow_square(n, delay), prefix="sq:", ttl=ttl, flags=INTEGER_FLAG
     )
     failures_before = cluster.failures
     report = SquaresReport(delay, max_n, [str(n) for n in cluster.nodes])
