@@ -120,10 +120,10 @@ def test_a_reset_connection(command: str, resetting_port: int, env: dict[str, st
 @pytest.mark.parametrize(
     "command",
     [
-        "udp server 127.0.0.1 -p {port}",
-        "tcp server 127.0.0.1 -p {port}",
-        "stream server 127.0.0.1 -p {port}",
-        "blocks server 127.0.0.1 -p {port}",
+        "udp serve 127.0.0.1 -p {port}",
+        "tcp serve 127.0.0.1 -p {port}",
+        "stream serve 127.0.0.1 -p {port}",
+        "blocks serve 127.0.0.1 -p {port}",
         "zen serve 127.0.0.1 -p {port}",
         "tls serve 127.0.0.1 -p {port}",
         "queue serve 127.0.0.1 -p {port}",

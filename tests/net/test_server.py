@@ -125,9 +125,9 @@ def test_a_full_server_serves_a_normal_client_once_the_idle_ones_time_out() -> N
     with ServerThread(start) as server, ExitStack() as stack:
         for _ in range(CAP + 10):
             stack.enter_context(socket.create_connection(server.address, timeout=5))
-        deadline = time.monotonic() + 2.0
+        deadline = time.monotonic() + 4.0  # 0.5 s idle + one watch; slack for a busy machine
         while not served(server.address):
-            assert time.monotonic() < deadline, "a normal client was not served within 2 s"
+            assert time.monotonic() < deadline, "a normal client was not served within 4 s"
             time.sleep(0.1)
         assert server.idle_closed >= CAP
         assert server.refused >= 10
