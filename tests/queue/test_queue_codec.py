@@ -14,10 +14,17 @@ from wirelab.errors import LocalProtocolError, RemoteProtocolError
 from wirelab.queue._codec import (
     MAX_BATCH,
     TOPICS,
+    decode_book_point,
+    decode_book_reply,
+    decode_book_request,
+    decode_book_verdict,
     decode_points,
     decode_pythagoras_reply,
     decode_pythagoras_request,
     decode_tally,
+    encode_book_point,
+    encode_book_reply,
+    encode_book_request,
     encode_points,
     encode_pythagoras_error,
     encode_pythagoras_reply,
@@ -121,3 +128,57 @@ def test_any_msgpack_value_decodes_or_raises(value: object) -> None:
     for decode in (lambda d: decode_points(b"01" + d), decode_tally):
         with contextlib.suppress(RemoteProtocolError):
             decode(packed)
+
+
+# -- the book's formats ---------------------------------------------------------------------
+
+book_coord = st.integers(0, 2**12 - 1)
+
+
+@given(book_coord, book_coord)
+def test_book_points_round_trip_and_interleave(x: int, y: int) -> None:
+    message = encode_book_point(x, y)
+    assert len(message) == 24 and not message.strip(b"01")
+    # The book reads x from the even characters and y from the odd ones.
+    assert int(message[::2], 2) == x and int(message[1::2], 2) == y
+    assert decode_book_point(message) == (x, y)
+    assert message[:2] == topic_of(x << 20, y << 20)  # the topic is the top bits, as ours
+
+
+def test_book_point_examples() -> None:
+    assert encode_book_point(0, 0) == b"0" * 24
+    assert encode_book_point(4095, 0) == b"10" * 12
+    assert encode_book_point(0, 4095) == b"01" * 12
+    with pytest.raises(LocalProtocolError):
+        encode_book_point(4096, 0)
+
+
+@pytest.mark.parametrize(
+    "raw", [b"0" * 23, b"0" * 25, b"0" * 22 + b"2" + b"0", b"", b"0" * 23 + b"\n", b"\xff" * 24]
+)
+def test_bad_book_points(raw: bytes) -> None:
+    with pytest.raises(RemoteProtocolError, match="24 characters"):
+        decode_book_point(raw)
+
+
+def test_book_requests_and_replies() -> None:
+    assert encode_book_request(3, 4) == b"[3, 4]"  # pyzmq's send_json((3, 4))
+    assert encode_book_reply([3, 4]) == b"25"
+    assert decode_book_request([3, 4]) == [3, 4]
+    assert decode_book_reply(b"25") == 25
+    for bad in (b"-1", b"2.5", b"true", b'"25"', b"[25]", b"nope"):
+        with pytest.raises(RemoteProtocolError):
+            decode_book_reply(bad)
+    with pytest.raises(RemoteProtocolError, match="refused the request: x"):
+        decode_book_reply(encode_pythagoras_error("x"))
+    assert decode_book_verdict(b"Y") is True and decode_book_verdict(b"N") is False
+    for bad in (b"y", b"YES", b"", b"1"):
+        with pytest.raises(RemoteProtocolError, match="Y or N"):
+            decode_book_verdict(bad)
+
+
+@given(st.binary(max_size=64))
+def test_any_bytes_are_a_book_value_or_a_protocol_error(data: bytes) -> None:
+    for decode in (decode_book_point, decode_book_reply, decode_book_verdict):
+        with contextlib.suppress(RemoteProtocolError):
+            decode(data)

@@ -5,6 +5,11 @@ messages, so this codec only turns them into values and back, checks every limit
 :class:`~wirelab.errors.ProtocolError` for anything else. No pickle: a pickle from the network
 runs code; these are data only.
 
+Two sets of formats. **The book's** (``queuepi.py``; what every stage speaks by default, see
+the end of this module): one point per message as 24 characters of ``0``/``1``, ``[x, y]``
+requests answered by one JSON number, ``Y``/``N`` verdicts. **Ours, batched** (opt-in,
+``--batch``/``wire="batch"``), below:
+
 * **Points** (PUB/SUB, msgpack): a random point is two 32-bit unsigned integers ``(x, y)``.
   The book sent each as a 64-character string of ``0``/``1`` interleaving the bits of x and
   y, so the first two characters are the top bits of x and y; subscribers filter on that
@@ -13,7 +18,8 @@ runs code; these are data only.
   ``[x0, y0, x1, y1, ...]``: one message per thousand points instead of one per point. (One
   frame, not a multipart message, so a message is always sent whole.)
 * **Pythagoras** (REQ/REP, JSON, as in the book): the request ``{"points": [[x, y], ...]}``,
-  the reply ``{"sums": [x*x + y*y, ...]}`` or ``{"error": "..."}``.
+  the reply ``{"sums": [x*x + y*y, ...]}`` or ``{"error": "..."}``. The service tells the
+  two request formats apart by the JSON value (an array is the book's, an object ours).
 * **Tally** (PUSH/PULL, msgpack): ``[inside, outside]`` counts of one decided batch.
 
 A point is inside the quarter circle of radius 2**32 when x**2 + y**2 < 2**64; topic ``00``
