@@ -409,3 +409,26 @@ def test_limits_must_be_above_zero() -> None:
     for bad in ({"head_timeout": 0.0}, {"max_connections": 0}, {"io_timeout": float("inf")}):
         with pytest.raises(ConfigError):
             HTTPLimits(**bad)  # type: ignore[arg-type]
+
+
+def test_reset_connections_leave_nothing_behind(
+    geo_server: RunningGeo, log_records: pytest.LogCaptureFixture
+) -> None:
+    """Connections that send a few bytes and reset (before, during and after the handshake)
+    leave no unclosed socket (ResourceWarning), no traceback, and a server that serves."""
+    ctx = client_context(cafile=geo_server.ca)
+    linger = (socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    for round_ in range(40):
+        sock = socket.create_connection((geo_server.host, geo_server.port), timeout=5)
+        sock.setsockopt(*linger)  # close() sends a reset
+        try:
+            if round_ % 3 == 0:
+                sock.sendall(b"GET / HTTP/1.1\r\n")  # plaintext where TLS is expected
+            elif round_ % 3 == 1:
+                tls = ctx.wrap_socket(sock, server_hostname=TLS_NAME)
+                tls.sendall(SEARCH)
+                sock = tls
+        finally:
+            sock.close()
+    time.sleep(0.3)
+    assert status_ok(geo_server) == 200

@@ -420,11 +420,9 @@ class _Server(socketserver.TCPServer):
             slot.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             # Wrapping takes the descriptor from the accepted socket: the slot holds the
             # wrapper before the handshake starts, so an eviction can still interrupt it.
-            tls = self.context.wrap_socket(
-                slot.sock, server_side=True, do_handshake_on_connect=False
-            )
-            slot.sock = tls
             try:
+                tls = _wrap(self.context, slot.sock)
+                slot.sock = tls
                 if slot.evicted:
                     raise ConnectionAbortedError("evicted before its handshake")
                 tls.do_handshake()
@@ -494,6 +492,30 @@ class _Server(socketserver.TCPServer):
             slot.evict()
         for worker, _ in slots:
             worker.join(timeout)
+
+
+def _wrap(context: ssl.SSLContext, sock: socket.socket) -> ssl.SSLSocket:
+    """``sock`` wrapped for a server-side handshake (not started), or an error and no leak.
+
+    ``wrap_socket`` takes the descriptor from ``sock`` first; when the peer has already reset
+    the connection, Python 3.11's ``SSLSocket._create`` can then raise (``ECONNRESET`` from its
+    probe read) without closing the new socket, which is left for the garbage collector (a
+    ``ResourceWarning``). So: no wrapping for a peer already gone, and on failure the socket
+    it made is found in the traceback and closed.
+    """
+    sock.getpeername()  # OSError (ENOTCONN) for a connection reset before we got to it
+    try:
+        return context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+    except BaseException as exc:
+        tb = exc.__traceback__
+        while tb is not None:
+            made = tb.tb_frame.f_locals.get("self")
+            if isinstance(made, ssl.SSLSocket):
+                with contextlib.suppress(OSError):
+                    made.close()
+            tb = tb.tb_next
+        del tb
+        raise
 
 
 def _send(sock: socket.socket, data: bytes, timeout: float) -> None:
