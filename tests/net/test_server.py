@@ -221,3 +221,33 @@ def test_listener_helpers_understand_every_opener_shape() -> None:
         assert pair[0].is_closing()
 
     asyncio.run(main())
+
+
+def test_evict_idlest_serves_a_new_client_when_quiet_ones_hold_every_slot(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="wirelab.net.server")
+
+    async def start() -> ConnectionServer:
+        return await ConnectionServer.open(
+            echo, "127.0.0.1", 0, name="evicting", max_connections=CAP, evict_idlest=True
+        )
+
+    with ServerThread(start) as server, ExitStack() as stack:
+        holders = [
+            stack.enter_context(socket.create_connection(server.address, timeout=5))
+            for _ in range(CAP)
+        ]
+        for holder in holders[1:]:  # all but the first show they are alive
+            time.sleep(0.02)
+            holder.sendall(b"alive\n")
+            assert holder.recv(10) == b"alive\n"
+        started = time.monotonic()
+        assert served(server.address)  # at once: no idle timeout needed
+        assert time.monotonic() - started < 1.0
+        assert closed_at_once(holders[0]) == b""  # the quietest made room
+        for holder in holders[1:]:
+            holder.sendall(b"still\n")
+            assert holder.recv(10) == b"still\n"
+        assert server.evicted == 1 and server.refused == 0
+    assert len([m for m in overload_lines(caplog) if "closing the idlest" in m]) == 1
