@@ -184,13 +184,19 @@ def test_inspect_accepts_the_book_ca_only_when_asked(
     doc = json.loads(done.stdout)
     assert doc["trusted"] is True and "not strict X.509" in doc["trust"]
     assert doc["name_match"] == "CN=localhost (common name; no subjectAltName)"
+    assert doc["findings"] == ["no-subject-alt-name"]
     with book_server(book.server_pem) as ((_, port), _seen):
         done = run_wirelab(
             "tls", "inspect", "127.0.0.1", "-p", str(port), "--servername", "localhost",
             "--cafile", str(book.ca), "--json", env=env,
         )  # fmt: skip
     assert done.returncode == 1
-    assert json.loads(done.stdout)["trusted"] is False
+    doc = json.loads(done.stdout)
+    assert doc["trusted"] is False and doc["problem"] == "not-conformant"
+    assert doc["verdict"].startswith("not RFC 5280-conformant: ")
+    assert doc["verdict"].endswith(
+        "needs --no-strict-x509 (which still checks the chain and the name)"
+    )
 
 
 # --- the book's client, our server ------------------------------------------------------

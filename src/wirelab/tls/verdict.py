@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from wirelab.net.tlsctx import STRICT_X509_HINT
 from wirelab.tls.certinfo import CertInfo
 from wirelab.tls.names import match_name
 
@@ -38,6 +39,8 @@ _IP_ADDRESS_MISMATCH = 64
 _EE_KEY_TOO_SMALL = 66
 _CA_KEY_TOO_SMALL = 67
 _CA_MD_TOO_WEAK = 68
+#: PATHLEN_INVALID_FOR_NON_CA ... EC_KEY_EXPLICIT_PARAMS: the checks of VERIFY_X509_STRICT.
+_STRICT_CODES = range(80, 95)
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,8 @@ class Verdict:
         ok: the chain verified and the name matched.
         problem: a short code (``expired``, ``wrong-host``, ``self-signed``, ``untrusted``,
             ``weak-key``, ``weak-signature``, ``bad-signature``, ``not-yet-valid``,
-            ``revoked``, ``invalid-ca``, ``wrong-purpose``, ``other``), ``None`` when ok.
+            ``revoked``, ``invalid-ca``, ``wrong-purpose``, ``not-conformant``, ``other``),
+            ``None`` when ok.
         line: the one plain line for people.
     """
 
@@ -146,6 +150,11 @@ def _describe(
         return "invalid-ca", "invalid CA: an issuer in the chain is not allowed to act as a CA"
     if code == _INVALID_PURPOSE:
         return "wrong-purpose", "wrong purpose: the certificate is not for TLS servers"
+    if code in _STRICT_CODES:
+        return (
+            "not-conformant",
+            f"not RFC 5280-conformant: {message} (strict X.509); {STRICT_X509_HINT}",
+        )
     return "other", f"not trusted: {message} (OpenSSL verify error {code})"
 
 
@@ -185,8 +194,10 @@ def findings(
 ) -> list[str]:
     """Every defect the chain shows by itself (trust aside), as short codes.
 
-    Codes: ``expired``, ``not-yet-valid``, ``wrong-host``, ``self-signed``, ``weak-key``,
-    ``weak-signature``; an empty list when the chain looks sound.
+    Codes: ``expired``, ``not-yet-valid``, ``wrong-host``, ``no-subject-alt-name`` (the leaf
+    names nothing a strict client can match; only ``--no-strict-x509`` falls back to its common
+    name), ``self-signed``, ``weak-key``, ``weak-signature``; an empty list when the chain
+    looks sound.
     """
     when = now or dt.datetime.now(dt.UTC)
     found: list[str] = []
@@ -197,7 +208,9 @@ def findings(
         found.append("expired")
     if any(c.not_yet_valid(when) for c in chain):
         found.append("not-yet-valid")
-    if servername and match_name(servername, leaf.dns_names, leaf.ip_addresses) is None:
+    if not leaf.dns_names and not leaf.ip_addresses:
+        found.append("no-subject-alt-name")
+    elif servername and match_name(servername, leaf.dns_names, leaf.ip_addresses) is None:
         found.append("wrong-host")
     if leaf.self_signed:
         found.append("self-signed")
