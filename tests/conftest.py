@@ -85,6 +85,40 @@ def raw_server() -> Iterator[Callable[[Behaviour], tuple[str, int]]]:
         thread.join(15)
 
 
+@contextlib.contextmanager
+def accept_loop(behaviour: Behaviour) -> Iterator[tuple[str, int]]:
+    """A plain-socket server on 127.0.0.1 for any number of connections, one after another.
+
+    ``behaviour(conn)`` serves each (its ``OSError`` is ignored; it need not close ``conn``).
+    Yields ``(host, port)``; the thread and the listener are gone when the block ends.
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(10)
+                with contextlib.suppress(OSError):
+                    behaviour(conn)
+
+    thread = threading.Thread(target=serve, name="accept-loop")
+    thread.start()
+    try:
+        yield listener.getsockname()[:2]
+    finally:
+        stop.set()
+        thread.join(15)
+        listener.close()
+
+
 #: Threads that belong to the session (the lab) or to libraries, not to one test. Idle
 #: executor workers (``asyncio.to_thread``'s, a ``ThreadPoolExecutor``'s) may outlive the
 #: test that started them; a *busy* one is work the test left running (:func:`_busy_workers`).

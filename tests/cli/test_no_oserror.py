@@ -10,13 +10,12 @@ from __future__ import annotations
 import os
 import socket
 import struct
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_wirelab
+from tests.conftest import accept_loop, run_wirelab
 
 MISSING = "/nonexistent/wirelab/missing.pem"
 
@@ -57,32 +56,16 @@ def taken_port() -> Iterator[int]:
         yield int(port)
 
 
+def reset(conn: socket.socket) -> None:
+    """Close with SO_LINGER 0: the peer gets a reset, not an end of file."""
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
 @pytest.fixture
 def resetting_port() -> Iterator[int]:
-    """A server that accepts every connection and resets it at once (SO_LINGER 0)."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.1)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            conn.close()
-
-    thread = threading.Thread(target=serve, name="resetting-server")
-    thread.start()
-    try:
-        yield int(listener.getsockname()[1])
-    finally:
-        stop.set()
-        thread.join(5)
-        listener.close()
+    """A server that accepts every connection and resets it at once."""
+    with accept_loop(reset) as (_, port):
+        yield port
 
 
 def check_one_line(args: list[str], env: dict[str, str]) -> None:
