@@ -290,3 +290,30 @@ def test_connections_opened_and_dropped(server: RunningServer) -> None:
     with connect(server) as sock:
         sock.sendall(Q)
         assert read_answers(sock, 1) == b"Ugly."
+
+
+#: The simulated work (the book's sleep in get_answer) per answer, in the delay tests.
+DELAY = 0.05
+PACED = [arch for arch in ARCHS if not arch.startswith("inetd")]
+
+
+@pytest.mark.parametrize("arch", PACED)
+def test_the_delay_paces_answers_without_holding_up_other_clients(arch: str) -> None:
+    config = ZenConfig(idle_timeout=10.0, delay=DELAY, workers=2)
+    questions = [*QUESTIONS, b"nope?"] * 3  # 12 answers: 0.6 s of simulated work
+    with start_server(arch, config=config) as server, connect(server) as slow:
+        began = time.monotonic()
+        slow.sendall(b"".join(questions))
+        if ARCHS[arch].concurrent:
+            # Another client, while the first one's answers are being worked out, is not
+            # made to wait for them: its one answer comes after its own delay.
+            with connect(server) as other:
+                asked = time.monotonic()
+                other.sendall(Q)
+                assert read_answers(other, 1) == b"Ugly."
+                waited = time.monotonic() - asked
+            assert waited < len(questions) * DELAY * 0.75, f"the other client waited {waited:.2f} s"
+        got = read_answers(slow, len(questions))
+        took = time.monotonic() - began
+    assert got == b"".join(ANSWERS.get(q, UNKNOWN) for q in questions)
+    assert took >= len(questions) * DELAY * 0.9, f"12 answers in {took:.2f} s: not paced"

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import heapq
+import itertools
 import logging
 import socket
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from types import TracebackType
+from typing import Generic, TypeVar
 
 from wirelab.net.addresses import format_address
 
@@ -24,6 +27,7 @@ __all__ = [
     "ACCEPT_BACKOFF",
     "RECV_SIZE",
     "RESOURCE_ERRNOS",
+    "Pacer",
     "RunningServer",
     "accept_backoff_log",
     "peer_name",
@@ -88,6 +92,59 @@ def accept_backoff_log(exc: OSError) -> None:
     """Log (rate-limited) that accepting failed for lack of resources."""
     if _accept_errors.ready():
         log.warning("cannot accept a connection (%s); pausing accepts", exc.strerror or exc)
+
+
+C = TypeVar("C", bound=Hashable)
+
+
+class Pacer(Generic[C]):
+    """The simulated work of a one-thread event loop: each answer ``delay`` after the last.
+
+    The book slept in ``get_answer``; an event loop must not, or every client would wait. A
+    pacer keeps the answers on a timer heap instead: :meth:`schedule` queues a connection's
+    answers ``delay`` apart (after any it still owes), the loop sleeps at most until
+    :meth:`next_due`, and :meth:`pop_due` hands back what is due, in order.
+    """
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self._heap: list[tuple[float, int, C, bytes]] = []
+        self._seq = itertools.count()
+        self._last: dict[C, float] = {}
+        self._owed: dict[C, int] = {}
+
+    def schedule(self, conn: C, answers: list[bytes]) -> None:
+        """Owe ``conn`` these answers, ``delay`` apart, after those it is owed already."""
+        if not answers:
+            return
+        due = max(time.monotonic(), self._last.get(conn, 0.0))
+        for answer in answers:
+            due += self.delay
+            heapq.heappush(self._heap, (due, next(self._seq), conn, answer))
+        self._last[conn] = due
+        self._owed[conn] = self._owed.get(conn, 0) + len(answers)
+
+    def owes(self, conn: C) -> bool:
+        """True while ``conn`` has answers waiting on the heap."""
+        return conn in self._owed
+
+    def next_due(self) -> float | None:
+        """When the next answer is due (``time.monotonic()`` scale), or ``None``."""
+        return self._heap[0][0] if self._heap else None
+
+    def pop_due(self, now: float) -> list[tuple[C, bytes]]:
+        """The answers due by ``now``, oldest first (forgotten once returned)."""
+        due: list[tuple[C, bytes]] = []
+        while self._heap and self._heap[0][0] <= now:
+            _, _, conn, answer = heapq.heappop(self._heap)
+            left = self._owed[conn] - 1
+            if left:
+                self._owed[conn] = left
+            else:
+                del self._owed[conn]
+                del self._last[conn]
+            due.append((conn, answer))
+        return due
 
 
 class RunningServer:

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import heapq
-import itertools
 import logging
 import selectors
 import socket
@@ -31,6 +29,7 @@ from wirelab.zen._common import (
     ACCEPT_BACKOFF,
     RECV_SIZE,
     RESOURCE_ERRNOS,
+    Pacer,
     RunningServer,
     accept_backoff_log,
     peer_name,
@@ -71,8 +70,7 @@ class SelectorServer:
         self.conns: dict[int, _Conn] = {}
         self._wake_r, self._wake_w = socket.socketpair()
         self._stopping = False
-        self._timers: list[tuple[float, int, _Conn, bytes]] = []
-        self._seq = itertools.count()
+        self._pacer: Pacer[_Conn] = Pacer(config.delay)
         self._accept_paused_until = 0.0
         self._accepting = False
         listener.setblocking(False)
@@ -102,8 +100,9 @@ class SelectorServer:
             while not self._stopping:
                 now = time.monotonic()
                 timeout = next_sweep - now
-                if self._timers:
-                    timeout = min(timeout, self._timers[0][0] - now)
+                due = self._pacer.next_due()
+                if due is not None:
+                    timeout = min(timeout, due - now)
                 if not self._accepting and self._accept_paused_until:
                     timeout = min(timeout, self._accept_paused_until - now)
                 for key, mask in self.sel.select(max(timeout, 0.0)):
@@ -118,7 +117,7 @@ class SelectorServer:
                     if mask & _WRITE and data.sock.fileno() >= 0:
                         self._on_writable(data)
                 now = time.monotonic()
-                if self._timers:
+                if due is not None:
                     self._fire_timers(now)
                 if self._accept_paused_until and now >= self._accept_paused_until:
                     self._accept_paused_until = 0.0
@@ -182,7 +181,7 @@ class SelectorServer:
             answers = core.receive_answers(data)
             while core.backlogged:  # the delay paces these answers; schedule them all
                 answers += core.receive_answers(b"")
-            self._schedule(conn, answers)
+            self._pacer.schedule(conn, answers)
         else:
             out = core.receive_data(data)
             if out:
@@ -272,18 +271,11 @@ class SelectorServer:
             conn.events = events
             self.sel.modify(conn.sock, events, conn)
 
-    def _schedule(self, conn: _Conn, answers: list[bytes]) -> None:
-        due = max([time.monotonic(), *(t[0] for t in self._timers if t[2] is conn)])
-        for answer in answers:
-            due += self.config.delay
-            heapq.heappush(self._timers, (due, next(self._seq), conn, answer))
-
     def _pending_timers(self, conn: _Conn) -> bool:
-        return any(t[2] is conn for t in self._timers)
+        return self._pacer.owes(conn)
 
     def _fire_timers(self, now: float) -> None:
-        while self._timers and self._timers[0][0] <= now:
-            _, _, conn, answer = heapq.heappop(self._timers)
+        for conn, answer in self._pacer.pop_due(now):
             if conn.sock.fileno() < 0:
                 continue
             self._send(conn, answer)

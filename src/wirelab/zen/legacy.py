@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import heapq
-import itertools
 import logging
 import socket
 import sys
@@ -43,6 +41,7 @@ from wirelab.zen._common import (
     ACCEPT_BACKOFF,
     RECV_SIZE,
     RESOURCE_ERRNOS,
+    Pacer,
     RunningServer,
     accept_backoff_log,
     peer_name,
@@ -89,7 +88,6 @@ class ZenChat(asynchat.async_chat):
         self.active = True
         self.idle = 0
         self.closing = False
-        self.timers = 0
 
     # asynchat's hooks --------------------------------------------------------------------
 
@@ -101,7 +99,7 @@ class ZenChat(asynchat.async_chat):
             answers = core.receive_answers(data)
             while core.backlogged:  # the delay paces these answers; schedule them all
                 answers += core.receive_answers(b"")
-            self.server.schedule(self, answers)
+            self.server.pacer.schedule(self, answers)
         else:
             out = core.receive_data(data)
             if out:
@@ -172,7 +170,7 @@ class ZenChat(asynchat.async_chat):
                 "%s sent a question over %d bytes; closing", self.peer, self.core.max_question
             )
             self.closing = True
-            if not self.timers:
+            if not self.server.pacer.owes(self):
                 self.close_when_done()
 
     def close(self) -> None:
@@ -262,8 +260,7 @@ class AsyncoreServer:
         self.conns: set[ZenChat] = set()
         self.stopping = False
         self.accept_paused_until = 0.0
-        self._timers: list[tuple[float, int, ZenChat, bytes]] = []
-        self._seq = itertools.count()
+        self.pacer: Pacer[ZenChat] = Pacer(config.delay)
         listener.listen(1024)
         self._acceptor = _Acceptor(listener, self)
         wake_r, self._wake_w = socket.socketpair()
@@ -283,27 +280,17 @@ class AsyncoreServer:
         with contextlib.suppress(OSError):
             self._wake_w.send(b"x")
 
-    def schedule(self, chat: ZenChat, answers: list[bytes]) -> None:
-        """Send each answer ``delay`` seconds after the previous one to this client."""
-        due = max([time.monotonic(), *(t[0] for t in self._timers if t[2] is chat)])
-        for answer in answers:
-            due += self.config.delay
-            heapq.heappush(self._timers, (due, next(self._seq), chat, answer))
-            chat.timers += 1
-
     def _fire_timers(self, now: float) -> None:
-        while self._timers and self._timers[0][0] <= now:
-            _, _, chat, answer = heapq.heappop(self._timers)
-            chat.timers -= 1
+        for chat, answer in self.pacer.pop_due(now):
             if not chat.connected:
                 continue
             chat.push_answer(answer)
-            if chat.closing and not chat.timers:
+            if chat.closing and not self.pacer.owes(chat):
                 chat.close_when_done()
 
     def _sweep(self) -> None:
         for chat in list(self.conns):
-            if chat.active or chat.timers:
+            if chat.active or self.pacer.owes(chat):
                 chat.active = False
                 chat.idle = 0
                 continue
@@ -322,13 +309,14 @@ class AsyncoreServer:
             while not self.stopping:
                 now = time.monotonic()
                 timeout = next_sweep - now
-                if self._timers:
-                    timeout = min(timeout, self._timers[0][0] - now)
+                due = self.pacer.next_due()
+                if due is not None:
+                    timeout = min(timeout, due - now)
                 if self.accept_paused_until:
                     timeout = min(timeout, self.accept_paused_until - now)
                 asyncore.poll2(max(timeout, 0.0), self.map)
                 now = time.monotonic()
-                if self._timers:
+                if due is not None:
                     self._fire_timers(now)
                 if now >= next_sweep:
                     self._sweep()
