@@ -35,6 +35,12 @@ SLOWLORIS_CONNECTIONS = 250
 SLOWLORIS_SECONDS = 1.6
 SLOWLORIS_TICK = 0.4
 
+#: Connections reset by the reset probe, and short noisy ones of the random-bytes probe. Few on
+#: purpose: a process-per-connection server (inetd nowait) starts a Python for each one, even
+#: for a client already gone (~0.15 s of CPU each), and the suite shares two cores.
+RESETS = 12
+SHORT_NOISE = 4
+
 #: Messages of the tiny-messages probe.
 TINY_MESSAGES = 10_000
 
@@ -165,7 +171,7 @@ def _send_datagram(sock: socket.socket, data: bytes) -> None:
 
 
 def random_bytes(state: LabState, ep: BoundEndpoint, during: During) -> None:
-    """Random bytes: one connection (or burst of datagrams) of noise, then short ones."""
+    """Random bytes: one connection (or burst of datagrams) of noise, and a few short ones."""
     gen = rng("random_bytes", ep)
     if ep.protocol == "udp":
         with _udp_socket(ep) as sock:
@@ -180,7 +186,7 @@ def random_bytes(state: LabState, ep: BoundEndpoint, during: During) -> None:
         noisy = _connect(ep)
         socks.append(noisy)
         _send_bounded(noisy, gen.randbytes(64 << 10))
-        for _ in range(8):
+        for _ in range(SHORT_NOISE):
             short = _connect(ep)
             socks.append(short)
             _send_bounded(short, gen.randbytes(gen.randrange(1, 512)), 0.5)
@@ -262,7 +268,7 @@ def reset(state: LabState, ep: BoundEndpoint, during: During) -> None:
         return
     gen = rng("reset", ep)
     hello = client_hello() if ep.tls else b""
-    for i in range(24):
+    for i in range(RESETS):
         sock = _connect(ep)
         try:
             if i % 3 == 1:
@@ -273,7 +279,7 @@ def reset(state: LabState, ep: BoundEndpoint, during: During) -> None:
                 sock.sendall(b"?")
         finally:
             _rst(sock)
-        if i == 12:
+        if i == RESETS // 2:
             during("amid reset connections")
 
 
