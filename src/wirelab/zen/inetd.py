@@ -25,14 +25,21 @@ is bounded the way inetd's ``nowait.N`` and xinetd's ``instances``/``cps`` bound
   our per-child budget, stays under 1 GB), fewer on a machine with less memory free;
 * at most ``per_minute`` children started in any 60 seconds (a fork storm costs CPU: a
   Python start is ~40 ms of it);
-* over either bound, a connection is accepted and closed at once, with one warning line per
-  burst (not one per connection), so clients learn at once instead of waiting in the backlog;
+* when every child is taken, a new client still gets one: the child whose client has sent
+  nothing for longest (the kernel's ``TCP_INFO`` says when each connection last received
+  data) is ended by shutting its connection down, and the new client takes the slot as soon
+  as that child has exited, so the cap is never exceeded. At most ``evictions_per_second``
+  children are ended this way, so a flood of connections cannot turn into a fork storm;
+* beyond that (or the rate), a connection is accepted and closed at once, with one warning
+  line per burst (not one per connection), so clients learn at once instead of waiting in
+  the backlog;
 * each child closes its client after ``child_idle`` seconds without progress, and the
   super-server terminates any child older than ``child_lifetime``, so a client that trickles
   a byte now and then cannot keep a slot forever.
 
-No slot is reserved: while every child is taken, a new client is refused, and it is served as
-soon as a child exits (at the latest ``child_idle`` later for a silent client).
+No slot is reserved (on loopback a normal client and a hostile one look alike); a new
+client is served within a child's start-up time by ending the idlest child, as long as the
+eviction rate allows, else as soon as a child exits.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ import os
 import selectors
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -64,6 +72,7 @@ __all__ = [
     "CHILD_MEMORY",
     "DEFAULT_CHILD_IDLE",
     "DEFAULT_CHILD_LIFETIME",
+    "DEFAULT_EVICTIONS_PER_SECOND",
     "DEFAULT_MAX_CHILDREN",
     "DEFAULT_PER_MINUTE",
     "DEFAULT_WAIT_IDLE",
@@ -101,6 +110,15 @@ DEFAULT_CHILD_IDLE = 10.0
 #: Seconds a ``nowait`` child may live, however its client behaves.
 DEFAULT_CHILD_LIFETIME = 60.0
 
+#: Children ended per second (at most, in a burst of as many) to make room for new clients.
+DEFAULT_EVICTIONS_PER_SECOND = 4.0
+
+#: Seconds a client waits for the slot of an ended child before it is closed after all.
+_PENDING_TIMEOUT = 2.0
+
+#: The listen backlog: a burst of connections waits here while children start.
+_BACKLOG = 1024
+
 #: Connections accepted per wake-up before the loop looks at its children again.
 _ACCEPT_BATCH = 64
 
@@ -118,6 +136,25 @@ def _open_log(path: Path) -> IO[bytes]:
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     os.fchmod(fd, 0o600)  # an older file may have been made with the umask's 0644
     return os.fdopen(fd, "ab")
+
+
+def _gone(conn: socket.socket) -> bool:
+    """True when the client has already closed or reset ``conn`` (no child is worth a start)."""
+    try:
+        return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False  # open, nothing sent yet
+    except OSError:
+        return True  # reset
+
+
+def _quiet_ms(sock: socket.socket) -> int:
+    """Milliseconds since ``sock`` last received data (Linux ``tcpi_last_data_recv``), or -1."""
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+        return int(struct.unpack_from("I", info, 52)[0])
+    except (OSError, AttributeError, struct.error):
+        return -1
 
 
 def _available_memory() -> int | None:
@@ -153,12 +190,15 @@ class NowaitLimits:
         per_minute: children started in any 60 seconds (xinetd's ``cps``, per minute).
         child_idle: seconds a child keeps a client that makes no progress.
         child_lifetime: seconds after which the super-server terminates a child.
+        evictions_per_second: children ended per second, when all are taken, to make room
+            for a new client (the idlest first); 0 refuses new clients instead.
     """
 
     max_children: int | None = None
     per_minute: int = DEFAULT_PER_MINUTE
     child_idle: float = DEFAULT_CHILD_IDLE
     child_lifetime: float = DEFAULT_CHILD_LIFETIME
+    evictions_per_second: float = DEFAULT_EVICTIONS_PER_SECOND
 
     def __post_init__(self) -> None:
         if self.max_children is not None and self.max_children < 1:
@@ -167,6 +207,8 @@ class NowaitLimits:
             raise ConfigError(f"per_minute must be at least 1, not {self.per_minute}")
         if not 0 < self.child_idle < float("inf") or not 0 < self.child_lifetime < float("inf"):
             raise ConfigError("child_idle and child_lifetime must be finite and above zero")
+        if not 0 <= self.evictions_per_second < float("inf"):
+            raise ConfigError("evictions_per_second must be finite and not below zero")
 
 
 class InetdServer:
@@ -214,7 +256,14 @@ class InetdServer:
         self.refused = 0
         #: Children terminated for their age since the start.
         self.terminated = 0
+        #: Children ended to make room for a new client since the start.
+        self.evicted = 0
         self._born: dict[int, float] = {}
+        self._conns: dict[int, socket.socket] = {}  # a nowait child's connection, our copy
+        self._pending: collections.deque[tuple[socket.socket, float]] = collections.deque()
+        self._tokens = max(1.0, self.limits.evictions_per_second)
+        self._tokens_at = time.monotonic()
+        self._evict_log = OverloadLog()
         self._terminating: dict[int, float] = {}
         self._recent: collections.deque[float] = collections.deque()
         self._overload = OverloadLog()
@@ -226,6 +275,8 @@ class InetdServer:
         self._stopping = False
         self._watching = False
         listener.setblocking(False)
+        with contextlib.suppress(OSError):
+            listener.listen(_BACKLOG)  # a burst waits here, not in SYN retries, while we fork
         self._sel.register(self._wake_r, selectors.EVENT_READ, None)
         self._watch(True)
 
@@ -277,19 +328,82 @@ class InetdServer:
         now = time.monotonic()
         self.children.append(child)
         self._born[child.pid] = now
+        if self.mode == "nowait":
+            self._conns[child.pid] = stdin
         self._recent.append(now)
         self.started += 1
         return True
 
-    def _full(self, now: float) -> str | None:
-        """Why a new child may not start now (the cap or the rate), or ``None``."""
-        if len(self.children) >= self.max_children:
-            return f"{len(self.children)} children running, the cap"
+    def _too_fast(self, now: float) -> str | None:
+        """Why no child may start now for the rate limit, or ``None``."""
         while self._recent and now - self._recent[0] >= 60.0:
             self._recent.popleft()
         if len(self._recent) >= self.limits.per_minute:
             return f"{len(self._recent)} children started in the last minute, the rate limit"
         return None
+
+    def _evict(self, now: float) -> bool:
+        """End the child whose client has been quiet longest, if the eviction rate allows."""
+        rate = self.limits.evictions_per_second
+        self._tokens = min(max(1.0, rate), self._tokens + (now - self._tokens_at) * rate)
+        self._tokens_at = now
+        candidates = [c for c in self.children if c.pid not in self._terminating]
+        if rate <= 0 or self._tokens < 1 or not candidates:
+            return False
+        self._tokens -= 1
+
+        def idleness(child: subprocess.Popen[bytes]) -> tuple[int, float]:
+            return _quiet_ms(self._conns[child.pid]), now - self._born[child.pid]
+
+        victim = max(candidates, key=idleness)
+        quiet = idleness(victim)[0]
+        with contextlib.suppress(OSError):
+            # The child's next recv sees end-of-file (its send, EPIPE): it closes and exits.
+            self._conns[victim.pid].shutdown(socket.SHUT_RDWR)
+        self._terminating[victim.pid] = now  # killed if it has not gone after the grace
+        self.evicted += 1
+        count = self._evict_log.event()
+        if count is not None:
+            log.warning(
+                "inetd-nowait: %d children running, the cap; ending the idlest (quiet %.1f s) "
+                "for each new client (%d ended since the last such line)",
+                len(self.children),
+                quiet / 1000,
+                count,
+            )
+        return True
+
+    def _admit(self, conn: socket.socket) -> None:
+        """Give a new connection a child now, a slot soon (an ended child's), or a refusal."""
+        if _gone(conn):
+            conn.close()
+            return
+        now = time.monotonic()
+        why = self._too_fast(now)
+        if why is None and len(self.children) < self.max_children and not self._pending:
+            conn.setblocking(True)
+            if not self._spawn(conn):
+                conn.close()
+            return
+        if why is None and self._evict(now):
+            self._pending.append((conn, now))
+            return
+        self._refuse(conn, why or f"{len(self.children)} children running, the cap")
+
+    def _start_pending(self) -> None:
+        """Start children for connections waiting on a freed slot; drop those waiting too long."""
+        now = time.monotonic()
+        while self._pending and (
+            len(self.children) < self.max_children or now - self._pending[0][1] > _PENDING_TIMEOUT
+        ):
+            conn, since = self._pending.popleft()
+            why = self._too_fast(now)
+            if now - since > _PENDING_TIMEOUT or why is not None:
+                self._refuse(conn, why or "no child left its slot in time")
+                continue
+            conn.setblocking(True)
+            if not self._spawn(conn):
+                conn.close()
 
     def _refuse(self, conn: socket.socket, why: str) -> None:
         """Close an over-the-bound connection at once; one warning line per burst."""
@@ -319,14 +433,8 @@ class InetdServer:
                     accept_backoff_log(exc)
                     time.sleep(0.1)
                 return
-            with conn:
-                why = self._full(time.monotonic())
-                if why is not None:
-                    self._refuse(conn, why)
-                    continue
-                conn.setblocking(True)
-                self._spawn(conn)
             self._reap()  # a child that ended meanwhile frees its slot for the next one
+            self._admit(conn)
 
     def _reap(self) -> None:
         now = time.monotonic()
@@ -335,6 +443,9 @@ class InetdServer:
             if child.poll() is not None:
                 self._born.pop(child.pid, None)
                 self._terminating.pop(child.pid, None)
+                conn = self._conns.pop(child.pid, None)
+                if conn is not None:
+                    conn.close()
                 continue
             alive.append(child)
             if self.mode != "nowait":
@@ -355,6 +466,8 @@ class InetdServer:
             self.children = alive
             if self.mode == "wait":
                 self._watch(not alive)
+        if self._pending:
+            self._start_pending()
 
     def run(self) -> None:
         """Watch the port and start children until :meth:`stop`."""
@@ -368,6 +481,8 @@ class InetdServer:
         finally:
             self._sel.close()
             self.listener.close()
+            for conn, _ in self._pending:
+                conn.close()
             for child in self.children:
                 if child.poll() is None:
                     child.terminate()
@@ -377,6 +492,8 @@ class InetdServer:
                 except subprocess.TimeoutExpired:
                     child.kill()
                     child.wait(5.0)
+            for conn in self._conns.values():
+                conn.close()
             self._wake_r.close()
             self._wake_w.close()
             if self._log is not None:
@@ -481,6 +598,12 @@ def main(argv: list[str] | None = None) -> None:
         default=DEFAULT_CHILD_LIFETIME,
         help="nowait: seconds a child may live",
     )
+    parser.add_argument(
+        "--evictions-per-second",
+        type=float,
+        default=DEFAULT_EVICTIONS_PER_SECOND,
+        help="nowait: idlest children ended per second for newcomers at the cap (0: refuse)",
+    )
     args = parser.parse_args(argv)
     # A parent that waits with sigwait() blocks these; exec keeps the mask, so undo it.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
@@ -498,7 +621,11 @@ def main(argv: list[str] | None = None) -> None:
 
             try:
                 limits = NowaitLimits(
-                    args.max_children, args.per_minute, args.child_idle, args.child_lifetime
+                    args.max_children,
+                    args.per_minute,
+                    args.child_idle,
+                    args.child_lifetime,
+                    args.evictions_per_second,
                 )
             except ConfigError as exc:
                 parser.error(str(exc))
