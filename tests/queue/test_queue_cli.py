@@ -85,9 +85,13 @@ def test_serve_answers_until_interrupted() -> None:
         assert line == f"listening at tcp://127.0.0.1:{port} (pythagoras)\n"
         asked = run_wirelab("queue", "ask", "6", "8", "-e", f"tcp://127.0.0.1:{port}")
         assert asked.stdout == "6² + 8² = 100\n", asked.stderr
+        child.terminate()  # SIGTERM stops it cleanly, as Ctrl-C does
+        assert child.wait(10) == 0
+        assert child.stderr.read() == "stopped after 1 request(s)\n"
     finally:
-        child.terminate()
-        child.wait(10)
+        if child.poll() is None:
+            child.kill()
+            child.wait(10)
         if child.stderr is not None:
             child.stderr.close()
 

@@ -8,6 +8,7 @@ switches to our batched formats.
 
 from __future__ import annotations
 
+import signal
 import threading
 from typing import Annotated
 
@@ -252,18 +253,21 @@ def serve(
         number = parse_port(port, "tcp") if port is not None else default_port("queue", "rep")
         endpoint = tcp_endpoint(host or LOOPBACK, number)
     stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())  # ends it as Ctrl-C does
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    answered = 0
     try:
-        serve_pythagoras(
+        answered = serve_pythagoras(
             context,
             endpoint,
             stop,
             ready=lambda e: err_console.print(f"listening at {e} (pythagoras)", markup=False),
         )
     except KeyboardInterrupt:
-        err_console.print("stopped")
+        pass
     finally:
         context.term()
+    err_console.print(f"stopped after {answered:,} request(s)" if answered else "stopped")
 
 
 @app.command()
