@@ -75,6 +75,10 @@ MALFORMED = {
     "zero-questions": HEADER.pack(0x7777, 0x0100, 0, 0, 0, 0),
     "bad-utf8-label": HEADER.pack(0x8888, 0x0100, 1, 0, 0, 0) + question(b"\x02\xff\xfe\x00"),
     "answer-count-lies": HEADER.pack(0x9999, 0x0100, 1, 5, 0, 0) + question(),
+    # A length octet of 64 (reserved label type): dnslib read it, then failed to pack the
+    # answer, and the traceback reached the lab's log (found by tests/hostile).
+    "label-over-63": HEADER.pack(0xA0A0, 0x0100, 1, 0, 0, 0)
+    + question(b"\x40" + b"a" * 64 + b"\x00"),
     "name-too-long": HEADER.pack(0xAAAA, 0x0100, 1, 0, 0, 0)
     + question(b"".join(b"\x3f" + b"a" * 63 for _ in range(5)) + b"\x00"),
     "trailing-garbage-rdata": HEADER.pack(0xBBBB, 0x0100, 1, 0, 0, 1)

@@ -79,6 +79,7 @@ MAX_CNAME_CHAIN = 8
 BADVERS = 16
 
 _WIRE_NAME_MAX = 255
+_LABEL_MAX = 63
 _HEADER = struct.Struct("!HHHHHH")
 _QR = 0x8000
 _IN = 1
@@ -163,7 +164,13 @@ class Responder:
             log.info("FORMERR for query %d: %d questions", ident, len(record.questions))
             return self._error(ident, rd, RCODE.FORMERR)
         question = record.questions[0]
-        if sum(len(label) + 1 for label in question.qname.label) + 1 > _WIRE_NAME_MAX:
+        labels = question.qname.label
+        if sum(len(label) + 1 for label in labels) + 1 > _WIRE_NAME_MAX or any(
+            len(label) > _LABEL_MAX for label in labels
+        ):
+            # RFC 1035 section 2.3.4; a length octet of 64-191 is not a label at all (its top
+            # bits are reserved, RFC 6891 section 5), though dnslib reads one.
+            log.info("FORMERR for query %d: a label over 63 octets or a name over 255", ident)
             return self._error(ident, rd, RCODE.FORMERR)
         opts = [rr for rr in record.ar if rr.rtype == _OPT]
         if len(opts) > 1:
