@@ -25,9 +25,10 @@ def _command(script: str, program: str, args: tuple[str, ...]) -> list[str]:
     return [sys.executable, "-u", str(HERE / script), program, *args]
 
 
-def _env(transcript: Path, extra: dict[str, str] | None) -> dict[str, str]:
+def _env(transcript: Path | None, extra: dict[str, str] | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOOK_")}
-    env["BOOK_TRANSCRIPT"] = str(transcript)
+    if transcript is not None:  # None: no transcript (a peer sending millions of chunks)
+        env["BOOK_TRANSCRIPT"] = str(transcript)
     env.update(extra or {})
     return env
 
@@ -94,7 +95,7 @@ def book_client(
     script: str,
     program: str,
     *args: str,
-    transcript: Path,
+    transcript: Path | None,
     env: dict[str, str] | None = None,
     timeout: float = 30,
 ) -> subprocess.CompletedProcess[str]:

@@ -17,6 +17,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 __all__ = ["Event", "book_port", "log", "read_transcript"]
 
@@ -26,14 +27,22 @@ def book_port(default: int = 1060) -> int:
     return int(os.environ.get("BOOK_PORT", default))
 
 
+_OUT: list[TextIO] = []
+
+
 def log(kind: str, data: bytes = b"", peer: object = None) -> None:
-    """Append one event to the transcript file (if the test asked for one)."""
+    """Append one event to the transcript file (if the test asked for one).
+
+    The file stays open, line-buffered: each event is on disk when ``log`` returns, even if
+    the peer is killed next.
+    """
     path = os.environ.get("BOOK_TRANSCRIPT")
     if not path:
         return
+    if not _OUT:
+        _OUT.append(open(path, "a", encoding="ascii", buffering=1))  # noqa: SIM115
     line = {"kind": kind, "hex": data.hex(), "peer": None if peer is None else list(peer)}
-    with open(path, "a", encoding="ascii") as out:
-        out.write(json.dumps(line) + "\n")
+    _OUT[0].write(json.dumps(line) + "\n")
 
 
 @dataclass(frozen=True)

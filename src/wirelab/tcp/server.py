@@ -126,6 +126,10 @@ async def open_upper_server(
                     cfg.idle_timeout,
                     total,
                 )
+                # Abort, not close: a graceful close would wait forever to flush the echo
+                # the peer is not reading, and the peer (the book's deadlock client has no
+                # timeout) would wait forever too. The reset releases it.
+                writer.transport.abort()
                 return
         log.info("%s: echoed %d bytes upper-cased; closing", peer, total)
 
