@@ -165,6 +165,25 @@ def test_a_topic_has_at_most_one_serve() -> None:
     assert all(len(found) == 1 for found in serves.values()), dict(serves)
 
 
+def verb_commands(*verbs: str) -> list[str]:
+    return sorted(name for name in COMMANDS if name.rsplit(" ", 1)[-1] in verbs)
+
+
+@pytest.mark.parametrize("name", verb_commands("client", "serve"))
+def test_clients_and_servers_name_their_peer_the_same_way(name: str) -> None:
+    """An optional positional HOST, then -p/--port (a server's HOST defaults to loopback)."""
+    command = COMMANDS[name]
+    arguments = [p for p in command.params if p.param_type_name == "argument"]
+    assert arguments and arguments[0].name == "host", f"wirelab {name}: no positional HOST"
+    assert not arguments[0].required, f"wirelab {name}: HOST must be optional"
+    if name.endswith(" serve"):  # loopback unless asked (said in the help where computed)
+        host = arguments[0]
+        loopback = host.default == "127.0.0.1" or "127.0.0.1" in (getattr(host, "help", "") or "")
+        assert loopback, f"wirelab {name} binds {host.default} by default"
+    ports = [o for o in options(command) if "-p" in o.opts]
+    assert ports and "--port" in ports[0].opts, f"wirelab {name}: no -p/--port"
+
+
 # -- usage errors exit 2 ------------------------------------------------------------------
 
 
