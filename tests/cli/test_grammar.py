@@ -246,6 +246,17 @@ def test_usage_errors_exit_2_end_to_end(args: list[str], tmp_path: Path) -> None
     assert "Traceback" not in done.stderr
 
 
+#: Commands that run something rather than report a result: no --json.
+NO_REPORT = {"lab up": "runs the lab", "lab down": "stops it"}
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_a_command_that_reports_has_json(name: str) -> None:
+    if name.endswith(" serve") or name in NO_REPORT:
+        return
+    assert any("--json" in o.opts for o in options(COMMANDS[name])), f"wirelab {name}: no --json"
+
+
 # -- pictures -----------------------------------------------------------------------------
 
 
