@@ -14,7 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -41,13 +41,15 @@ class RunningPeer:
     port: int
     stdout: str = ""
     stderr: str = ""
-    lines: list[str] = field(default_factory=list)
+    collected: bool = False
 
     def wait(self, timeout: float = 10) -> int:
         """Wait for a peer that exits by itself (the one-connection servers of chapter 5)."""
-        out, err = self.process.communicate(timeout=timeout)
-        self.stdout += out
-        self.stderr += err
+        if not self.collected:
+            out, err = self.process.communicate(timeout=timeout)
+            self.stdout += out
+            self.stderr += err
+            self.collected = True
         return self.process.returncode
 
 
@@ -83,12 +85,10 @@ def book_server(
         if process.poll() is None:
             process.terminate()
         try:
-            out, err = process.communicate(timeout=10)
+            peer.wait(10)
         except subprocess.TimeoutExpired:
             process.kill()
-            out, err = process.communicate(timeout=10)
-        peer.stdout += out
-        peer.stderr += err
+            peer.wait(10)
 
 
 def book_client(
