@@ -5,6 +5,9 @@ Each rule is a test parametrized by command, so a failure names the command and 
 * a short flag has one long name across the whole CLI, and it is a row of the table of
   reserved short flags in CONTRIBUTING.md (parsed from the file: the doc and the test agree);
 * a command that starts a server to run until Ctrl-C is named ``serve`` (the rule below);
+* a client and a server name their peer one way: an optional positional ``HOST`` (loopback
+  by default for a server) and ``-p/--port``;
+* every command that reports a result has ``--json`` (not ``serve``, ``lab up``/``down``);
 * a usage error exits 2: an unknown flag, ``-p 70000``, ``-t inf``, an empty bind host;
 * pictures are written with ``--chart FILE``, never ``--png``;
 * ``wirelab --help`` lists the topics in book order, each with its chapter number.
