@@ -105,7 +105,12 @@ def up(
         raise ConfigError(f"a lab is already running (pid {running.pid}); stop it first")
     services = find_services(service)
     if not _is_loopback(host):
-        err_console.print(f"[yellow]warning:[/yellow] the lab will listen on {host}, not loopback")
+        where = "every interface" if host in ("0.0.0.0", "::") else host
+        err_console.print(
+            f"[yellow]warning:[/yellow] the lab will listen on {where}, not loopback: other "
+            "machines can reach its servers and the lab accounts",
+            highlight=False,
+        )
     if detach:
         _detach(where, timeout)
         return
