@@ -105,9 +105,9 @@ def up(
         raise ConfigError(f"a lab is already running (pid {running.pid}); stop it first")
     services = find_services(service)
     if not _is_loopback(host):
-        where = "every interface" if host in ("0.0.0.0", "::") else host
+        shown = "every interface" if host in ("0.0.0.0", "::") else host
         err_console.print(
-            f"[yellow]warning:[/yellow] the lab will listen on {where}, not loopback: other "
+            f"[yellow]warning:[/yellow] the lab will listen on {shown}, not loopback: other "
             "machines can reach its servers and the lab accounts",
             highlight=False,
         )
