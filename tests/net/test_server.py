@@ -251,3 +251,22 @@ def test_evict_idlest_serves_a_new_client_when_quiet_ones_hold_every_slot(
             assert holder.recv(10) == b"still\n"
         assert server.evicted == 1 and server.refused == 0
     assert len([m for m in overload_lines(caplog) if "closing the idlest" in m]) == 1
+
+
+async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A download: send a line every 0.05 s, read nothing."""
+    for n in range(40):
+        writer.write(b"%d\n" % n)
+        await writer.drain()
+        await asyncio.sleep(0.05)
+
+
+def test_a_server_that_only_sends_to_a_fast_reader_is_not_idle() -> None:
+    # The reader keeps our write buffer empty, so only the writes themselves show progress.
+    async def start() -> ConnectionServer:
+        return await ConnectionServer.open(trickle, "127.0.0.1", 0, name="dl", idle_timeout=0.4)
+
+    with ServerThread(start) as server, socket.create_connection(server.address) as sock:
+        got = closed_at_once(sock, within=5.0)  # reads until the server ends the download
+        assert got.endswith(b"39\n"), got[-20:]
+        assert server.idle_closed == 0

@@ -33,7 +33,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from wirelab.errors import ConfigError
@@ -143,7 +143,12 @@ class OverloadLog:
 
 
 class _Protocol(asyncio.StreamReaderProtocol):
-    """asyncio's stream protocol, noting when the connection last moved a byte."""
+    """asyncio's stream protocol, noting when the connection last read or wrote a byte.
+
+    Writes are noted on the transport itself (its ``write`` and ``writelines``), because a
+    peer that reads fast keeps our write buffer empty: a server that only sends (a download)
+    is busy, not idle, though its buffer never seems to change.
+    """
 
     def __init__(
         self,
@@ -152,10 +157,27 @@ class _Protocol(asyncio.StreamReaderProtocol):
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         super().__init__(reader, callback, loop=loop)
-        self.last_read = loop.time()
+        self._clock = loop.time
+        self.last_io = loop.time()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if isinstance(transport, asyncio.WriteTransport):
+            write, writelines = transport.write, transport.writelines
+
+            def noted_write(data: bytes | bytearray | memoryview) -> None:
+                self.last_io = self._clock()
+                write(data)
+
+            def noted_writelines(lines: Iterable[bytes | bytearray | memoryview]) -> None:
+                self.last_io = self._clock()
+                writelines(lines)
+
+            transport.write = noted_write  # type: ignore[method-assign]
+            transport.writelines = noted_writelines  # type: ignore[method-assign,assignment]
+        super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        self.last_read = asyncio.get_running_loop().time()
+        self.last_io = self._clock()
         super().data_received(data)
 
 
@@ -180,7 +202,7 @@ class _Connection:
             self.last_buffered = buffered
             self.last_moved = now
         if isinstance(self.protocol, _Protocol):
-            self.last_moved = max(self.last_moved, self.protocol.last_read)
+            self.last_moved = max(self.last_moved, self.protocol.last_io)
         return self.last_moved
 
 
