@@ -70,6 +70,12 @@ def detached(tmp_path: Path) -> dict[str, str]:
 
 
 def test_lab_files_are_readable_by_their_owner_only(detached: dict[str, str]) -> None:
+    home = Path(detached["WIRELAB_HOME"])
+    (home / "tls").mkdir(parents=True)  # as an older wirelab left them
+    (home / "tls").chmod(0o755)
+    (home / "lab.log").write_text("an old log\n")
+    (home / "lab.log").chmod(0o644)
+    home.chmod(0o755)
     up = subprocess.run(
         [sys.executable, "-m", "wirelab", "lab", "up", "--detach", "--ephemeral",
          "--service", "tls", "--service", "udp"],
@@ -77,7 +83,6 @@ def test_lab_files_are_readable_by_their_owner_only(detached: dict[str, str]) ->
         check=False,
     )  # fmt: skip
     assert up.returncode == 0, up.stdout
-    home = Path(detached["WIRELAB_HOME"])
     assert mode(home) == 0o700
     assert mode(home / "lab.log") == 0o600
     assert mode(home / "tls") == 0o700

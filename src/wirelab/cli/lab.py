@@ -99,7 +99,7 @@ def up(
     directory: StateDirOption = None,
 ) -> None:
     """Start the lab. Stop it with Ctrl-C, or `wirelab lab down` when detached."""
-    where = private_dir(_dir(directory))
+    where = _tighten(private_dir(_dir(directory)))
     running = _running(where)
     if running is not None:
         raise ConfigError(f"a lab is already running (pid {running.pid}); stop it first")
@@ -127,6 +127,26 @@ def up(
 
     run_foreground(services, lab, state_path(where), start_timeout=timeout, on_ready=ready)
     err_console.print("lab stopped")
+
+
+def _tighten(where: Path) -> Path:
+    """Make what an older wirelab left in the lab directory its owner's only.
+
+    Earlier versions created ``lab.log`` 0644 and ``tls/`` 0755; every directory in the lab
+    directory becomes 0700 and every file directly in it 0600 (certificates stay readable
+    inside their 0700 directories).
+    """
+    for path in where.iterdir():
+        try:
+            if path.is_symlink():
+                continue
+            if path.is_dir():
+                path.chmod(0o700)
+            elif path.is_file():
+                path.chmod(0o600)
+        except OSError:  # not ours: leave it, the directory itself is 0700 already
+            continue
+    return where
 
 
 def _is_loopback(host: str) -> bool:
