@@ -27,6 +27,16 @@ def _answer(ctx: TourContext) -> None:
     ctx.check(reply.text == "Your data was 15 bytes long", f"unexpected reply {reply.text!r}")
 
 
+@CHAPTER.step("numbered requests (opt-in): our server echoes the number, the book's does not")
+def _numbered(ctx: TourContext) -> None:
+    host, port = ctx.lab.endpoint("udp").sockaddr
+    reply = udp.request(host, port, b"The time is now", tagged=True)
+    ctx.say("with --request-id the client sends '#<id> The time is now' and our server answers")
+    ctx.say(f"'#<id> {reply.text}': the client takes only the reply with its own number")
+    ctx.check(reply.text == "Your data was 15 bytes long", f"unexpected reply {reply.text!r}")
+    ctx.say("by default it sends the book's bytes, which the book's server answers unnumbered")
+
+
 @CHAPTER.step("connect() filters out a stranger's datagram")
 def _filtering(ctx: TourContext) -> None:
     host, port = ctx.lab.endpoint("udp").sockaddr
