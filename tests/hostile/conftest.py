@@ -447,7 +447,10 @@ class Verdicts:
                 "from KNOWN_FINDINGS in tests/hostile/conftest.py"
             )
         if self.failures:
-            reasons = "; ".join(f"{ep}: {KNOWN_FINDINGS[(self.probe, ep)]}" for ep in self.failures)
+            reasons = "; ".join(
+                f"{ep}: {KNOWN_FINDINGS[(self.probe, ep)]} [this run: {why}]"
+                for ep, why in self.failures.items()
+            )
             pytest.xfail(reasons)
 
 

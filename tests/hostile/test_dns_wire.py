@@ -8,6 +8,7 @@ ANY is answered minimally (RFC 8482): at most twice the query's size.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import socket
 import struct
@@ -217,3 +218,40 @@ def test_any_is_answered_minimally(
     parsed = dns.message.from_wire(reply)
     assert parsed.rcode() == dns.rcode.NOERROR
     assert len(reply) <= 2 * len(query), f"ANY: {len(query)} bytes in, {len(reply)} out"
+
+
+#: Connections of the held-slots probe: more than the server's 64 TCP slots.
+HOLDERS = 80
+
+
+def test_tcp_slots_held_by_live_queries(wirelab_lab: LabState, dns_tcp: BoundEndpoint) -> None:
+    """Connections that each send a real query now and then hold no slot from a newcomer
+    (issue 11 item 3: 64 such connections shut every fresh TCP client out)."""
+    query = dns.message.make_query("www.example.com", "A").to_wire()
+    framed = struct.pack("!H", len(query)) + query
+    holders: list[socket.socket] = []
+    try:
+        for _ in range(HOLDERS):
+            try:
+                sock = socket.create_connection(dns_tcp.sockaddr, timeout=1.0)
+            except OSError:
+                continue
+            holders.append(sock)
+        for _ in range(3):
+            started = time.monotonic()
+            for sock in list(holders):
+                try:
+                    sock.sendall(framed)
+                    sock.setblocking(False)
+                    with contextlib.suppress(BlockingIOError):
+                        sock.recv(4096)
+                    sock.setblocking(True)
+                except OSError:  # the server closed it to make room: allowed
+                    holders.remove(sock)
+                    sock.close()
+            served(wirelab_lab, dns_tcp, f"while {len(holders)} connections query now and then")
+            time.sleep(max(0.0, 0.5 - (time.monotonic() - started)))
+    finally:
+        for sock in holders:
+            sock.close()
+    served(wirelab_lab, dns_tcp, "after the query holders left")
