@@ -20,7 +20,7 @@ from wirelab.errors import (
 from wirelab.lab.state import ServiceView
 from wirelab.net.retry import Backoff
 from wirelab.udp import client as udp
-from wirelab.udp._core import parse_request
+from wirelab.udp._core import parse_reply, parse_request
 
 FAST = Backoff(initial=0.02, factor=2.0, cap=0.1, jitter=0.0)
 
@@ -40,6 +40,21 @@ def test_lab_server_answers_stdlib_clients(lab_udp: ServiceView) -> None:
     assert stdlib_ask(address, b"\xff\xfe\x00garbage") == b"Your data was 10 bytes long"
     assert stdlib_ask(address, b"") == b"Your data was 0 bytes long"
     assert stdlib_ask(address, b"#7 tagged") == b"#7 Your data was 6 bytes long"
+
+
+def test_numbering_rejects_a_late_reply_from_our_server(lab_udp: ServiceView) -> None:
+    """Ask #1, then #2 on one socket: our server's answer to #1 comes first. A plain client
+    would take it for the answer to #2; a numbered one ignores it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.connect(lab_udp.address)
+        sock.settimeout(5)
+        sock.send(b"#1 an old question")
+        sock.send(b"#2 new")
+        late, right = sock.recv(65535), sock.recv(65535)
+    assert late == b"#1 Your data was 15 bytes long"
+    assert right == b"#2 Your data was 3 bytes long"
+    assert parse_reply(late, 2) is None
+    assert parse_reply(right, 2) == "Your data was 3 bytes long"
 
 
 def test_lossy_endpoint_drops_some_and_answers_others(lab_udp: ServiceView) -> None:

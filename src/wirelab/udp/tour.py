@@ -10,6 +10,7 @@ from wirelab.errors import ConnectionRefused, Timeout
 from wirelab.lab.tour import Chapter, TourContext
 from wirelab.net.addresses import bind_udp, format_address
 from wirelab.udp import client as udp
+from wirelab.udp._core import encode_request, parse_reply
 
 CHAPTER = Chapter(
     2,
@@ -35,6 +36,22 @@ def _numbered(ctx: TourContext) -> None:
     ctx.say(f"'#<id> {reply.text}': the client takes only the reply with its own number")
     ctx.check(reply.text == "Your data was 15 bytes long", f"unexpected reply {reply.text!r}")
     ctx.say("by default it sends the book's bytes, which the book's server answers unnumbered")
+    # The late reply: ask #1, give up on it, ask #2 on the same socket; #1's answer arrives first.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.connect((host, port))
+        sock.settimeout(2.0)
+        sock.send(encode_request(1, b"an old question"))
+        sock.send(encode_request(2, b"new"))
+        first, second = sock.recv(65535), sock.recv(65535)
+    ctx.say(f"asked #1, then #2 on one socket; the first datagram back was {first!r}")
+    ctx.say(
+        f"unnumbered, that is taken as the answer to 'new'; numbered, it is ignored "
+        f"({parse_reply(first, 2)!r}) and {parse_reply(second, 2)!r} is the answer"
+    )
+    ctx.check(
+        parse_reply(first, 2) is None and parse_reply(second, 2) == "Your data was 3 bytes long",
+        "numbering did not tell the late reply from the right one",
+    )
 
 
 @CHAPTER.step("connect() filters out a stranger's datagram")
