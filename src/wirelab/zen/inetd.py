@@ -25,11 +25,11 @@ is bounded the way inetd's ``nowait.N`` and xinetd's ``instances``/``cps`` bound
   our per-child budget, stays under 1 GB), fewer on a machine with less memory free;
 * at most ``per_minute`` children started in any 60 seconds (a fork storm costs CPU: a
   Python start is ~40 ms of it);
-* when every child is taken, a new client still gets one: the child whose client has sent
-  nothing for longest (the kernel's ``TCP_INFO`` says when each connection last received
-  data) is ended by shutting its connection down, and the new client takes the slot as soon
-  as that child has exited, so the cap is never exceeded. At most ``evictions_per_second``
-  children are ended this way, so a flood of connections cannot turn into a fork storm;
+* when every child is taken, a new client still gets one: the oldest child is ended (its
+  connection shut down, the child terminated) and the new client takes the slot as soon as
+  that child has exited, so the cap is never exceeded. The oldest, because a normal client
+  asks and goes, while a slow client that holds a slot can look busy but not young. At most
+  ``evictions_per_second`` children are ended this way, so a flood cannot become a fork storm;
 * beyond that (or the rate), a connection is accepted and closed at once, with one warning
   line per burst (not one per connection), so clients learn at once instead of waiting in
   the backlog;
@@ -38,7 +38,7 @@ is bounded the way inetd's ``nowait.N`` and xinetd's ``instances``/``cps`` bound
   a byte now and then cannot keep a slot forever.
 
 No slot is reserved (on loopback a normal client and a hostile one look alike); a new
-client is served within a child's start-up time by ending the idlest child, as long as the
+client is served within a child's start-up time by ending the oldest child, as long as the
 eviction rate allows, else as soon as a child exits.
 """
 
@@ -54,7 +54,6 @@ import os
 import selectors
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -120,7 +119,7 @@ _PENDING_TIMEOUT = 2.0
 _BACKLOG = 1024
 
 #: Connections accepted per wake-up before the loop looks at its children again.
-_ACCEPT_BATCH = 64
+_ACCEPT_BATCH = 1024
 
 #: Bytes the children's log may reach before it is rotated (one ``.1`` file kept): 4 MiB.
 MAX_LOG_BYTES = 4 << 20
@@ -146,15 +145,6 @@ def _gone(conn: socket.socket) -> bool:
         return False  # open, nothing sent yet
     except OSError:
         return True  # reset
-
-
-def _quiet_ms(sock: socket.socket) -> int:
-    """Milliseconds since ``sock`` last received data (Linux ``tcpi_last_data_recv``), or -1."""
-    try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
-        return int(struct.unpack_from("I", info, 52)[0])
-    except (OSError, AttributeError, struct.error):
-        return -1
 
 
 def _available_memory() -> int | None:
@@ -191,7 +181,7 @@ class NowaitLimits:
         child_idle: seconds a child keeps a client that makes no progress.
         child_lifetime: seconds after which the super-server terminates a child.
         evictions_per_second: children ended per second, when all are taken, to make room
-            for a new client (the idlest first); 0 refuses new clients instead.
+            for a new client (the oldest first); 0 refuses new clients instead.
     """
 
     max_children: int | None = None
@@ -334,16 +324,21 @@ class InetdServer:
         self.started += 1
         return True
 
-    def _too_fast(self, now: float) -> str | None:
-        """Why no child may start now for the rate limit, or ``None``."""
+    def _too_fast(self, now: float, extra: int = 0) -> str | None:
+        """Why no child may start now for the rate limit (``extra`` about to), or ``None``."""
         while self._recent and now - self._recent[0] >= 60.0:
             self._recent.popleft()
-        if len(self._recent) >= self.limits.per_minute:
+        if len(self._recent) + extra >= self.limits.per_minute:
             return f"{len(self._recent)} children started in the last minute, the rate limit"
         return None
 
     def _evict(self, now: float) -> bool:
-        """End the child whose client has been quiet longest, if the eviction rate allows."""
+        """End the oldest child, if the eviction rate allows.
+
+        The oldest, not the idlest: a slow client can look busy by sending a byte now and then,
+        but it cannot look young. A normal client asks and goes; a child that has run longest is
+        the likeliest to be held by a client that will not let go.
+        """
         rate = self.limits.evictions_per_second
         self._tokens = min(max(1.0, rate), self._tokens + (now - self._tokens_at) * rate)
         self._tokens_at = now
@@ -351,44 +346,43 @@ class InetdServer:
         if rate <= 0 or self._tokens < 1 or not candidates:
             return False
         self._tokens -= 1
-
-        def idleness(child: subprocess.Popen[bytes]) -> tuple[int, float]:
-            return _quiet_ms(self._conns[child.pid]), now - self._born[child.pid]
-
-        victim = max(candidates, key=idleness)
-        quiet = idleness(victim)[0]
+        victim = min(candidates, key=lambda child: self._born[child.pid])
         with contextlib.suppress(OSError):
-            # The child's next recv sees end-of-file (its send, EPIPE): it closes and exits.
+            # The client sees end-of-file; the child is told to go now (SIGTERM's default
+            # action: it may still be starting up and not reading yet) and killed after the
+            # grace if it has not gone.
             self._conns[victim.pid].shutdown(socket.SHUT_RDWR)
-        self._terminating[victim.pid] = now  # killed if it has not gone after the grace
+        with contextlib.suppress(OSError):
+            victim.terminate()
+        self._terminating[victim.pid] = now
         self.evicted += 1
         count = self._evict_log.event()
         if count is not None:
             log.warning(
-                "inetd-nowait: %d children running, the cap; ending the idlest (quiet %.1f s) "
+                "inetd-nowait: %d children running, the cap; ending the oldest (%.1f s old) "
                 "for each new client (%d ended since the last such line)",
                 len(self.children),
-                quiet / 1000,
+                now - self._born[victim.pid],
                 count,
             )
         return True
 
-    def _admit(self, conn: socket.socket) -> None:
-        """Give a new connection a child now, a slot soon (an ended child's), or a refusal."""
+    def _admit(self, conn: socket.socket, ready: list[socket.socket]) -> None:
+        """Give a new connection a slot now (into ``ready``, started after the accepts), a slot
+        soon (an ended child's), or a refusal."""
         if _gone(conn):
             conn.close()
             return
         now = time.monotonic()
-        why = self._too_fast(now)
-        if why is None and len(self.children) < self.max_children and not self._pending:
-            conn.setblocking(True)
-            if not self._spawn(conn):
-                conn.close()
+        why = self._too_fast(now, len(ready))
+        busy = len(self.children) + len(ready)
+        if why is None and busy < self.max_children and not self._pending:
+            ready.append(conn)
             return
         if why is None and self._evict(now):
             self._pending.append((conn, now))
             return
-        self._refuse(conn, why or f"{len(self.children)} children running, the cap")
+        self._refuse(conn, why or f"{busy} children running, the cap")
 
     def _start_pending(self) -> None:
         """Start children for connections waiting on a freed slot; drop those waiting too long."""
@@ -423,18 +417,27 @@ class InetdServer:
             if not self._spawn(self.listener):
                 self._watch(True)  # nobody took it: try again on the next connection
             return
-        for _ in range(_ACCEPT_BATCH):
-            try:
-                conn, _ = self.listener.accept()
-            except BlockingIOError:
-                return
-            except OSError as exc:
-                if exc.errno in RESOURCE_ERRNOS:
-                    accept_backoff_log(exc)
-                    time.sleep(0.1)
-                return
-            self._reap()  # a child that ended meanwhile frees its slot for the next one
-            self._admit(conn)
+        # Decide for every waiting connection first (refusing is cheap), then start children
+        # (slow): a burst is sorted out at once instead of waiting in the backlog behind forks.
+        self._reap()
+        ready: list[socket.socket] = []
+        try:
+            for _ in range(_ACCEPT_BATCH):
+                try:
+                    conn, _ = self.listener.accept()
+                except BlockingIOError:
+                    return
+                except OSError as exc:
+                    if exc.errno in RESOURCE_ERRNOS:
+                        accept_backoff_log(exc)
+                        time.sleep(0.1)
+                    return
+                self._admit(conn, ready)
+        finally:
+            for conn in ready:
+                conn.setblocking(True)
+                if not self._spawn(conn):
+                    conn.close()
 
     def _reap(self) -> None:
         now = time.monotonic()
@@ -602,7 +605,7 @@ def main(argv: list[str] | None = None) -> None:
         "--evictions-per-second",
         type=float,
         default=DEFAULT_EVICTIONS_PER_SECOND,
-        help="nowait: idlest children ended per second for newcomers at the cap (0: refuse)",
+        help="nowait: oldest children ended per second for newcomers at the cap (0: refuse)",
     )
     args = parser.parse_args(argv)
     # A parent that waits with sigwait() blocks these; exec keeps the mask, so undo it.
