@@ -4,34 +4,26 @@ Requests are parsed by h11 (docs/decisions/0033-geocoder-requests-parsed-by-h11.
 refuses every request-smuggling shape RFC 9112 says must get a 400: a space before a header
 colon, a header line with no colon, two different Content-Length values, a Content-Length that
 is not ASCII digits (or has over 20 of them), HTTP/1.1 without Host. Our limits sit on top,
-checked on the raw bytes before h11 sees a whole head, and again on the parsed request:
+checked on the raw bytes before h11 parses a head:
 
-* connections: at most ``max_connections`` at once. When all are taken, a new connection
-  **evicts** the one that has waited longest for a request head (in its TLS handshake, or
-  reading a head, or idle between keep-alive requests); only when every connection is busy
-  answering is the new one closed (one warning line per burst);
-* TLS: the handshake runs in the connection's thread, under ``handshake_timeout``;
-* time: a whole request head (and its small body) must arrive within ``head_timeout`` of the
-  moment the server starts waiting for it (as nginx's ``client_header_timeout``), else 408
-  and close, or a silent close for a connection that sent nothing; each write has
-  ``io_timeout``. So a client sending one byte every few seconds holds a slot for at most
-  ``head_timeout`` seconds, and while it holds one a normal client evicts it;
 * the request line (``max_request_line``, else 414), the header block (``max_header_line``,
   ``max_headers``, ``max_header_bytes``, else 431), request bodies (a GET may carry at most
-  ``max_body`` bytes, else 413; any Transfer-Encoding in a request is a 400) and the requests
-  served per connection (``max_requests``);
-* every error is a JSON document with our own words, sent with ``Connection: close``; the
-  connection is then closed. Each is logged on one line, with any ``key=`` redacted.
+  ``max_body`` bytes, else 413; any Transfer-Encoding in a request is a 400), methods (GET
+  and HEAD, else 405) and the requests served per connection (``max_requests``);
+* time: a whole request head (and its small body) must arrive within ``head_timeout`` of the
+  moment the server starts waiting for it (as nginx's ``client_header_timeout``), however
+  steadily its bytes trickle in; then a 408 and close, or a silent close for a connection
+  that sent nothing (idle keep-alive). Each write has ``io_timeout``;
+* every error is a JSON document in our own words, sent with ``Connection: close``, and the
+  connection is closed. Each is logged on one line, with any ``key=`` redacted.
 
-:class:`Exchange` is the sans-I/O part (bytes in, bytes out, never an exception); the server
-is the thread-per-connection I/O around it.
-
-Why not :class:`wirelab.net.server.ConnectionServer`, the project's one connection server:
-it refuses a connection over its cap, where the geocoder must evict the slowest unfinished
-head to keep a normal client served during a slowloris; its idle timeout counts any byte as
-progress, so a client sending one byte every 3 s is never idle; and a lookup in the gazetteer
-is blocking CPU work that would stall its event loop. A thread per connection, at most 64,
-does all three in a few lines here.
+:class:`Exchange` is the sans-I/O conversation (bytes in, bytes out, never an exception).
+The connections are the project's one connection server
+(:class:`wirelab.net.server.ConnectionServer`): TLS with a ``handshake_timeout``, at most
+``max_connections`` at once, an idle timeout (``io_timeout``: a client that stops reading
+our answer), and ``evict_idlest``: when all are taken, the connection quiet for longest is
+closed and the new one served, so a slowloris holds a slot for at most ``head_timeout`` and
+never keeps a normal client out. Lookups run on the event loop: one takes 2 ms at most.
 
 Successful ``/search`` answers to HTTP/1.1 clients are sent with chunked transfer encoding,
 as Nominatim's own servers do, so clients meet both body framings.
@@ -39,6 +31,7 @@ as Nominatim's own servers do, so clients meet both body framings.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email.utils
 import http
@@ -46,21 +39,18 @@ import json
 import logging
 import re
 import socket
-import socketserver
 import ssl
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any
 
 import h11
 
 from wirelab.errors import ConfigError
 from wirelab.geo.api import ApiResponse, handle
 from wirelab.geo.gazetteer import Gazetteer
+from wirelab.net.server import ConnectionServer, ServerThread, peer_name
 
-__all__ = ["Exchange", "GeoServer", "HTTPLimits"]
+__all__ = ["Exchange", "GeoServer", "HTTPLimits", "open_geo_server"]
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +61,6 @@ SERVER_NAME = b"wirelab-geo/1.0"
 
 #: Bytes asked of the connection per read.
 _RECV = 16 << 10
-
-#: Seconds between two overload lines: one line per burst, not one per connection.
-_OVERLOAD_LOG_PERIOD = 10.0
 
 
 @dataclass(frozen=True)
@@ -323,226 +310,90 @@ class Exchange:
         return b"\r\n".join(lines) + body
 
 
-@dataclass
-class _Slot:
-    """One connection, as the eviction policy sees it."""
+async def open_geo_server(
+    host: str,
+    port: int,
+    context: ssl.SSLContext,
+    gazetteer: Gazetteer,
+    limits: HTTPLimits | None = None,
+) -> ConnectionServer:
+    """Bind ``host:port`` and serve the geocoder over TLS on the running event loop.
 
-    #: The connection's socket: the accepted one, then its TLS wrapper (the same descriptor).
-    sock: socket.socket
-    peer: str
-    #: When it started waiting for its handshake or its current request head.
-    since: float
-    #: Waiting (handshake, head, keep-alive idle): may be evicted. False while answering.
-    waiting: bool = True
-    evicted: bool = False
+    Raises:
+        ConnectError: the address cannot be bound.
+    """
+    limits = limits or HTTPLimits()
+    return await ConnectionServer.open(
+        _Handler(limits, gazetteer),
+        host,
+        port,
+        name="geo",
+        # asyncio sets TCP_NODELAY only on sockets made with proto=IPPROTO_TCP, and ours are
+        # made with 0: without it, Nagle's algorithm holds the TLS close_notify after an
+        # answer until the client's delayed ACK, 40 ms per connection. Accepted sockets
+        # inherit it from the listening one.
+        sock_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
+        max_connections=limits.max_connections,
+        idle_timeout=limits.io_timeout,
+        ssl_context=context,
+        handshake_timeout=limits.handshake_timeout,
+        evict_idlest=True,
+    )
 
-    def evict(self) -> None:
-        self.evicted = True
-        with contextlib.suppress(OSError):
-            # The descriptor's own shutdown (not SSLSocket's, which would drop its TLS state
-            # under the thread reading it): the blocked read or handshake returns at once.
-            socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
 
+class _Handler:
+    """One connection: bytes from the client into an :class:`Exchange`, its answers back."""
 
-class _Server(socketserver.TCPServer):
-    allow_reuse_address = True
-    request_queue_size = 64
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        context: ssl.SSLContext,
-        gazetteer: Gazetteer,
-        limits: HTTPLimits,
-    ) -> None:
-        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        super().__init__(address, socketserver.BaseRequestHandler)
-        self.context = context
-        self.gazetteer = gazetteer
+    def __init__(self, limits: HTTPLimits, gazetteer: Gazetteer) -> None:
         self.limits = limits
-        self.slots = threading.BoundedSemaphore(limits.max_connections)
-        self.live: dict[threading.Thread, _Slot] = {}
-        self.live_lock = threading.Lock()
-        self.counter = 0
-        #: Connections evicted to make room, and refused because every one was answering.
-        self.evicted = 0
-        self.refused = 0
-        self._last_overload_line = -_OVERLOAD_LOG_PERIOD
-        self._unlogged = 0
+        self.gazetteer = gazetteer
 
-    def _overload(self, what: str) -> None:
-        now = time.monotonic()
-        self._unlogged += 1
-        if now - self._last_overload_line >= _OVERLOAD_LOG_PERIOD:
-            log.warning(
-                "geocoder: all %d connections taken; %s (%d such since the last line)",
-                self.limits.max_connections,
-                what,
-                self._unlogged,
-            )
-            self._last_overload_line, self._unlogged = now, 0
+    def _answer(self, target: bytes) -> ApiResponse:
+        # On the event loop: a lookup takes 2 ms at most (a 50-place "Springfield").
+        return handle(target, self.gazetteer)
 
-    def _make_room(self) -> bool:
-        """Evict the connection that has waited longest for a request; True if one went."""
-        with self.live_lock:
-            waiting = [slot for slot in self.live.values() if slot.waiting and not slot.evicted]
-            victim = min(waiting, key=lambda slot: slot.since, default=None)
-        if victim is None:
-            return False
-        victim.evict()
-        self.evicted += 1
-        self._overload("evicting the connection that waited longest for a request")
-        return self.slots.acquire(timeout=2.0)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self.slots.acquire(blocking=False) and not self._make_room():
-            self.refused += 1
-            self._overload("every one is answering; closing the new one")
-            self.shutdown_request(request)
-            return
-        self.counter += 1
-        slot = _Slot(request, str(client_address[0]), time.monotonic())
-        worker = threading.Thread(
-            target=self._connection,
-            args=(slot,),
-            name=f"wirelab-lab-geo-{self.counter}",
-            daemon=True,
-        )
-        with self.live_lock:
-            self.live[worker] = slot
-        worker.start()
-
-    def _connection(self, slot: _Slot) -> None:
-        try:
-            slot.sock.settimeout(self.limits.handshake_timeout)
-            # Without NODELAY, Nagle's algorithm holds a reply's last segment until the
-            # client's delayed ACK (40 ms per keep-alive request).
-            slot.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            # Wrapping takes the descriptor from the accepted socket: the slot holds the
-            # wrapper before the handshake starts, so an eviction can still interrupt it.
-            try:
-                tls = _wrap(self.context, slot.sock)
-                slot.sock = tls
-                if slot.evicted:
-                    raise ConnectionAbortedError("evicted before its handshake")
-                tls.do_handshake()
-            except (OSError, ssl.SSLError) as exc:
-                why = "evicted" if slot.evicted else str(exc)
-                log.info("TLS handshake with %s failed: %s", slot.peer, why)
-                return
-            self._converse(tls, slot)
-        except Exception:
-            log.exception("geocoder connection from %s failed", slot.peer)
-        finally:
-            with self.live_lock:
-                self.live.pop(threading.current_thread(), None)
-            _close(slot.sock)
-            self.slots.release()
-
-    def _converse(self, tls: ssl.SSLSocket, slot: _Slot) -> None:
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         limits = self.limits
-        exchange = Exchange(limits, lambda target: handle(target, self.gazetteer))
-        slot.since, slot.waiting = time.monotonic(), True
-        deadline = slot.since + limits.head_timeout
-        try:
-            while not exchange.closing:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    late = exchange.timed_out()
-                    if late:
-                        log.info(
-                            "%s: no whole request within %g s: 408", slot.peer, limits.head_timeout
-                        )
-                        _send(tls, late, limits.io_timeout)
-                    else:
-                        log.debug("%s: idle for %g s; closed", slot.peer, limits.head_timeout)
-                    return
-                tls.settimeout(min(remaining, limits.io_timeout))
-                try:
-                    data = tls.recv(_RECV)
-                except TimeoutError:
-                    continue
-                before = exchange.served
-                slot.waiting = False
-                out = exchange.receive(data)
-                if out:
-                    _send(tls, out, limits.io_timeout)
-                for status, message, line in exchange.errors:
-                    level = logging.DEBUG if status == 404 else logging.INFO
-                    log.log(level, "%s %r: %d %s", slot.peer, line, status, message)
-                exchange.errors.clear()
-                if exchange.served != before:  # a new head's deadline starts now
-                    slot.since = time.monotonic()
-                    deadline = slot.since + limits.head_timeout
-                slot.waiting = True
-                if not data:
-                    return
-        except TimeoutError:
-            log.info("%s: a write timed out; closed", slot.peer)
-        except (ConnectionError, ssl.SSLError, OSError) as exc:
-            why = "evicted to make room" if slot.evicted else str(exc)
-            log.info("connection from %s broke: %s", slot.peer, why)
+        peer = peer_name(writer)
+        exchange = Exchange(limits, self._answer)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limits.head_timeout
+        while not exchange.closing:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    data = await reader.read(_RECV)
+            except TimeoutError:
+                late = exchange.timed_out()
+                if late:
+                    log.info("%s: no whole request within %g s: 408", peer, limits.head_timeout)
+                    await self._send(writer, late)
+                else:
+                    log.debug("%s: idle for %g s; closed", peer, limits.head_timeout)
+                return
+            before = exchange.served
+            out = exchange.receive(data)
+            for status, message, line in exchange.errors:
+                level = logging.DEBUG if status == 404 else logging.INFO
+                log.log(level, "%s %r: %d %s", peer, line, status, message)
+            exchange.errors.clear()
+            if out:
+                await self._send(writer, out)
+            if exchange.served != before:  # a new head's deadline starts now
+                deadline = loop.time() + limits.head_timeout
+            if not data:
+                return
 
-    def stop(self, timeout: float = 5.0) -> None:
-        self.shutdown()
-        self.server_close()
-        with self.live_lock:
-            slots = list(self.live.items())
-        for _, slot in slots:
-            slot.evict()
-        for worker, _ in slots:
-            worker.join(timeout)
-
-
-def _wrap(context: ssl.SSLContext, sock: socket.socket) -> ssl.SSLSocket:
-    """``sock`` wrapped for a server-side handshake (not started), or an error and no leak.
-
-    ``wrap_socket`` takes the descriptor from ``sock`` first; when the peer has already reset
-    the connection, Python 3.11's ``SSLSocket._create`` can then raise (``ECONNRESET`` from its
-    probe read) without closing the new socket, which is left for the garbage collector (a
-    ``ResourceWarning``). So: no wrapping for a peer already gone, and on failure the socket
-    it made is found in the traceback and closed.
-    """
-    sock.getpeername()  # OSError (ENOTCONN) for a connection reset before we got to it
-    try:
-        return context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-    except BaseException as exc:
-        tb = exc.__traceback__
-        while tb is not None:
-            made = tb.tb_frame.f_locals.get("self")
-            if isinstance(made, ssl.SSLSocket):
-                with contextlib.suppress(OSError):
-                    made.close()
-            tb = tb.tb_next
-        del tb
-        raise
-
-
-def _send(sock: socket.socket, data: bytes, timeout: float) -> None:
-    sock.settimeout(timeout)
-    sock.sendall(data)
-
-
-def _close(sock: socket.socket) -> None:
-    """Half-close, drop what the client still sends (briefly), then close.
-
-    Closing with unread bytes makes the kernel send a reset, which can destroy our last
-    reply (a 413, a 400) before the client reads it.
-    """
-    with contextlib.suppress(OSError, ValueError):
-        sock.shutdown(socket.SHUT_WR)
-        sock.settimeout(0.5)
-        dropped = 0
-        while dropped < 64 << 10:
-            chunk = sock.recv(_RECV)
-            if not chunk:
-                break
-            dropped += len(chunk)
-    sock.close()
+    async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
+        writer.write(data)  # one write per answer: no Nagle stall between head and body
+        async with asyncio.timeout(self.limits.io_timeout):
+            await writer.drain()
 
 
 class GeoServer:
-    """The geocoder on ``host:port`` over TLS, serving from its own threads until stopped.
+    """The geocoder on ``host:port`` over TLS, on its own event loop in a thread, until stopped.
+
+    For blocking programs and tests; the lab's service runs :func:`open_geo_server` on the
+    lab's loop instead.
 
     Args:
         host: address to bind (loopback in the lab).
@@ -560,44 +411,43 @@ class GeoServer:
         gazetteer: Gazetteer,
         limits: HTTPLimits | None = None,
     ) -> None:
-        self._server = _Server((host, port), context, gazetteer, limits or HTTPLimits())
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.2},
-            name="wirelab-lab-geo",
-            daemon=True,
+        self.limits = limits or HTTPLimits()
+        self._thread = ServerThread(
+            lambda: open_geo_server(host, port, context, gazetteer, self.limits)
         )
+        self._server: ConnectionServer | None = None
+
+    @property
+    def server(self) -> ConnectionServer:
+        """The connection server (once started)."""
+        assert self._server is not None, "the geocoder has not started"
+        return self._server
 
     @property
     def socket(self) -> socket.socket:
         """The listening socket."""
-        return self._server.socket
+        return self.server.socket
 
     @property
     def address(self) -> tuple[str, int]:
         """``(address, port)`` really bound."""
-        host, port = self._server.server_address[:2]
+        host, port = self.server.address
         return str(host), int(port)
 
     @property
     def evicted(self) -> int:
-        """Connections evicted so far to make room for a new one."""
-        return self._server.evicted
-
-    @property
-    def refused(self) -> int:
-        """Connections closed at once because every slot was answering a request."""
-        return self._server.refused
+        """Connections closed so far to make room for a new one."""
+        return self.server.evicted
 
     def start(self) -> GeoServer:
-        """Start serving in a background thread."""
-        self._thread.start()
+        """Bind and start serving in a background thread.
+
+        Raises:
+            ConnectError: the address cannot be bound.
+        """
+        self._server = self._thread.start()
         return self
 
     def stop(self) -> None:
-        """Stop accepting, close every connection, and wait for the threads."""
-        if self._thread.is_alive():
-            self._server.stop()
-            self._thread.join(5.0)
-        else:
-            self._server.server_close()
+        """Stop accepting, close every connection, and wait for the thread."""
+        self._thread.stop()

@@ -22,19 +22,15 @@ class GeoService(Service):
 
     async def serve(self, lab: LabContext, started: Started) -> None:
         from wirelab.geo.gazetteer import shared
-        from wirelab.geo.server import GeoServer
+        from wirelab.geo.server import open_geo_server
 
         context = lab.server_ssl_context(list(HOSTNAMES))
         # The user's cache, shared by every lab (wirelab.geo.gazetteer.cache_dir), not the
         # lab's state directory: a fresh lab loads in well under a second, not builds.
         gazetteer = await asyncio.to_thread(shared)
-        server = GeoServer(lab.bind_host, lab.port("geo", "https"), context, gazetteer)
-        try:
-            server.start()
-            started([lab.endpoint(self, "https", server.socket, tls=True)])
-            await asyncio.Event().wait()
-        finally:
-            await asyncio.to_thread(server.stop)
+        server = await open_geo_server(lab.bind_host, lab.port("geo", "https"), context, gazetteer)
+        started([lab.endpoint(self, "https", server.socket, tls=True)])
+        await server.serve_forever()
 
 
 SERVICES = (GeoService(),)
