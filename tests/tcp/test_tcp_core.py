@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wirelab.errors import LocalProtocolError, RemoteProtocolError
+from wirelab.errors import ConfigError, LocalProtocolError, RemoteProtocolError
 from wirelab.tcp._core import CHUNK, UPPER_CHUNK, EchoChecker, parse_bytecount, pattern, round_up
 
 
@@ -73,14 +73,14 @@ def test_parse_bytecount(text: str, count: int) -> None:
 
 @pytest.mark.parametrize("text", ["", "-5", "4X", "M", "1.5M", "٣", "4i", "4KK"])
 def test_parse_bytecount_refuses_garbage(text: str) -> None:
-    with pytest.raises(ValueError, match="not a byte count"):
+    with pytest.raises(ConfigError, match="not a byte count"):
         parse_bytecount(text)
 
 
 @given(st.text(max_size=12))
-def test_parse_bytecount_gives_a_count_or_valueerror(text: str) -> None:
+def test_parse_bytecount_gives_a_count_or_a_config_error(text: str) -> None:
     try:
         count = parse_bytecount(text)
-    except ValueError:
+    except ConfigError:
         return
     assert count >= 0

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from wirelab.errors import LocalProtocolError, RemoteProtocolError
+from wirelab.errors import ConfigError, LocalProtocolError, RemoteProtocolError
 
 __all__ = [
     "CHUNK",
@@ -109,9 +109,9 @@ def parse_bytecount(text: str) -> int:
     """``"1000"`` -> 1000, ``"64K"`` -> 65536, ``"4M"`` -> 4194304 (binary units, ``i``/``B`` ok).
 
     Raises:
-        ValueError: not a non-negative whole number with an optional K, M or G.
+        ConfigError: not a non-negative whole number with an optional K, M or G.
     """
     match = _BYTECOUNT.fullmatch(text.strip().upper())
     if match is None:
-        raise ValueError(f"{text!r} is not a byte count (e.g. 1000, 64K, 4M)")
+        raise ConfigError(f"{text!r} is not a byte count (e.g. 1000, 64K, 4M)")
     return int(match.group(1)) * _UNITS[match.group(2)]

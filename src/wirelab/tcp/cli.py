@@ -23,6 +23,7 @@ from wirelab.cli.common import (
     run_server,
 )
 from wirelab.config import LOOPBACK, default_port
+from wirelab.errors import ConfigError
 from wirelab.net.addresses import parse_port
 from wirelab.tcp._core import parse_bytecount
 
@@ -125,7 +126,7 @@ def deadlock(
         raise typer.BadParameter(f"choose from {', '.join(MODES)}", param_hint="--mode")
     try:
         bytecount = parse_bytecount(target[-1])
-    except ValueError as exc:
+    except ConfigError as exc:
         raise typer.BadParameter(str(exc), param_hint="BYTECOUNT") from None
     host = check_host(target[0]) if len(target) == 2 else None
     where, number = lab_target("tcp", host, port, endpoint="upper")
