@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
+import threading
 
 import pytest
 
 from tests.conftest import run_wirelab
+from wirelab.udp.client import send_broadcast
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -76,3 +79,26 @@ def test_broadcast_and_listen_report_json(wirelab_env: dict[str, str]) -> None:
     assert json.loads(sent.stdout) == {"sent": 2, "to": "127.255.255.255:9"}
     quiet = run(wirelab_env, "listen", "127.0.0.1", "-p", "0", "-t", "0.2", "--json")
     assert quiet.returncode == 1 and json.loads(quiet.stdout) == []
+
+
+def test_listen_hears_a_loopback_broadcast_by_default() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    got: list[subprocess.CompletedProcess[str]] = []
+    listener = threading.Thread(
+        target=lambda: got.append(
+            run_wirelab("udp", "listen", "-p", str(port), "-t", "10", "--json")
+        )
+    )
+    listener.start()
+    try:
+        while listener.is_alive():  # resend until it has bound: a broadcast gets no reply
+            send_broadcast("127.255.255.255", port, b"Broadcast datagram!")
+            listener.join(0.1)
+    finally:
+        listener.join(15)
+    (done,) = got
+    assert done.returncode == 0, done.stderr
+    (heard,) = json.loads(done.stdout)
+    assert heard["text"] == "Broadcast datagram!" and heard["sender"].startswith("127.0.0.1:")

@@ -148,10 +148,11 @@ def listen(
     interface: Annotated[
         str,
         typer.Argument(
-            help="Address to bind; 0.0.0.0 (every IPv4 address) hears broadcasts.",
+            help="Address to bind. The default, loopback's broadcast address, hears "
+            "broadcasts on this machine only; 0.0.0.0 hears them (and more) from the network.",
             callback=check_host,
         ),
-    ] = "0.0.0.0",
+    ] = "127.255.255.255",
     port: PortOption = None,
     count: Annotated[int, count_option("Datagrams to wait for.")] = 1,
     timeout: TimeoutOption = 30.0,
