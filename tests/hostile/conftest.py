@@ -4,14 +4,15 @@ Every test here runs against the session lab (``wirelab_lab``) and is parametriz
 service name at collection (``wirelab.lab.registry.services()``), so a new chapter's service
 joins every probe without an edit here, except one: its **normal client**. A normal client is
 what an ordinary user of the service does (one question, one query, one handshake); the suite
-asks it to be served within :data:`SERVED_WITHIN` seconds during and after every probe.
-A service without an entry in :data:`NORMAL_CLIENTS` fails ``test_every_service_has_a_normal
-_client`` with "add a normal client for <service>".
+asks it to be served within :data:`SERVED_WITHIN` seconds (:func:`served_within`: stretched
+on an overloaded machine) during and after every probe. A service without an entry in
+:data:`NORMAL_CLIENTS` fails ``test_every_service_has_a_normal_client`` with "add a normal
+client for <service>"; an endpoint its client does not know fails the same way.
 
 The clients are written here with the standard library, dnspython and pyzmq, not with
 wirelab's own clients, so they are independent of the servers they judge.
 
-Besides the normal client, every test checks (autouse :func:`_no_tracebacks`) that no
+Besides the normal client, every test checks (:func:`pytest_runtest_call`) that no
 traceback reached the lab's logs: the ``*.log`` files of its state directory, the log records
 of the process that runs it (the session lab runs in this process), and this process's
 standard error; the project-wide leak check (tests/conftest.py) adds threads, sockets and

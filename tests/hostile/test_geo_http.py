@@ -32,6 +32,14 @@ SHAPES: dict[str, tuple[bytes, set[int]]] = {
         _HEAD + "Content-Length: \u00b2\r\n\r\n".encode() + SMUGGLED,
         {400},
     ),
+    "latin-1-superscript-content-length": (
+        _HEAD + b"Content-Length: \xb2\r\n\r\n" + SMUGGLED,
+        {400},
+    ),
+    "arabic-indic-digit-content-length": (  # int() reads U+0663 as 3
+        _HEAD + "Content-Length: \u0663\r\n\r\n".encode() + b"abc" + SMUGGLED,
+        {400},
+    ),
     "5000-digit-content-length": (
         _HEAD + b"Content-Length: " + b"1" * 5000 + b"\r\n\r\n" + SMUGGLED,
         {400, 413},
