@@ -46,6 +46,14 @@ def run_wirelab(
     )
 
 
+def _serve_one(conn: socket.socket, behaviour: Behaviour) -> None:
+    """Serve one accepted connection (10 s per socket call), then close it."""
+    with conn:
+        conn.settimeout(10)
+        with contextlib.suppress(OSError):
+            behaviour(conn)
+
+
 @pytest.fixture
 def raw_server() -> Iterator[Callable[[Behaviour], tuple[str, int]]]:
     """Start a one-connection server written with plain sockets; ``behaviour(conn)`` serves it.
@@ -68,10 +76,7 @@ def raw_server() -> Iterator[Callable[[Behaviour], tuple[str, int]]]:
                 conn, _ = listener.accept()
             except OSError:
                 return
-            with conn:
-                conn.settimeout(10)
-                with contextlib.suppress(OSError):
-                    behaviour(conn)
+            _serve_one(conn, behaviour)
 
         thread = threading.Thread(target=serve, name="raw-server")
         thread.start()
@@ -104,10 +109,7 @@ def accept_loop(behaviour: Behaviour) -> Iterator[tuple[str, int]]:
                 continue
             except OSError:
                 return
-            with conn:
-                conn.settimeout(10)
-                with contextlib.suppress(OSError):
-                    behaviour(conn)
+            _serve_one(conn, behaviour)
 
     thread = threading.Thread(target=serve, name="accept-loop")
     thread.start()
