@@ -61,6 +61,10 @@ DEFAULT_PORTS: dict[tuple[str, str], int] = {
     ("queue", "pub"): 6700,
     ("queue", "rep"): 6701,
     ("queue", "pull"): 6702,
+    # chapter 18: XML-RPC (7001), JSON-RPC (7002) and RPyC (18861), the book's ports
+    ("rpc", "xmlrpc"): 7001,
+    ("rpc", "jsonrpc"): 7002,
+    ("rpc", "rpyc"): 18861,
 }
 
 

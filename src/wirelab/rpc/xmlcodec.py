@@ -1,0 +1,180 @@
+"""XML-RPC (xmlrpc.com spec, 1999) without XML attacks: bytes of a call in, bytes of an answer out.
+
+The stdlib's :func:`xmlrpc.client.loads` parses with expat as it comes: entity declarations
+(billion laughs, quadratic blowup), external entities and any nesting depth are all accepted
+(the stdlib docs warn it is "not secure against maliciously constructed data"). Here every
+document is parsed by :class:`defusedxml.xmlrpc.DefusedExpatParser` with DTDs forbidden
+outright (XML-RPC has no use for one), under a nesting limit, after a size limit. Answers are
+marshalled by the stdlib.
+
+:class:`XMLRPCDispatcher` keeps the stdlib's registry, introspection (``system.listMethods``,
+``system.methodSignature``, ``system.methodHelp``) and ``system.multicall``, and maps every
+failure to a fault with a code from the XML-RPC fault-code interoperability convention
+(-32700 parse error, -32600 invalid request, -32601 method not found, -32602 invalid params,
+-32603 internal error) and a message in our words: no Python class names, no tracebacks.
+Only registered functions are callable: ``register_instance`` and ``allow_dotted_names`` are
+never used, so ``quadratic.__globals__`` is an unknown method.
+"""
+
+from __future__ import annotations
+
+import logging
+import xmlrpc.client
+from collections.abc import Callable
+from typing import Any
+from xmlrpc.server import SimpleXMLRPCDispatcher
+
+from defusedxml import DefusedXmlException
+from defusedxml.xmlrpc import DefusedExpatParser
+
+from wirelab.rpc.functions import RPCArgumentError
+
+__all__ = [
+    "DEFAULT_MAX_DEPTH",
+    "FAULT_INTERNAL",
+    "FAULT_INVALID_PARAMS",
+    "FAULT_INVALID_REQUEST",
+    "FAULT_METHOD_NOT_FOUND",
+    "FAULT_PARSE",
+    "XMLRPCDispatcher",
+    "XMLRejected",
+    "safe_loads",
+]
+
+log = logging.getLogger(__name__)
+
+FAULT_PARSE = -32700
+FAULT_INVALID_REQUEST = -32600
+FAULT_METHOD_NOT_FOUND = -32601
+FAULT_INVALID_PARAMS = -32602
+FAULT_INTERNAL = -32603
+
+#: Deepest element nesting accepted. A call needs 4 levels plus 3 for each nested
+#: array or struct (``<value><array><data>``), so 96 leaves 30 levels of nested values.
+DEFAULT_MAX_DEPTH = 96
+
+
+class XMLRejected(Exception):
+    """The document is not XML-RPC we accept (bomb, entity, DTD, too deep, malformed)."""
+
+
+class _BoundedUnmarshaller(xmlrpc.client.Unmarshaller):
+    """The stdlib's unmarshaller, refusing documents nested deeper than ``max_depth``."""
+
+    def __init__(self, max_depth: int) -> None:
+        super().__init__(use_datetime=False, use_builtin_types=True)
+        self._depth = 0
+        self._max_depth = max_depth
+
+    def start(self, tag: str, attrs: Any) -> None:
+        self._depth += 1
+        if self._depth > self._max_depth:
+            raise XMLRejected(f"elements nested deeper than {self._max_depth}")
+        super().start(tag, attrs)
+
+    def end(self, tag: str) -> None:
+        self._depth -= 1
+        super().end(tag)
+
+
+def safe_loads(
+    data: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH
+) -> tuple[tuple[Any, ...], str | None]:
+    """Parse an XML-RPC call or answer: ``(params, method name or None)``.
+
+    Raises:
+        XMLRejected: a DTD, an entity, an external reference, nesting over ``max_depth``,
+            malformed XML or an unreadable value (the reason in one line).
+        xmlrpc.client.Fault: the document is a fault answer.
+    """
+    target = _BoundedUnmarshaller(max_depth)
+    parser = DefusedExpatParser(target, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    try:
+        parser.feed(data)
+        parser.close()
+        return target.close(), target.getmethodname()
+    except xmlrpc.client.Fault:
+        raise
+    except XMLRejected:
+        raise
+    except DefusedXmlException as exc:
+        raise XMLRejected(f"refused: {type(exc).__name__} ({_first_line(exc)})") from None
+    except RecursionError:
+        raise XMLRejected("nesting too deep") from None
+    except Exception as exc:  # expat errors, bad values (int('x')), wrong structure
+        raise XMLRejected(f"not an XML-RPC document: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
+
+
+class XMLRPCDispatcher(SimpleXMLRPCDispatcher):
+    """The stdlib dispatcher with a defused parser and clear faults.
+
+    Args:
+        max_depth: deepest element nesting accepted in a call.
+    """
+
+    def __init__(self, *, max_depth: int = DEFAULT_MAX_DEPTH) -> None:
+        super().__init__(allow_none=False, encoding="utf-8", use_builtin_types=True)
+        self.max_depth = max_depth
+        self.register_introspection_functions()
+        self.register_multicall_functions()
+
+    def register(self, name: str, function: Callable[..., Any]) -> None:
+        """Make ``function`` callable as ``name`` (its docstring is its ``methodHelp``)."""
+        self.register_function(function, name)
+
+    def dispatch_bytes(self, data: bytes) -> bytes:
+        """Answer the XML-RPC call ``data``: a ``methodResponse`` document (a result or a fault)."""
+        try:
+            params, method = safe_loads(data, max_depth=self.max_depth)
+        except XMLRejected as exc:
+            return self._fault(FAULT_PARSE, f"parse error: {exc}")
+        except xmlrpc.client.Fault:
+            return self._fault(FAULT_INVALID_REQUEST, "a fault is not a call")
+        if not method:
+            return self._fault(FAULT_INVALID_REQUEST, "not a methodCall")
+        try:
+            result = self._dispatch(method, params)
+            return xmlrpc.client.dumps((result,), methodresponse=True, encoding="utf-8").encode()
+        except xmlrpc.client.Fault as fault:
+            return self._fault(fault.faultCode, fault.faultString)
+        except (TypeError, OverflowError, ValueError, RecursionError) as exc:
+            # The result cannot be marshalled (an integer over 32 bits, None ...).
+            return self._fault(FAULT_INTERNAL, f"the result cannot be sent: {_first_line(exc)}")
+
+    def _fault(self, code: int, message: str) -> bytes:
+        fault = xmlrpc.client.Fault(code, message)
+        return xmlrpc.client.dumps(fault, methodresponse=True, encoding="utf-8").encode()
+
+    def _dispatch(self, method: str, params: Any) -> Any:
+        """Call a registered function; every failure becomes a :class:`Fault` in our words."""
+        function = self.funcs.get(method)
+        if function is None:
+            shown = method if len(method) <= 80 else method[:77] + "..."
+            raise xmlrpc.client.Fault(FAULT_METHOD_NOT_FOUND, f"method {shown!r} is not supported")
+        try:
+            return function(*params)
+        except xmlrpc.client.Fault:
+            raise
+        except RPCArgumentError as exc:
+            raise xmlrpc.client.Fault(FAULT_INVALID_PARAMS, str(exc)) from None
+        except TypeError as exc:
+            if _is_call_error(exc, function):
+                raise xmlrpc.client.Fault(
+                    FAULT_INVALID_PARAMS, f"{method}: wrong number of arguments ({len(params)})"
+                ) from None
+            log.warning("xml-rpc %s failed: %s", method, _first_line(exc))
+            raise xmlrpc.client.Fault(FAULT_INTERNAL, f"{method} failed") from None
+        except (MemoryError, RecursionError, ArithmeticError, ValueError) as exc:
+            log.warning("xml-rpc %s failed: %s", method, _first_line(exc))
+            raise xmlrpc.client.Fault(FAULT_INTERNAL, f"{method} failed") from None
+
+
+def _is_call_error(exc: TypeError, function: Callable[..., Any]) -> bool:
+    """True when ``exc`` came from calling ``function`` with the wrong arguments."""
+    tb = exc.__traceback__
+    return tb is not None and tb.tb_next is None
