@@ -379,7 +379,9 @@ class InetdServer:
         if why is None and busy < self.max_children and not self._pending:
             ready.append(conn)
             return
-        if why is None and self._evict(now):
+        if why is None and len(self.children) >= self.max_children and self._evict(now):
+            # (Only when every slot holds a running child: slots taken by children about to
+            # start are not worth ending a child for.)
             self._pending.append((conn, now))
             return
         self._refuse(conn, why or f"{busy} children running, the cap")
@@ -418,26 +420,35 @@ class InetdServer:
                 self._watch(True)  # nobody took it: try again on the next connection
             return
         # Decide for every waiting connection first (refusing is cheap), then start children
-        # (slow): a burst is sorted out at once instead of waiting in the backlog behind forks.
+        # (slow), deciding again after each start: a burst is sorted out at once, and a client
+        # that comes while we fork is not left behind the burst in the backlog.
         self._reap()
         ready: list[socket.socket] = []
         try:
-            for _ in range(_ACCEPT_BATCH):
-                try:
-                    conn, _ = self.listener.accept()
-                except BlockingIOError:
-                    return
-                except OSError as exc:
-                    if exc.errno in RESOURCE_ERRNOS:
-                        accept_backoff_log(exc)
-                        time.sleep(0.1)
-                    return
-                self._admit(conn, ready)
-        finally:
-            for conn in ready:
+            self._accept_waiting(ready)
+            while ready:
+                conn = ready.pop(0)
                 conn.setblocking(True)
                 if not self._spawn(conn):
                     conn.close()
+                self._accept_waiting(ready)
+        finally:
+            for conn in ready:
+                conn.close()
+
+    def _accept_waiting(self, ready: list[socket.socket]) -> None:
+        """Accept what waits in the backlog and decide for each (see :meth:`_admit`)."""
+        for _ in range(_ACCEPT_BATCH):
+            try:
+                conn, _ = self.listener.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno in RESOURCE_ERRNOS:
+                    accept_backoff_log(exc)
+                    time.sleep(0.1)
+                return
+            self._admit(conn, ready)
 
     def _reap(self) -> None:
         now = time.monotonic()
