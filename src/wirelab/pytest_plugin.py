@@ -11,7 +11,6 @@ The lab starts on first use only, so projects that never ask for it pay nothing.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from wirelab.lab.registry import services
 from wirelab.lab.service import LabContext
 from wirelab.lab.state import LabState, ServiceView, state_path
 from wirelab.lab.supervisor import LabThread
-from wirelab.testing import cli_env
+from wirelab.testing import cli_env, services_required
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +46,7 @@ def _service_fixture(name: str) -> Callable[[LabState], ServiceView]:
         try:
             return wirelab_lab.service(name)
         except ConfigError as exc:
-            if name in wirelab_lab.unavailable and not os.environ.get("WIRELAB_REQUIRE_SERVICES"):
+            if name in wirelab_lab.unavailable and not services_required():
                 pytest.skip(str(exc))
             raise
 

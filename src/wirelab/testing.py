@@ -22,7 +22,7 @@ from wirelab.lab.service import LabContext
 from wirelab.lab.state import LabState, state_path
 from wirelab.lab.supervisor import LabThread
 
-__all__ = ["cli_env", "private_lab"]
+__all__ = ["cli_env", "private_lab", "services_required"]
 
 
 @contextmanager
@@ -48,3 +48,12 @@ def private_lab(
 def cli_env(state: LabState) -> dict[str, str]:
     """An environment in which ``wirelab`` commands use the lab ``state`` describes."""
     return dict(os.environ, WIRELAB_HOME=state.directory, NO_COLOR="1", COLUMNS="200")
+
+
+def services_required() -> bool:
+    """True when a lab service that cannot run here must fail a test, not skip it.
+
+    ``WIRELAB_REQUIRE_SERVICES=1`` (``make test`` and so CI set it) turns every "memcached is
+    not installed" skip into a failure, so a broken set-up cannot pass as skipped tests.
+    """
+    return os.environ.get("WIRELAB_REQUIRE_SERVICES", "") not in ("", "0")
