@@ -114,7 +114,8 @@ def main() -> None:
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    failed = {k: v for k, v in result["probes"].items() if v["failures"]}  # type: ignore[union-attr]
+    probes: dict[str, dict[str, object]] = result["probes"]  # type: ignore[assignment]
+    failed = {k: v for k, v in probes.items() if v["failures"]}
     print(f"{result['rounds']} rounds, {len(failed)} (probe, endpoint) pairs failed at least once")
     for key, row in failed.items():
         print(f"  {key}: {row['failures']}/{row['runs']}: {row['last']}")

@@ -422,14 +422,14 @@ def tls_old_versions(state: LabState, ep: BoundEndpoint, during: During) -> None
         with _connect(ep) as sock:
             try:
                 with context.wrap_socket(sock, server_hostname="localhost") as tls:
-                    version = tls.version()
+                    agreed = tls.version()
             except ssl.SSLError as exc:
                 if "NO_PROTOCOLS_AVAILABLE" in str(exc) or "no protocols available" in str(exc):
                     continue  # the local OpenSSL refused to send it at all
             except OSError:
                 pass  # refused by a close or a reset: fine
             else:
-                raise AssertionError(f"{ep.name}: completed a {label} handshake ({version})")
+                raise AssertionError(f"{ep.name}: completed a {label} handshake ({agreed})")
         during(f"after OpenSSL's {label} ClientHello")
 
 

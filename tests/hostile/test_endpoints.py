@@ -9,6 +9,7 @@ it) must not grow by more than :data:`PEAK_GROWTH` during a probe, nor stay abov
 
 from __future__ import annotations
 
+import functools
 import time
 
 import pytest
@@ -84,7 +85,7 @@ def _run(state: LabState, service: str, name: str, probe: Probe, applies: str) -
         pytest.skip(f"{name} does not apply to {service} (no {applies} endpoint)")
     verdicts = Verdicts(name)
     for ep in chosen:
-        verdicts.run(ep, lambda ep=ep: probe_endpoint(state, ep, name, probe))
+        verdicts.run(ep, functools.partial(probe_endpoint, state, ep, name, probe))
     verdicts.judge()
 
 
