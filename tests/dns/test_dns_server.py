@@ -18,6 +18,7 @@ import pytest
 
 from wirelab.dns.server import ServerLimits
 from wirelab.dns.zone import lab_zone
+from wirelab.errors import ConfigError
 
 
 def ask(
@@ -296,3 +297,12 @@ def test_any_is_answered_minimally_rfc8482(dns_server: Any, tcp: bool) -> None:
         timeout=3,
     )
     assert missing.rcode() == dns.rcode.NXDOMAIN
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"max_queries": 0}, {"max_tcp_connections": 0}, {"idle_timeout": 0.0}, {"max_lifetime": -1}],
+)
+def test_impossible_limits_are_a_config_error(bad: dict[str, float]) -> None:
+    with pytest.raises(ConfigError):
+        ServerLimits(**bad)  # type: ignore[arg-type]

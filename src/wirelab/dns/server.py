@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from wirelab.dns._core import Responder
 from wirelab.dns.zone import Zone
-from wirelab.errors import ConnectError
+from wirelab.errors import ConfigError, ConnectError
 from wirelab.net.addresses import listen_tcp
 from wirelab.net.server import ConnectionServer, peer_name
 
@@ -72,6 +72,13 @@ class ServerLimits:
     idle_timeout: float = TCP_IDLE_TIMEOUT
     max_queries: int = MAX_TCP_QUERIES
     max_lifetime: float = MAX_TCP_LIFETIME
+
+    def __post_init__(self) -> None:
+        counts = (self.max_tcp_query, self.max_tcp_connections, self.max_queries)
+        if min(counts) < 1:
+            raise ConfigError(f"DNS server limits must be at least 1: {self}")
+        if not (0 < self.idle_timeout < float("inf") and 0 < self.max_lifetime < float("inf")):
+            raise ConfigError(f"DNS server timeouts must be finite and above zero: {self}")
 
 
 class _UDPProtocol(asyncio.DatagramProtocol):
