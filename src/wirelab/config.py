@@ -17,6 +17,7 @@ from wirelab.errors import ConfigError
 
 __all__ = [
     "DEFAULT_PORTS",
+    "FTP_PASSIVE_PORTS",
     "LAB_ACCOUNTS",
     "LOOPBACK",
     "Account",
@@ -65,7 +66,14 @@ DEFAULT_PORTS: dict[tuple[str, str], int] = {
     ("rpc", "xmlrpc"): 7001,
     ("rpc", "jsonrpc"): 7002,
     ("rpc", "rpyc"): 18861,
+    # chapter 17: FTP with explicit FTPS (the book's 21) and implicit FTPS (990)
+    ("ftp", "ftp"): 10021,
+    ("ftp", "ftps"): 10990,
 }
+
+#: The lab FTP server's passive data ports (first, last): fixed, so a firewall rule can name
+#: them; below Linux's ephemeral range (32768+). Tests (ephemeral ports) use any free port.
+FTP_PASSIVE_PORTS: tuple[int, int] = (30000, 30049)
 
 
 def default_port(service: str, endpoint: str) -> int:
