@@ -67,8 +67,9 @@ def quadratic(a: Any, b: Any, c: Any) -> list[float]:
     fa, fb, fc = _number("a", a), _number("b", b), _number("c", c)
     if fa == 0:
         raise RPCArgumentError("a = 0: not a quadratic equation")
-    # Scale so the largest coefficient is 1: b*b and 4*a*c then cannot overflow.
-    scale = max(abs(fa), abs(fb), abs(fc))
+    # Scale by a power of two (exact) so the largest coefficient is near 1: b*b and 4*a*c
+    # then cannot overflow, and no rounding is added.
+    scale = math.ldexp(1.0, math.frexp(max(abs(fa), abs(fb), abs(fc)))[1])
     fa, fb, fc = fa / scale, fb / scale, fc / scale
     discriminant = fb * fb - 4.0 * fa * fc
     if discriminant < 0:
