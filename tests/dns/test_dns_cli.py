@@ -79,6 +79,8 @@ def test_addrinfo_ping_name(env: dict[str, str], lab_dns: object) -> None:
         "The IP address of www.example.com is 127.0.0.1"
         in run(env, "name", "www.example.com").stdout
     )
+    doc = json.loads(run(env, "name", "www.example.com", "--json").stdout)
+    assert doc["address"] == "127.0.0.1" and doc["via"].startswith("DNS server 127.0.0.1")
 
 
 def test_silent_server_gives_a_clear_timeout(env: dict[str, str]) -> None:

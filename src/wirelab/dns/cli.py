@@ -285,10 +285,14 @@ def name(
     ],
     server: ServerOption = None,
     system: SystemOption = False,
+    json_output: JsonOption = False,
 ) -> None:
     """The IPv4 address of HOST (the book's getname)."""
     from wirelab.dns.names import host_address
 
     address, via = host_address(host, resolver=_names_resolver(server, system))
+    if json_output:
+        print_json({"host": host, "address": address, "via": via})
+        return
     console.print(f"The IP address of {host} is {address}")
     err_console.print(f"(resolved by {via})")
