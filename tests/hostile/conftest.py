@@ -305,6 +305,46 @@ def _blocks(state: LabState, ep: BoundEndpoint, timeout: float) -> None:
         raise NoNormalClient
 
 
+def _rpc(state: LabState, ep: BoundEndpoint, timeout: float) -> None:
+    import http.client
+    import xmlrpc.client
+
+    if ep.endpoint in ("xmlrpc", "jsonrpc"):
+        if ep.endpoint == "xmlrpc":
+            body = xmlrpc.client.dumps((2, 3), "addtogether").encode()
+            kind = "text/xml"
+        else:
+            call = {"jsonrpc": "2.0", "method": "lengths", "params": ["abc"], "id": 1}
+            body, kind = json.dumps(call).encode(), "application/json"
+        conn = http.client.HTTPConnection(ep.address, ep.port, timeout=timeout)
+        try:
+            conn.request("POST", "/RPC2", body, {"Content-Type": kind})
+            response = conn.getresponse()
+            data = response.read(1 << 20)
+        finally:
+            conn.close()
+        assert response.status == 200, (response.status, data[:200])
+        if ep.endpoint == "xmlrpc":
+            assert xmlrpc.client.loads(data)[0] == (5,), data[:200]
+        else:
+            assert json.loads(data).get("result") == [[3, "abc"]], data[:200]
+    elif ep.endpoint == "rpyc":
+        import rpyc
+        from rpyc.core.stream import SocketStream
+
+        conn = rpyc.utils.factory.connect_stream(
+            SocketStream.connect(ep.address, ep.port, timeout=timeout),
+            config={"sync_request_timeout": timeout},
+        )
+        try:
+            files = conn.root.list_files()
+        finally:
+            conn.close()
+        assert isinstance(tuple(files), tuple), files
+    else:
+        raise NoNormalClient
+
+
 #: The normal client of each lab service, by service name. A new service adds its entry here.
 NORMAL_CLIENTS: dict[str, NormalClient] = {
     "udp": _udp,
@@ -316,6 +356,7 @@ NORMAL_CLIENTS: dict[str, NormalClient] = {
     "cache": _cache,
     "queue": _queue,
     "blocks": _blocks,
+    "rpc": _rpc,
 }
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from tests.hostile.conftest import NORMAL_CLIENTS, served, service_endpoints
+import pytest
+
+from tests.hostile.conftest import NORMAL_CLIENTS, NoNormalClient, served, service_endpoints
+from wirelab.lab.service import BoundEndpoint
 from wirelab.lab.state import LabState
 
 
@@ -14,3 +17,13 @@ def test_every_service_has_a_normal_client(wirelab_lab: LabState, service: str) 
     )
     for ep in endpoints:
         served(wirelab_lab, ep, "on a quiet lab")
+
+
+def test_a_service_without_a_normal_client_is_named(wirelab_lab: LabState) -> None:
+    """A service the registry does not know fails with what to add, not a KeyError."""
+    stranger = BoundEndpoint("gopher", "gopher", "example.com", "127.0.0.1", 70, "tcp")
+    with pytest.raises(NoNormalClient, match="add a normal client for gopher"):
+        served(wirelab_lab, stranger, "on a quiet lab")
+    new_endpoint = BoundEndpoint("tcp", "daytime", "example.com", "127.0.0.1", 13, "tcp")
+    with pytest.raises(NoNormalClient, match=r"add a normal client for tcp\.daytime"):
+        served(wirelab_lab, new_endpoint, "on a quiet lab")
