@@ -1,4 +1,9 @@
-"""The lab's DNS server (chapter 4): authoritative for ``example.com``, over UDP and TCP."""
+"""The lab's DNS server (chapter 4): authoritative for ``example.com``, over UDP and TCP.
+
+Not a :class:`~wirelab.lab.service.DeclaredService` (one opener per endpoint): resolvers
+retry a truncated answer over TCP at the *same* port, so with port 0 the UDP and TCP
+endpoints are bound together by :func:`~wirelab.dns.server.open_dns_server`.
+"""
 
 from __future__ import annotations
 
