@@ -345,6 +345,38 @@ def _rpc(state: LabState, ep: BoundEndpoint, timeout: float) -> None:
         raise NoNormalClient
 
 
+def _ftp(state: LabState, ep: BoundEndpoint, timeout: float) -> None:
+    if ep.endpoint not in ("ftp", "ftps"):
+        raise NoNormalClient
+    raw = _connect(ep, timeout)
+    sock: socket.socket = raw
+    try:
+        if ep.endpoint == "ftps":  # implicit FTPS: TLS from the first byte (RFC 4217 aside)
+            sock = state.ssl_context().wrap_socket(raw, server_hostname="localhost")
+        reader = sock.makefile("rb")
+        try:
+
+            def reply() -> bytes:
+                line = reader.readline(1024)
+                while line[3:4] == b"-":  # a multi-line reply: read to its last line
+                    line = reader.readline(1024)
+                return line
+
+            assert reply().startswith(b"220"), "no FTP greeting"
+            sock.sendall(b"USER anonymous\r\n")
+            assert reply().startswith(b"331"), "USER anonymous refused"
+            sock.sendall(b"PASS hostile@example.com\r\n")
+            answer = reply()
+            assert answer.startswith(b"230"), answer
+            sock.sendall(b"QUIT\r\n")
+            assert reply().startswith(b"221"), "QUIT not acknowledged"
+        finally:
+            reader.close()
+    finally:
+        sock.close()
+        raw.close()
+
+
 #: The normal client of each lab service, by service name. A new service adds its entry here.
 NORMAL_CLIENTS: dict[str, NormalClient] = {
     "udp": _udp,
@@ -357,6 +389,7 @@ NORMAL_CLIENTS: dict[str, NormalClient] = {
     "queue": _queue,
     "blocks": _blocks,
     "rpc": _rpc,
+    "ftp": _ftp,
 }
 
 
