@@ -58,6 +58,8 @@ def test_bad_input_is_one_line_and_exit_1(
         (["client", "--no-such-option"], "No such option"),
         (["client", "127.0.0.1", "-p", "70000"], "port 70000 is out of range"),
         (["client", "127.0.0.1", "-p", "0"], "port 0 is not a server's port"),
+        (["mtu", "127.0.0.1", "-p", "0"], "port 0 is not a server's port"),
+        (["broadcast", "-p", "0"], "port 0 is not a server's port"),
         (["client", ""], "the host is empty"),
         (["serve", "--drop", "2"], "--drop"),
         (["serve", ""], "the host is empty"),

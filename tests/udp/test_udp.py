@@ -193,6 +193,10 @@ def test_bad_targets_are_typed_errors() -> None:
         udp.request("127.0.0.1", 1060, b"x" * 70_000, backoff=FAST)
     with pytest.raises(ConfigError, match="port 0 is not a server's port"):
         udp.request("127.0.0.1", 0, b"q", backoff=FAST)
+    with pytest.raises(ConfigError, match="port 0 is not a destination"):
+        udp.probe_mtu("127.0.0.1", 0)
+    with pytest.raises(ConfigError, match="port 0 is not a destination"):
+        udp.send_broadcast("127.255.255.255", 0, b"x")
 
 
 def test_broadcast_reaches_a_wildcard_listener() -> None:

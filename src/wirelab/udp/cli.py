@@ -39,6 +39,16 @@ def _port(port: str | None, endpoint: str = "udp") -> int:
     return parse_port(port, "udp") if port is not None else default_port("udp", endpoint)
 
 
+def _not_zero(number: int) -> int:
+    """A client's destination port: 0 is where nothing can listen (a usage error)."""
+    if number == 0:
+        raise typer.BadParameter(
+            "port 0 is not a server's port: give the port the server listens on",
+            param_hint="'-p' / '--port'",
+        )
+    return number
+
+
 @app.command()
 def serve(
     host: ServeHostArgument = LOOPBACK,
@@ -92,11 +102,7 @@ def client(
 ) -> None:
     """Send one request and wait for the reply, retrying with exponential backoff."""
     where, number = lab_target("udp", host, port, endpoint="lossy" if lossy else "udp", proto="udp")
-    if number == 0:
-        raise typer.BadParameter(
-            "port 0 is not a server's port: give the port the server listens on",
-            param_hint="'-p' / '--port'",
-        )
+    _not_zero(number)
     text = message if message is not None else f"The time is {datetime.now()}"
     backoff = udp_client.BOOK_BACKOFF
     if attempts is not None:
@@ -136,7 +142,7 @@ def broadcast(
 ) -> None:
     """Send one broadcast datagram (SO_BROADCAST), as the book's client; no reply comes."""
     data = message.encode("utf-8")
-    where = udp_client.send_broadcast(network, _port(port), data)
+    where = udp_client.send_broadcast(network, _not_zero(_port(port)), data)
     if json_output:
         print_json({"sent": len(data), "to": where})
         return
@@ -179,7 +185,7 @@ def mtu(
 ) -> None:
     """Probe the path MTU with don't-fragment set (Linux)."""
     where, number = lab_target("udp", host, port, proto="udp")
-    report = udp_client.probe_mtu(where, number)
+    report = udp_client.probe_mtu(where, _not_zero(number))
     if json_output:
         print_json(
             {

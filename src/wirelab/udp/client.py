@@ -153,6 +153,8 @@ def send_broadcast(network: str, port: int | str, payload: bytes) -> str:
     On loopback, ``127.255.255.255`` reaches every socket bound to the port on ``""``.
     """
     number = parse_port(port, "udp")
+    if number == 0:
+        raise ConfigError("port 0 is not a destination: give a port number above 0")
     if len(payload) > MAX_UDP_PAYLOAD:
         raise LocalProtocolError(f"a UDP datagram carries at most {MAX_UDP_PAYLOAD} bytes")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -206,15 +208,22 @@ def probe_mtu(host: str, port: int | str) -> MTUReport:
     one byte more is refused locally with EMSGSIZE, the book's ``big_sender.py`` lesson.
 
     Raises:
-        ConfigError: not on Linux.
+        ConfigError: not on Linux, or ``port`` is 0.
     """
     if not sys.platform.startswith("linux"):
         raise ConfigError("the path-MTU probe needs Linux (IP_MTU_DISCOVER and IP_MTU)")
+    if parse_port(port, "udp") == 0:
+        raise ConfigError("port 0 is not a destination: give a port number above 0")
     with connect_udp(host, port, family=socket.AF_INET) as sock:
-        sock.setsockopt(socket.IPPROTO_IP, _IP_MTU_DISCOVER, _IP_PMTUDISC_DO)
-        mtu = sock.getsockopt(socket.IPPROTO_IP, _IP_MTU)
+        try:
+            sock.setsockopt(socket.IPPROTO_IP, _IP_MTU_DISCOVER, _IP_PMTUDISC_DO)
+            mtu = sock.getsockopt(socket.IPPROTO_IP, _IP_MTU)
+            destination = format_address(sock.getpeername())
+        except OSError as exc:
+            raise TransportError(
+                f"cannot probe the path MTU to {host}: {exc.strerror or exc}"
+            ) from exc
         max_payload = min(mtu - 28, MAX_UDP_PAYLOAD)  # 20 bytes IPv4 header + 8 bytes UDP
-        destination = format_address(sock.getpeername())
         # One byte more than fits: on a real link the MTU refuses it, on loopback UDP itself.
         oversize = max_payload + 1 if max_payload < MAX_UDP_PAYLOAD else MAX_UDP_PAYLOAD + 1
         try:
