@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import logging
+import re
 import socket
 import ssl
 import threading
@@ -40,11 +41,7 @@ class Reply:
     @property
     def statuses(self) -> list[int]:
         """Every status line in the reply (a smuggled request would add one)."""
-        return [
-            int(line.split(b" ", 2)[1])
-            for line in self.data.split(b"\r\n")
-            if line.startswith(b"HTTP/1.1 ") and line[9:12].isdigit()
-        ]
+        return [int(code) for code in re.findall(rb"HTTP/1\.1 ([0-9]{3}) ", self.data)]
 
 
 def send_raw(srv: RunningGeo, data: bytes, *, wait: float = 3.0) -> Reply:
@@ -178,6 +175,17 @@ def test_pipelined_requests_still_work(geo_server: RunningGeo) -> None:
     assert reply.statuses == [200, 200] and reply.closed
 
 
+def test_a_pipelined_flood_gets_max_requests_answers_then_a_close(
+    geo_server: RunningGeo, log_records: pytest.LogCaptureFixture
+) -> None:
+    """150 pipelined requests in one write: 100 answers (the per-connection cap), the last
+    with Connection: close, then the connection closes; the rest are never read as requests."""
+    reply = send_raw(geo_server, SMUGGLED * 150, wait=5.0)
+    assert reply.statuses == [200] * 100 and reply.closed
+    assert reply.data.count(b"Connection: close") == 1
+    assert status_ok(geo_server) == 200
+
+
 def test_small_get_body_is_read_and_dropped(geo_server: RunningGeo) -> None:
     body_then_next = SEARCH + HOST + b"Content-Length: 5\r\n\r\nhello" + SMUGGLED
     reply = send_raw(geo_server, body_then_next, wait=1.0)
@@ -220,6 +228,9 @@ def test_exchange_any_bytes_give_a_response_or_a_close(pieces: list[bytes]) -> N
     exchange = Exchange(HTTPLimits(max_request_line=200, max_header_bytes=400), _answer)
     for piece in [*pieces, b""]:
         out = exchange.receive(piece)
+        while out and exchange.buffered:
+            assert out.startswith(b"HTTP/1.1 ")
+            out = exchange.resume()
         assert out == b"" or out.startswith(b"HTTP/1.1 ")
     assert exchange.closing
     assert exchange.timed_out() == b""

@@ -108,6 +108,13 @@ def _h11_reason(exc: h11.RemoteProtocolError, head: bytes) -> str:
     return text or "malformed request"
 
 
+def _phrase(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
 class Exchange:
     """One connection's HTTP/1.1 conversation, sans-I/O: bytes in, bytes to send out.
 
@@ -130,6 +137,7 @@ class Exchange:
         )
         self._request: h11.Request | None = None
         self._head = b""
+        self._eof = False
         #: No more requests: send the last reply, then close.
         self.closing = False
         #: Requests answered (errors included).
@@ -152,6 +160,25 @@ class Exchange:
             log.warning("geocoder: unexpected request state (%s); closing", exc)
             return self._refuse(500, "the server could not answer this request")
 
+    def resume(self) -> bytes:
+        """Answer the next request already received (pipelined), if it is whole; else ``b""``.
+
+        :meth:`receive` answers one request per call, so that a server can let others run
+        between the answers to a burst of pipelined requests.
+        """
+        if self.closing:
+            return b""
+        try:
+            return self._process()
+        except (h11.LocalProtocolError, ValueError, UnicodeError) as exc:  # a bug of ours
+            log.warning("geocoder: unexpected request state (%s); closing", exc)
+            return self._refuse(500, "the server could not answer this request")
+
+    @property
+    def buffered(self) -> bool:
+        """True when bytes of a further request wait (call :meth:`resume`)."""
+        return not self.closing and bool(self._h11.trailing_data[0])
+
     def timed_out(self) -> bytes:
         """The head did not arrive in time: a 408 if one had started, else nothing."""
         if self.closing:
@@ -165,14 +192,20 @@ class Exchange:
 
     def _receive(self, data: bytes) -> bytes:
         conn = self._h11
-        eof = not data
-        if not eof and conn.their_state is h11.IDLE and not conn.trailing_data[0]:
+        if not data:
+            self._eof = True
+        elif conn.their_state is h11.IDLE and not conn.trailing_data[0]:
             data = data.lstrip(b"\r\n")  # RFC 9112 section 2.2: blank lines before a request
             if not data:
                 return b""
-        if conn.their_state is h11.IDLE:  # the start of this head, for messages and the log
-            self._head = (conn.trailing_data[0] + data)[: self.limits.max_request_line + 2]
         conn.receive_data(data)
+        return self._process()
+
+    def _process(self) -> bytes:
+        """Parse what h11 holds, up to one answer."""
+        conn = self._h11
+        if conn.their_state is h11.IDLE:  # the start of this head, for messages and the log
+            self._head = conn.trailing_data[0][: self.limits.max_request_line + 2]
         out: list[bytes] = []
         while not self.closing:
             if conn.their_state is h11.IDLE:  # our limits on the raw head, before h11 parses it
@@ -183,7 +216,7 @@ class Exchange:
             try:
                 event = conn.next_event()
             except h11.RemoteProtocolError as exc:
-                if eof:  # the client closed mid-request: nobody to tell
+                if self._eof:  # the client closed mid-request: nobody to tell
                     self.closing = True
                     break
                 out.append(self._refuse(exc.error_status_hint, _h11_reason(exc, self._head)))
@@ -201,6 +234,7 @@ class Exchange:
                 self._request = event
             elif isinstance(event, h11.EndOfMessage):
                 out.append(self._respond())
+                break  # one answer per call: resume() for a pipelined next one
             # h11.Data: a small GET body (at most max_body bytes), read and dropped.
         return b"".join(out)
 
@@ -264,7 +298,10 @@ class Exchange:
         if close:
             headers.append((b"Connection", b"close"))
         conn = self._h11
-        out = [conn.send(h11.Response(status_code=answer.status, headers=headers)) or b""]
+        response = h11.Response(
+            status_code=answer.status, headers=headers, reason=_phrase(answer.status)
+        )
+        out = [conn.send(response) or b""]
         if not head:
             size = self.limits.chunk_size if chunked else max(len(answer.body), 1)
             for start in range(0, len(answer.body), size):
@@ -297,10 +334,7 @@ class Exchange:
         else:
             line = self._head.split(b"\n", 1)[0]
         self._note(status, message, line)
-        try:
-            reason = http.HTTPStatus(status).phrase
-        except ValueError:
-            reason = "Error"
+        reason = _phrase(status)
         body = json.dumps({"error": {"code": status, "message": message}}).encode()
         lines = [f"HTTP/1.1 {status} {reason}".encode()]
         lines += [b"%s: %s" % pair for pair in self._headers("application/json; charset=utf-8")]
@@ -366,27 +400,41 @@ class _Handler:
                 late = exchange.timed_out()
                 if late:
                     log.info("%s: no whole request within %g s: 408", peer, limits.head_timeout)
-                    await self._send(writer, late)
+                    await self._send(writer, late, peer)
                 else:
                     log.debug("%s: idle for %g s; closed", peer, limits.head_timeout)
                 return
             before = exchange.served
             out = exchange.receive(data)
-            for status, message, line in exchange.errors:
-                level = logging.DEBUG if status == 404 else logging.INFO
-                log.log(level, "%s %r: %d %s", peer, line, status, message)
-            exchange.errors.clear()
-            if out:
-                await self._send(writer, out)
-            if exchange.served != before:  # a new head's deadline starts now
-                deadline = loop.time() + limits.head_timeout
+            while True:
+                for status, message, line in exchange.errors:
+                    level = logging.DEBUG if status == 404 else logging.INFO
+                    log.log(level, "%s %r: %d %s", peer, line, status, message)
+                exchange.errors.clear()
+                if out and not await self._send(writer, out, peer):
+                    return
+                if exchange.served != before:  # a new head's deadline starts now
+                    deadline = loop.time() + limits.head_timeout
+                    before = exchange.served
+                if not exchange.buffered:
+                    break
+                await asyncio.sleep(0)  # others run between the answers to a pipelined burst
+                out = exchange.resume()
+                if not out:
+                    break
             if not data:
                 return
 
-    async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
+    async def _send(self, writer: asyncio.StreamWriter, data: bytes, peer: str) -> bool:
+        """Send an answer; False if the client took none of it for ``io_timeout`` seconds."""
         writer.write(data)  # one write per answer: no Nagle stall between head and body
-        async with asyncio.timeout(self.limits.io_timeout):
-            await writer.drain()
+        try:
+            async with asyncio.timeout(self.limits.io_timeout):
+                await writer.drain()
+        except TimeoutError:
+            log.info("%s: took no answer for %g s; closed", peer, self.limits.io_timeout)
+            return False
+        return True
 
 
 class GeoServer:
