@@ -313,8 +313,12 @@ def count_lines(
         raise map_os_error(ConnectionResetError(str(exc)), where) from exc
     except TimeoutError as exc:
         raise Timeout(f"{where}: no answer in {timeout:g} s") from exc
-    except (AttributeError, ValueError, TypeError) as exc:
-        message = str(exc).split("\n\n=====", 1)[0].strip()
-        raise RemoteProtocolError(f"{where}: the server said: {message[:200]}") from None
+    except OSError as exc:
+        raise map_os_error(exc, where) from exc
+    except Exception as exc:  # the server's exception, rebuilt by rpyc (any class it names)
+        message = str(exc).split("\n\n=====", 1)[0].strip() or type(exc).__name__
+        raise RemoteProtocolError(
+            f"{where}: the server raised {type(exc).__name__}: {message[:200]}"
+        ) from None
     finally:
         conn.close()
