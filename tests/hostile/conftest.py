@@ -542,7 +542,11 @@ class _TracebackCatcher(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.exc_info or record.stack_info or "Traceback" in record.getMessage():
-            self.caught.append(f"{record.name}: {record.getMessage()[:300]}")
+            error = record.exc_info[1] if record.exc_info else None
+            why = (
+                f" [{type(error).__module__}.{type(error).__qualname__}: {error}]" if error else ""
+            )
+            self.caught.append(f"{record.name}: {record.getMessage()[:300]}{why[:300]}")
 
 
 def _log_sizes(directory: Path) -> dict[Path, int]:
