@@ -62,6 +62,10 @@ log = logging.getLogger(__name__)
 
 _Socket = socket.socket
 
+#: A closing connection's drain: how long and how much (then it is closed anyway).
+_LINGER_SECONDS = 1.0
+_LINGER_BYTES = 1 << 20
+
 #: The service's own directory by default: the book's testfile.txt.
 DEFAULT_FILES = Path(__file__).parent / "files"
 
@@ -114,6 +118,23 @@ class _BoundedStream(SocketStream):  # type: ignore[misc]
     def __init__(self, sock: socket.socket, frame_timeout: float) -> None:
         super().__init__(sock)
         self.frame_timeout = frame_timeout
+
+    def close(self) -> None:
+        """Close gracefully: our end of file first, then drain what the peer still sends (at
+        most 1 s and 1 MiB), so that a refused peer gets a FIN, not a reset."""
+        sock = self.sock
+        if not self.closed:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_WR)
+                sock.settimeout(_LINGER_SECONDS)
+                deadline = time.monotonic() + _LINGER_SECONDS
+                drained = 0
+                while time.monotonic() < deadline and drained < _LINGER_BYTES:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    drained += len(chunk)
+        super().close()
 
     def read(self, count: int) -> bytes:
         deadline = time.monotonic() + self.frame_timeout
