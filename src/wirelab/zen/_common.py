@@ -8,7 +8,6 @@ every connection and joins every thread and child: nothing is left behind.
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import heapq
 import itertools
@@ -180,6 +179,8 @@ class RunningServer:
 
     async def aclose(self) -> None:
         """:meth:`stop` from an event loop (for ``wirelab.cli.common.run_server``)."""
+        import asyncio  # here: an inetd nowait child imports this module, 7 MB each for asyncio
+
         await asyncio.to_thread(self.stop)
 
     def __enter__(self) -> RunningServer:
