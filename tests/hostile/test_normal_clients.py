@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.hostile.conftest import NORMAL_CLIENTS, NoNormalClient, served, service_endpoints
+from tests.hostile.conftest import (
+    NORMAL_CLIENTS,
+    NoNormalClient,
+    Verdicts,
+    served,
+    service_endpoints,
+)
 from wirelab.lab.service import BoundEndpoint
 from wirelab.lab.state import LabState
 
@@ -27,3 +33,22 @@ def test_a_service_without_a_normal_client_is_named(wirelab_lab: LabState) -> No
     new_endpoint = BoundEndpoint("tcp", "daytime", "example.com", "127.0.0.1", 13, "tcp")
     with pytest.raises(NoNormalClient, match=r"add a normal client for tcp\.daytime"):
         served(wirelab_lab, new_endpoint, "on a quiet lab")
+
+
+def test_known_findings_are_strict_per_endpoint(
+    wirelab_lab: LabState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listed finding alone xfails; an unlisted one fails; a listed one that passes fails."""
+    monkeypatch.setattr(
+        "tests.hostile.conftest.KNOWN_FINDINGS", {("probe", "svc.known"): "why it fails"}
+    )
+    only_known = Verdicts("probe", failures={"svc.known": "broke"}, passed=["svc.other"])
+    with pytest.raises(pytest.xfail.Exception, match="why it fails"):
+        only_known.judge()
+    sibling = Verdicts("probe", failures={"svc.known": "broke", "svc.other": "broke too"})
+    with pytest.raises(pytest.fail.Exception, match=r"svc\.other: broke too"):
+        sibling.judge()
+    fixed = Verdicts("probe", passed=["svc.known", "svc.other"])
+    with pytest.raises(pytest.fail.Exception, match=r"now pass at svc\.known"):
+        fixed.judge()
+    Verdicts("other-probe", passed=["svc.known"]).judge()  # nothing listed for it: passes
