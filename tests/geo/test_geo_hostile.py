@@ -162,6 +162,22 @@ def test_error_text_is_ours_not_pythons(geo_server: RunningGeo) -> None:
     assert b"Content-Length" in reply.data
 
 
+@pytest.mark.parametrize(
+    "limit",
+    ["%C2%B2", "9" * 5000, "%D9%A3", "-1", "1e3"],
+    ids=["sup2", "5000", "arabic", "neg", "exp"],
+)
+def test_a_bad_limit_is_our_400_not_pythons(geo_server: RunningGeo, limit: str) -> None:
+    """The issue's "invalid literal for int() with base 10" came from ``limit=²``."""
+    target = f"/search?q=Paris&format=json&limit={limit}".encode()
+    reply = send_raw(
+        geo_server, b"GET " + target + b" HTTP/1.1\r\n" + HOST + b"Connection: close\r\n\r\n"
+    )
+    assert reply.statuses == [400], reply.data[:300]
+    assert b"limit must be a whole number from 1 to 50" in reply.data
+    assert b"invalid literal" not in reply.data and b"digits" not in reply.data
+
+
 def test_non_ascii_request_line_says_so(geo_server: RunningGeo) -> None:
     reply = send_raw(geo_server, b"GET /search?q=\xc3\xa9 HTTP/1.1\r\n" + HOST + b"\r\n")
     assert reply.statuses == [400] and b"not ASCII" in reply.data and reply.closed

@@ -34,7 +34,7 @@ def test_fold_is_idempotent_and_lower(text: str) -> None:
 words = st.from_regex(r"[A-Za-z][A-Za-z .]{0,20}[A-Za-z]", fullmatch=True)
 
 
-@given(st.lists(words, min_size=1, max_size=4), st.from_regex(r"\d{5}", fullmatch=True))
+@given(st.lists(words, min_size=1, max_size=4), st.from_regex(r"[0-9]{5}", fullmatch=True))
 def test_a_zip_code_at_the_end_is_taken_out(parts: list[str], code: str) -> None:
     parsed = parse_query(", ".join(parts) + " " + code)
     assert parsed.postcode == code
@@ -69,3 +69,9 @@ def test_query_error_is_a_wirelab_config_error() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_query("")
     assert isinstance(caught.value, WirelabError) and not isinstance(caught.value, ValueError)
+
+
+def test_only_ascii_digits_make_a_zip_code() -> None:
+    """\\d matches every Unicode decimal digit; a US ZIP code is five ASCII ones."""
+    assert parse_query("Archbold, OH 43502").postcode == "43502"
+    assert parse_query("\u0664\u0663\u0665\u0660\u0662").postcode is None  # Arabic-Indic 43502

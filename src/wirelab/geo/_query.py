@@ -31,7 +31,7 @@ MAX_QUERY_CHARS = 256
 #: Most comma-separated parts considered (street, city, county, state, country ...).
 MAX_PARTS = 8
 
-_ZIP = re.compile(r"(?<![\w-])(\d{5})(?:-\d{4})?(?![\w-])")
+_ZIP = re.compile(r"(?<![\w-])([0-9]{5})(?:-[0-9]{4})?(?![\w-])")
 _SPACES = re.compile(r"\s+")
 _PUNCT = re.compile(r"[.'\u2019`]")
 _SEPARATORS = re.compile(r"[-_/\\()\[\]\"]+")

@@ -82,8 +82,9 @@ def _limit(params: dict[str, str], default: int) -> int:
     text = params.get("limit", "")
     if not text:
         return default
-    if not text.isdigit():
-        raise ValueError("limit must be a whole number")
+    # ASCII digits only: str.isdigit() accepts "²" and "٣", which int() refuses or reads.
+    if not (text.isascii() and text.isdigit()) or len(text) > 9:
+        raise ValueError(f"limit must be a whole number from 1 to {MAX_LIMIT}")
     return max(1, min(int(text), MAX_LIMIT))
 
 
