@@ -23,6 +23,11 @@ def test_archs_prints_every_name(wirelab_env: dict[str, str]) -> None:
     done = run_wirelab("zen", "archs", env=wirelab_env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == list(ARCHS)
+    done = run_wirelab("zen", "archs", "--json", env=wirelab_env)
+    listed = {a["name"]: a for a in json.loads(done.stdout)}
+    assert list(listed) == list(ARCHS)
+    assert listed["asyncore"]["book"] == "srv_legacy2.py"
+    assert listed["single"]["concurrent"] is False and listed["asyncore"]["concurrent"] is True
 
 
 def test_client_asks_the_lab(wirelab_env: dict[str, str]) -> None:

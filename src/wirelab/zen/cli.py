@@ -62,10 +62,18 @@ def _check_archs(names: list[str]) -> None:
 
 
 @app.command()
-def archs() -> None:
-    """Print the architecture names, one per line."""
+def archs(json_output: JsonOption = False) -> None:
+    """Print the architecture names, one per line (--json: with the book's program for each)."""
     from wirelab.zen.archs import ARCHS
 
+    if json_output:
+        print_json(
+            [
+                {"name": a.name, "book": a.book, "summary": a.summary, "concurrent": a.concurrent}
+                for a in ARCHS.values()
+            ]
+        )
+        return
     for name in ARCHS:
         console.print(name)
 
@@ -144,8 +152,9 @@ def client(
 ) -> None:
     """Ask the aphorisms in random order and print the answers (the book's client.py).
 
-    One question at a time, as the book's client does, so it works against the book's own
-    servers; --pipeline N keeps N in flight (sending and reading at once) for ours.
+    One question at a time, as the book's client.py, so the book's servers answer too.
+
+    --pipeline N keeps N in flight, sending and reading at once (our servers only).
     """
     from wirelab.zen import client as zen
 
