@@ -557,6 +557,58 @@ def _log_sizes(directory: Path) -> dict[Path, int]:
     return sizes
 
 
+def _excerpt(where: str, text: str) -> str:
+    at = text.index("Traceback")
+    return f"{where}: {text[max(0, at - 200) : at + 1500]}"
+
+
+class TracebackWatch:
+    """Tracebacks that reached the lab's log files, log records or stderr since the last look."""
+
+    def __init__(self, directory: Path, capfd: pytest.CaptureFixture[str]) -> None:
+        self.directory = directory
+        self.capfd = capfd
+        self.offsets = _log_sizes(directory)
+        self.catcher = _TracebackCatcher()
+
+    def take(self) -> list[str]:
+        """What arrived since the last call (each traceback is reported once)."""
+        found: list[str] = []
+        sizes = _log_sizes(self.directory)
+        for path, size in sizes.items():
+            start = self.offsets.get(path, 0)
+            start = 0 if size < start else start  # rotated: read the new file whole
+            if size == start:
+                continue
+            with path.open("rb") as fh:
+                fh.seek(start)
+                text = fh.read(4 << 20).decode("utf-8", "replace")
+            if "Traceback" in text:
+                found.append(_excerpt(path.name, text))
+        self.offsets = sizes
+        found.extend(self.catcher.caught)
+        self.catcher.caught = []
+        out, err = self.capfd.readouterr()
+        for name, text in (("stdout", out), ("stderr", err)):
+            if "Traceback" in text:
+                found.append(_excerpt(name, text))
+        return found
+
+
+#: The watch of the test running now (at most one).
+_CURRENT: list[TracebackWatch] = []
+
+
+def new_tracebacks() -> list[str]:
+    """Tracebacks that reached the lab's logs since the last look, during this test.
+
+    A probe calls it after each endpoint, so that a traceback is blamed on that endpoint (and
+    a listed finding can cover it); what is left is checked when the test ends.
+    """
+    time.sleep(0.05)  # a line the lab writes as the probe's last connection closes
+    return _CURRENT[-1].take() if _CURRENT else []
+
+
 _WATCH = pytest.StashKey[tuple[Path, pytest.CaptureFixture[str]]]()
 
 
@@ -574,35 +626,18 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 
     Checked in the call phase (not a fixture's teardown), so that an ``xfail`` covers it.
     """
-    watch = item.stash.get(_WATCH, None)
-    if watch is None:
+    stashed = item.stash.get(_WATCH, None)
+    if stashed is None:
         return (yield)
-    directory, capfd = watch
-    before = _log_sizes(directory)
-    catcher = _TracebackCatcher()
+    watch = TracebackWatch(*stashed)
     root = logging.getLogger()
-    root.addHandler(catcher)
+    root.addHandler(watch.catcher)
+    _CURRENT.append(watch)
     try:
         result = yield
-        time.sleep(0.05)  # a line the lab writes as the probe's last connection closes
+        found = new_tracebacks()
     finally:
-        root.removeHandler(catcher)
-    found: list[str] = []
-    for path, size in _log_sizes(directory).items():
-        start = before.get(path, 0)
-        if size <= start:
-            continue
-        with path.open("rb") as fh:
-            fh.seek(start)
-            text = fh.read(4 << 20).decode("utf-8", "replace")
-        if "Traceback" in text:
-            at = text.index("Traceback")
-            found.append(f"{path.name}: {text[max(0, at - 200) : at + 1500]}")
-    found.extend(catcher.caught)
-    out, err = capfd.readouterr()
-    for name, text in (("stdout", out), ("stderr", err)):
-        if "Traceback" in text:
-            at = text.index("Traceback")
-            found.append(f"{name}: {text[max(0, at - 200) : at + 1500]}")
+        _CURRENT.remove(watch)
+        root.removeHandler(watch.catcher)
     assert not found, "a traceback reached the lab's log:\n" + "\n---\n".join(found)
     return result

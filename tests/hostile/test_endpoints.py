@@ -18,6 +18,7 @@ from tests.hostile.conftest import (
     Verdicts,
     lab_processes,
     lab_rss,
+    new_tracebacks,
     served,
     service_endpoints,
 )
@@ -42,7 +43,9 @@ _TCP_ONLY = {"half_open", "reset", "slowloris"}
 
 
 def probe_endpoint(state: LabState, ep: BoundEndpoint, name: str, probe: Probe) -> None:
-    """Run ``probe`` against ``ep``, with the normal client during and after, and memory."""
+    """Run ``probe`` against ``ep``, with the normal client during and after, memory, the
+    processes it started, and tracebacks (each blamed on this endpoint)."""
+    new_tracebacks()  # anything earlier belongs to an earlier endpoint
     before = lab_rss(state)
     processes = lab_processes(state)
     peak = before
@@ -62,6 +65,8 @@ def probe_endpoint(state: LabState, ep: BoundEndpoint, name: str, probe: Probe) 
         f"{ep.name}: the lab grew by {(peak - before) / MiB:.0f} MiB during {name}"
     )
     assert not left, f"{ep.name}: {len(left)} lab processes outlived {name} by {SETTLE:g} s"
+    found = new_tracebacks()
+    assert not found, f"{ep.name}: a traceback reached the lab's log:\n" + "\n---\n".join(found)
     deadline = time.monotonic() + 3.0
     while (after := lab_rss(state)) - before > AFTER_GROWTH and time.monotonic() < deadline:
         time.sleep(0.1)  # children exiting, buffers freed

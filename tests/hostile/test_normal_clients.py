@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import pytest
 
 from tests.hostile.conftest import (
     NORMAL_CLIENTS,
     NoNormalClient,
     Verdicts,
+    new_tracebacks,
     served,
     service_endpoints,
 )
@@ -52,3 +56,20 @@ def test_known_findings_are_strict_per_endpoint(
     with pytest.raises(pytest.fail.Exception, match=r"now pass at svc\.known"):
         fixed.judge()
     Verdicts("other-probe", passed=["svc.known"]).judge()  # nothing listed for it: passes
+
+
+def test_a_traceback_in_the_lab_log_is_seen_once(wirelab_lab: LabState) -> None:
+    """The traceback watch sees a logged exception and a log file's traceback, each once."""
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        logging.getLogger("wirelab.hostile-selftest").exception("a handler failed")
+    log_file = Path(wirelab_lab.directory) / "hostile-selftest.log"
+    try:
+        log_file.write_text("Traceback (most recent call last):\n  ...\nValueError: x\n")
+        found = new_tracebacks()
+    finally:
+        log_file.unlink()
+    assert any("RuntimeError: boom" in line for line in found), found
+    assert any(line.startswith("hostile-selftest.log: Traceback") for line in found), found
+    assert new_tracebacks() == []
