@@ -69,6 +69,11 @@ DEFAULT_PORTS: dict[tuple[str, str], int] = {
     # chapter 17: FTP with explicit FTPS (the book's 21) and implicit FTPS (990)
     ("ftp", "ftp"): 10021,
     ("ftp", "ftps"): 10990,
+    # chapters 9-10: the web host (httpbin under gunicorn) on HTTP (80) and HTTPS (443; 10443
+    # is the geocoder's, so 10444), and `http serve`'s default (the book's gunicorn 8000)
+    ("www", "http"): 10080,
+    ("www", "https"): 10444,
+    ("http", "serve"): 8000,
 }
 
 #: The lab FTP server's passive data ports (first, last): fixed, so a firewall rule can name
