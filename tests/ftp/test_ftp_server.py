@@ -177,14 +177,50 @@ def test_idle_timeout_closes_a_quiet_client(make_server: Callable[..., FTPLabSer
     assert got.startswith(b"220 ") and b"421" in got
 
 
-def test_connection_cap_per_address(make_server: Callable[..., FTPLabServer]) -> None:
+def test_connection_cap_per_address_closes_the_idlest(
+    make_server: Callable[..., FTPLabServer],
+) -> None:
     server = make_server(max_connections_per_ip=2)
-    held = [socket.create_connection(server.address, timeout=10) for _ in range(2)]
+    quiet = socket.create_connection(server.address, timeout=10)
+    busy = ftplib.FTP()
     try:
+        assert quiet.recv(1024).startswith(b"220")
+        busy.connect(*server.address, timeout=10)
+        busy.login()
+        newcomer = ftplib.FTP()
+        newcomer.connect(*server.address, timeout=10)  # the third: served
+        newcomer.login()
+        assert newcomer.pwd() == "/"
+        newcomer.quit()
+        got = b""
+        while chunk := quiet.recv(1024):  # the idlest (never sent a command) was closed
+            got += chunk
+        assert got.startswith(b"421")
+        assert busy.pwd() == "/"  # the logged-in one kept its place
+        busy.quit()
+    finally:
+        quiet.close()
+        busy.close()
+
+
+def test_connection_cap_overall(make_server: Callable[..., FTPLabServer]) -> None:
+    server = make_server(max_connections=4, max_connections_per_ip=0)
+    held = [socket.create_connection(server.address, timeout=10) for _ in range(6)]
+    try:
+        greetings = [sock.recv(1024) for sock in held]
+        assert all(g.startswith(b"220") for g in greetings)
+        open_now = 0
         for sock in held:
-            assert sock.recv(1024).startswith(b"220")
-        with socket.create_connection(server.address, timeout=10) as extra:
-            assert extra.recv(1024).startswith(b"421")
+            sock.settimeout(0.3)
+            try:
+                if sock.recv(1024) == b"":
+                    continue
+            except TimeoutError:
+                open_now += 1
+                continue
+            except ConnectionError:
+                continue
+        assert open_now <= 4
     finally:
         for sock in held:
             sock.close()

@@ -23,10 +23,13 @@ that lead out of it are refused by pyftpdlib's ``validpath`` (a ``realpath`` che
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
+import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -199,12 +202,38 @@ class _LabHandlerMixin:
 
     implicit_tls = False
 
+    #: When the last complete command arrived (the connection's start until one does).
+    last_command = 0.0
+
     def handle(self) -> None:
-        if self.implicit_tls:
+        self.last_command = time.monotonic()
+        if self.implicit_tls:  # the greeting waits for the handshake (handle_ssl_established)
             self.secure_connection(self.ssl_context)  # type: ignore[attr-defined]
+            return
         super().handle()  # type: ignore[misc]
 
+    def handle_ssl_established(self) -> None:
+        if self.implicit_tls and not getattr(self, "_greeted", False):
+            self._greeted = True
+            super().handle()  # type: ignore[misc]
+
+    def log_exception(self, instance: Any) -> None:
+        """A peer's TLS or socket error is one line; anything else keeps its traceback."""
+        error = sys.exc_info()[1]
+        from OpenSSL import SSL
+
+        if isinstance(error, SSL.Error | OSError | EOFError):
+            log.info(
+                "ftp: %s closed after %s: %s",
+                getattr(self, "remote_ip", "?"),
+                type(error).__name__,
+                error,
+            )
+            return
+        super().log_exception(instance)  # type: ignore[misc]
+
     def pre_process_command(self, line: str, cmd: str, arg: str) -> None:
+        self.last_command = time.monotonic()
         if len(arg) > MAX_PATH_CHARS and cmd.upper() != "PASS":
             self.respond(f"550 Argument too long (the limit is {MAX_PATH_CHARS} characters).")  # type: ignore[attr-defined]
             return
@@ -246,6 +275,53 @@ class _LabHandlerMixin:
         )
 
 
+class _EvictingServerMixin:
+    """At a connection cap, close the idlest control connection instead of refusing the
+    newcomer (what the lab's other servers do): a slowloris that holds every slot cannot
+    keep a normal client out, and the caps are never exceeded.
+
+    The idlest is the one whose last complete command is oldest, preferring connections
+    that have not logged in and have no transfer running. Unknown sockets are never touched.
+    """
+
+    _last_warning = 0.0
+
+    def handle_accepted(self, sock: socket.socket, addr: Any) -> Any:
+        ip = addr[0] if addr else None
+        per_ip = getattr(self, "max_cons_per_ip", 0)
+        if per_ip and ip is not None and self.ip_map.count(ip) >= per_ip:  # type: ignore[attr-defined]
+            self._evict(lambda handler: handler.remote_ip == ip, f"per-address cap {per_ip}")
+        overall = getattr(self, "max_cons", 0)
+        if overall and self._map_len() >= overall:  # type: ignore[attr-defined]
+            self._evict(lambda handler: True, f"cap {overall}")
+        return super().handle_accepted(sock, addr)  # type: ignore[misc]
+
+    def _evict(self, match: Any, why: str) -> None:
+        handler_class = self.handler  # type: ignore[attr-defined]
+        candidates = [
+            h
+            for h in list(self.ioloop.socket_map.values())  # type: ignore[attr-defined]
+            if isinstance(h, handler_class) and not getattr(h, "_closed", True) and match(h)
+        ]
+        if not candidates:
+            return
+        victim = min(
+            candidates,
+            key=lambda h: (h.data_channel is not None, bool(h.authenticated), h.last_command),
+        )
+        now = time.monotonic()
+        if now - self._last_warning > 1.0:
+            self._last_warning = now
+            log.warning(
+                "ftp: at the %s: closing the idlest connection (%s)",
+                why,
+                getattr(victim, "remote_ip", "?"),
+            )
+        with contextlib.suppress(Exception):
+            victim.respond("421 Too many connections; closing the idlest.")
+        victim.close()
+
+
 class FTPLabServer:
     """One pyftpdlib server on its own IOLoop in its own thread.
 
@@ -268,7 +344,7 @@ class FTPLabServer:
         handler = _handler_class(settings)
         server_class = type(
             "LabFTPServer",
-            (FTPServer,),
+            (_EvictingServerMixin, FTPServer),
             {
                 "max_cons": settings.max_connections,
                 "max_cons_per_ip": settings.max_connections_per_ip,
