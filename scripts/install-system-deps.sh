@@ -2,11 +2,12 @@
 # Install the system daemons the lab runs, when they are missing and we may.
 # Each entry: the binary the lab looks for, then the Debian package that provides it.
 set -u
-PACKAGES="memcached:memcached dig:bind9-dnsutils"
+PACKAGES="memcached:memcached dig:bind9-dnsutils vsftpd:vsftpd lftp:lftp curl:curl"
 missing=""
 for entry in $PACKAGES; do
     bin=${entry%%:*}; pkg=${entry#*:}
-    command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/bin/$bin" ] || missing="$missing $pkg"
+    command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/bin/$bin" ] || [ -x "/usr/sbin/$bin" ] \
+        || missing="$missing $pkg"
 done
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
@@ -25,4 +26,8 @@ if [ -x /etc/init.d/memcached ]; then /etc/init.d/memcached stop >/dev/null 2>&1
 # Without an init system the package may still have started its daemon (user memcache); stop
 # only that one, never a memcached of someone else.
 pkill -x -u memcache memcached >/dev/null 2>&1 || true
+# vsftpd (chapter 17's independent server in tests) likewise starts a system service on port
+# 21; the tests run their own from a config they write. Stop only the package's daemon.
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now vsftpd >/dev/null 2>&1 || true; fi
+if [ -x /etc/init.d/vsftpd ]; then /etc/init.d/vsftpd stop >/dev/null 2>&1 || true; fi
 exit 0
