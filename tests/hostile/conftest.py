@@ -377,6 +377,28 @@ def _ftp(state: LabState, ep: BoundEndpoint, timeout: float) -> None:
         raw.close()
 
 
+def _www(state: LabState, ep: BoundEndpoint, timeout: float) -> None:
+    import http.client
+
+    conn: http.client.HTTPConnection
+    if ep.endpoint == "http":
+        conn = http.client.HTTPConnection(ep.address, ep.port, timeout=timeout)
+    elif ep.endpoint == "https":
+        conn = http.client.HTTPSConnection(
+            ep.address, ep.port, timeout=timeout, context=state.ssl_context()
+        )
+    else:
+        raise NoNormalClient
+    try:
+        conn.request("GET", "/get?hostile=suite", headers={"Host": ep.host})
+        response = conn.getresponse()
+        body = response.read(1 << 20)
+    finally:
+        conn.close()
+    assert response.status == 200, (response.status, body[:200])
+    assert json.loads(body)["args"] == {"hostile": "suite"}, body[:200]
+
+
 #: The normal client of each lab service, by service name. A new service adds its entry here.
 NORMAL_CLIENTS: dict[str, NormalClient] = {
     "udp": _udp,
@@ -390,6 +412,7 @@ NORMAL_CLIENTS: dict[str, NormalClient] = {
     "blocks": _blocks,
     "rpc": _rpc,
     "ftp": _ftp,
+    "www": _www,
 }
 
 

@@ -21,6 +21,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 
+from tests.hostile.conftest import served_within
 from wirelab.lab.service import BoundEndpoint
 from wirelab.lab.state import LabState
 
@@ -255,9 +256,10 @@ def half_open(state: LabState, ep: BoundEndpoint, during: During) -> None:
                 sock.sendall(payload)
             sock.shutdown(socket.SHUT_WR)
         during("while four half-open connections wait")
-        open_still = [i for i, sock in enumerate(socks) if not wait_closed(sock, 2.0)]
+        limit = served_within()
+        open_still = [i for i, sock in enumerate(socks) if not wait_closed(sock, limit)]
         assert not open_still, (
-            f"{ep.name}: the server kept half-open connection(s) {open_still} open 2 s "
+            f"{ep.name}: the server kept half-open connection(s) {open_still} open {limit:g} s "
             "after our end of file"
         )
 
@@ -332,10 +334,11 @@ def tls_plaintext(state: LabState, ep: BoundEndpoint, during: During) -> None:
     """Plaintext on a TLS port: the server must close at once and send no handshake."""
     with _connect(ep) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        head = _read_some(sock, 5, 2.0)
+        limit = served_within()
+        head = _read_some(sock, 5, limit)
         during("after plaintext on a TLS port")
         assert not head.startswith(b"\x16"), f"{ep.name}: answered plaintext with a handshake"
-        assert wait_closed(sock, 2.0), f"{ep.name}: kept a plaintext connection open for 2 s"
+        assert wait_closed(sock, limit), f"{ep.name}: kept plaintext open for {limit:g} s"
 
 
 def _read_some(sock: socket.socket, size: int, seconds: float) -> bytes:
@@ -399,12 +402,13 @@ def tls_old_versions(state: LabState, ep: BoundEndpoint, during: During) -> None
     for version, label in ((0x0301, "TLS 1.0"), (0x0302, "TLS 1.1")):
         with _connect(ep) as sock:
             sock.sendall(raw_client_hello(version))
-            head = _read_some(sock, 6, 2.0)
+            limit = served_within()
+            head = _read_some(sock, 6, limit)
             # A refusal is an alert (21) or a close; a ServerHello (22) would accept it.
             assert not head.startswith(b"\x16"), (
                 f"{ep.name}: answered a {label} ClientHello with a handshake: {head.hex()}"
             )
-            assert wait_closed(sock, 2.0), f"{ep.name}: kept a refused {label} connection open"
+            assert wait_closed(sock, limit), f"{ep.name}: kept a refused {label} connection open"
         during(f"after a raw {label} ClientHello")
     for tls_version, label in (
         (ssl.TLSVersion.TLSv1, "TLS 1.0"),
