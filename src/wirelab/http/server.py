@@ -247,17 +247,22 @@ class GunicornProcess:
             env["FORWARDED_ALLOW_IPS"] = ""
         return env
 
-    def spawn(self, *, stdout: IO[bytes] | None = None) -> None:
-        """Start the child (returns at once; :meth:`poll_ready` tells when it answers)."""
+    def spawn(self, *, inherit: bool = False) -> None:
+        """Start the child (returns at once; :meth:`poll_ready` tells when it answers).
+
+        Args:
+            inherit: the child writes to our standard output and error (``http serve``)
+                instead of its log file.
+        """
         if self.process is not None:
             raise ConfigError(f"{self} is already running")
-        if stdout is None and self._log is None:
+        if not inherit and self._log is None:
             if self.logfile is not None:
                 self.logfile.parent.mkdir(parents=True, exist_ok=True)
                 self._log = open(self.logfile, "ab")  # noqa: SIM115 - kept until stop()
             else:
                 self._log = tempfile.TemporaryFile()  # noqa: SIM115 - kept until stop()
-        out = stdout if stdout is not None else self._log
+        out = None if inherit else self._log
         self.process = subprocess.Popen(  # noqa: S603 - our arguments, no shell
             self.command(),
             stdin=subprocess.DEVNULL,

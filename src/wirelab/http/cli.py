@@ -1,0 +1,312 @@
+"""``wirelab http get|headers|raw|serve`` (chapters 9 and 10): HTTP clients and WSGI servers."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+from enum import StrEnum
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from wirelab.cli.common import (
+    JsonOption,
+    PortOption,
+    ServeHostArgument,
+    TimeoutOption,
+    bind_port,
+    console,
+    count_option,
+    err_console,
+    print_json,
+)
+from wirelab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from wirelab.http.client import Exchange
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="http",
+    help="Chapters 9-10: HTTP clients (requests, urllib, h11 on a socket) and WSGI servers.",
+    no_args_is_help=True,
+)
+
+UrlArgument = Annotated[str, typer.Argument(help="http:// or https:// URL (lab names work).")]
+VerboseOption = Annotated[
+    bool,
+    typer.Option("-v", "--verbose", help="Show the wire: request, response head, framing."),
+]
+CafileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--cacert",
+        help="Trust only these CAs (PEM). Default: the lab CA for lab names, else the system's.",
+        exists=True,
+        dir_okay=False,
+    ),
+]
+
+
+def _err(text: str) -> None:
+    err_console.print(text, markup=False)
+
+
+def _show_wire(exchange: Exchange) -> None:
+    head, _, body = exchange.request.partition(b"\r\n\r\n")
+    for line in head.decode("latin-1").split("\r\n") + [""]:
+        _err(f"> {line}")
+    if body:
+        _err(f"> ({len(body)} bytes of body)")
+    for line in exchange.head.split("\r\n"):
+        _err(f"< {line}")
+    _err(
+        f"* body: {len(exchange.body)} bytes, delimited by {exchange.framing}"
+        f" (connection {exchange.connection})"
+    )
+
+
+@app.command()
+def get(
+    urls: Annotated[list[str], typer.Argument(help="URLs, fetched in order on one session.")],
+    no_follow: Annotated[
+        bool, typer.Option("--no-follow", help="Do not follow redirects: show the 3xx itself.")
+    ] = False,
+    include: Annotated[
+        bool, typer.Option("--include", help="Print the status line and headers before the body.")
+    ] = False,
+    user: Annotated[
+        str | None, typer.Option("-u", "--user", help="Send HTTP Basic credentials for USER.")
+    ] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(
+            "--password",
+            envvar="WIRELAB_HTTP_PASSWORD",
+            help="The password for --user (or $WIRELAB_HTTP_PASSWORD; asked when missing).",
+        ),
+    ] = None,
+    count: Annotated[int, count_option("Fetch the URLs this many times over (reuse).")] = 1,
+    cacert: CafileOption = None,
+    verbose: VerboseOption = False,
+    timeout: TimeoutOption = 10.0,
+    json_out: JsonOption = False,
+) -> None:
+    """GET URLs with requests on one session: redirects, cookies, auth, connection reuse.
+
+    The body goes to standard output; redirects, the connection count and (with -v) the
+    wire go to standard error. A status of 400 or more prints the status line and headers
+    and exits 1.
+    """
+    from wirelab.http.client import HTTPClient, HTTPStatusError
+    from wirelab.net.tlsctx import client_context
+
+    auth = None
+    if user is not None:
+        if password is None:
+            password = typer.prompt(f"password for {user}", hide_input=True)
+        auth = (user, password)
+    context = client_context(cafile=cacert) if cacert is not None else None
+    exchanges: list[Exchange] = []
+    with HTTPClient(timeout=timeout, ssl_context=context, auth=auth) as client:
+        for _ in range(count):
+            for url in urls:
+                try:
+                    exchange = client.get(url, follow=not no_follow, raise_for_status=True)
+                except HTTPStatusError as exc:
+                    if json_out:
+                        print_json({"error": str(exc), "status": exc.code, "headers": exc.headers})
+                    else:
+                        console.print(f"HTTP {exc.code}", markup=False)
+                        for name, value in exc.headers:
+                            console.print(f"{name}: {value}", markup=False)
+                    raise
+                exchanges.append(exchange)
+                for hop in exchange.history:
+                    _err(f"redirect: {hop.status} {hop.reason} {hop.url} -> {hop.location}")
+                if verbose:
+                    _show_wire(exchange)
+                elif exchange.status >= 300:  # not followed (--no-follow), or 304
+                    where = dict((n.lower(), v) for n, v in exchange.headers).get("location")
+                    _err(f"{exchange.version} {exchange.status} {exchange.reason}")
+                    if where:
+                        _err(f"Location: {where}")
+                if not json_out:
+                    if include:
+                        sys.stdout.write(exchange.head + "\r\n")
+                    sys.stdout.write(exchange.text())
+                    if exchange.body and not exchange.body.endswith(b"\n"):
+                        sys.stdout.write("\n")
+                    sys.stdout.flush()
+        opened = client.connections_opened
+    if json_out:
+        print_json({"exchanges": [x.to_json() for x in exchanges], "connections_opened": opened})
+        return
+    requests_made = len(exchanges) + sum(len(x.history) for x in exchanges)
+    _err(
+        f"{requests_made} request{'s' if requests_made != 1 else ''} over "
+        f"{opened} connection{'s' if opened != 1 else ''}"
+    )
+
+
+@app.command()
+def headers(
+    url: UrlArgument,
+    cacert: CafileOption = None,
+    timeout: TimeoutOption = 10.0,
+    json_out: JsonOption = False,
+) -> None:
+    """GET URL with requests and with urllib, and compare the request headers each sent."""
+    from wirelab.http.client import HTTPClient, urllib_exchange
+    from wirelab.net.tlsctx import client_context
+
+    context = client_context(cafile=cacert) if cacert is not None else None
+    with HTTPClient(timeout=timeout, ssl_context=context) as client:
+        ours = client.get(url, follow=False)
+    _, sent, _ = urllib_exchange(url, timeout=timeout, ssl_context=context)
+    table = {"requests": _header_lines(ours.request), "urllib": _header_lines(sent)}
+    if json_out:
+        print_json(table)
+        return
+    for library, lines in table.items():
+        console.print(f"{library}:", markup=False)
+        for name, value in lines:
+            console.print(f"  {name}: {value}", markup=False)
+    only = {
+        lib: sorted(
+            {n for n, _ in lines}
+            - {n for other, ls in table.items() if other != lib for n, _ in ls}
+        )
+        for lib, lines in table.items()
+    }
+    for library, names in only.items():
+        if names:
+            console.print(f"only {library} sent: {', '.join(names)}", markup=False)
+
+
+def _header_lines(request: bytes) -> list[tuple[str, str]]:
+    head = request.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")[1:]
+    pairs = []
+    for line in head:
+        name, _, value = line.partition(":")
+        pairs.append((name.strip(), value.strip()))
+    return pairs
+
+
+@app.command()
+def raw(
+    url: UrlArgument,
+    method: Annotated[str, typer.Option("--method", help="The request method.")] = "GET",
+    cacert: CafileOption = None,
+    timeout: TimeoutOption = 10.0,
+    json_out: JsonOption = False,
+) -> None:
+    """Speak HTTP/1.1 over a bare socket (h11) and print exactly the bytes that crossed.
+
+    Standard output gets the request bytes, then the response bytes, unchanged; standard
+    error marks where each begins.
+    """
+    from wirelab.http.raw import raw_get
+    from wirelab.net.tlsctx import client_context
+
+    context = client_context(cafile=cacert) if cacert is not None else None
+    exchange = raw_get(url, method=method, timeout=timeout, ssl_context=context)
+    if json_out:
+        print_json(exchange.to_json())
+        return
+    out = sys.stdout.buffer
+    _err(f"--- sent {len(exchange.sent)} bytes")
+    out.write(exchange.sent)
+    out.flush()
+    _err(f"--- received {len(exchange.received)} bytes (body delimited by {exchange.framing})")
+    out.write(exchange.received)
+    out.flush()
+
+
+class ServerName(StrEnum):
+    """The WSGI servers ``http serve`` runs."""
+
+    gunicorn = "gunicorn"
+    waitress = "waitress"
+    wsgiref = "wsgiref"
+
+
+class AppName(StrEnum):
+    """The applications ``http serve`` serves."""
+
+    env = "env"
+    time_raw = "time-raw"
+    time_werkzeug = "time-werkzeug"
+    time_webob = "time-webob"
+    httpbin = "httpbin"
+
+
+@app.command()
+def serve(
+    host: ServeHostArgument = "127.0.0.1",
+    port: PortOption = None,
+    app_name: Annotated[
+        AppName,
+        typer.Option("--app", help="The WSGI app: env, time-raw/-werkzeug/-webob, httpbin."),
+    ] = AppName.time_raw,
+    server: Annotated[
+        ServerName, typer.Option("--server", help="gunicorn (default), waitress or wsgiref.")
+    ] = ServerName.gunicorn,
+    workers: Annotated[
+        int, typer.Option("-w", "--workers", help="gunicorn worker processes.", min=1, max=64)
+    ] = 1,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option("--allow-host", help="A Host the time apps answer (default 127.0.0.1)."),
+    ] = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Serve a chapter 10 WSGI app until Ctrl-C (on the book's port 8000 by default)."""
+    from wirelab.http.apps import build
+    from wirelab.http.server import GunicornProcess, listen, start_waitress, start_wsgiref
+
+    hosts = tuple(allow_host or ("127.0.0.1",))
+    number = bind_port(port, "http", "serve")
+    sock = listen(host, number)
+    stop = threading.Event()
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+    where = f"{sock.getsockname()[0]}:{sock.getsockname()[1]}"
+    try:
+        if server is ServerName.gunicorn:
+            args = ", ".join(repr(a) for a in (app_name.value, *hosts))
+            child = GunicornProcess(
+                f"wirelab.http.apps:build({args})",
+                sock,
+                workers=workers,
+                wirelog=verbose,
+                access_log=True,
+            )
+            with child:
+                child.spawn(inherit=True)
+                child.wait_ready()
+                _err(f"listening at {where} ({app_name.value} on gunicorn, {workers} workers)")
+                try:
+                    while not stop.wait(0.2):
+                        if child.poll() is not None:
+                            raise ConfigError(f"gunicorn stopped on its own ({child.poll()})")
+                except KeyboardInterrupt:
+                    pass
+        else:
+            application = build(app_name.value, *hosts, wirelog=verbose)
+            starter = start_waitress if server is ServerName.waitress else start_wsgiref
+            with starter(application, sock):
+                _err(f"listening at {where} ({app_name.value} on {server.value})")
+                with contextlib.suppress(KeyboardInterrupt):
+                    stop.wait()
+    finally:
+        sock.close()
+    _err("stopped")
