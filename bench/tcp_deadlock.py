@@ -24,9 +24,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from wirelab.net.server import ServerThread
 from wirelab.tcp.deadlock import Stalled, deadlock
 from wirelab.tcp.server import UpperSettings, open_upper_server
-from wirelab.tcp.serving import ServerThread
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BUFFERS: tuple[int | None, ...] = (None, 1 << 20, 256 << 10, 64 << 10)
