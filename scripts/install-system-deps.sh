@@ -2,7 +2,7 @@
 # Install the system daemons the lab runs, when they are missing and we may.
 # Each entry: the binary the lab looks for, then the Debian package that provides it.
 set -u
-PACKAGES="memcached:memcached dig:bind9-dnsutils vsftpd:vsftpd lftp:lftp curl:curl"
+PACKAGES="memcached:memcached dig:bind9-dnsutils vsftpd:vsftpd lftp:lftp curl:curl ssh:openssh-client sshd:openssh-server"
 missing=""
 for entry in $PACKAGES; do
     bin=${entry%%:*}; pkg=${entry#*:}
@@ -30,4 +30,8 @@ pkill -x -u memcache memcached >/dev/null 2>&1 || true
 # 21; the tests run their own from a config they write. Stop only the package's daemon.
 if command -v systemctl >/dev/null 2>&1; then systemctl disable --now vsftpd >/dev/null 2>&1 || true; fi
 if [ -x /etc/init.d/vsftpd ]; then /etc/init.d/vsftpd stop >/dev/null 2>&1 || true; fi
+# openssh-server (chapter 16's independent sshd in tests) starts the system sshd on port 22;
+# the tests run their own on a free port. Stop only the package's service.
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now ssh >/dev/null 2>&1 || true; fi
+if [ -x /etc/init.d/ssh ]; then /etc/init.d/ssh stop >/dev/null 2>&1 || true; fi
 exit 0
