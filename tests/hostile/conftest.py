@@ -452,7 +452,38 @@ def _load() -> str:
 # -- the lab's memory -------------------------------------------------------------------------
 
 
+def _children_of(pid: int) -> list[int] | None:
+    """Direct children of ``pid`` from ``/proc/PID/task/*/children`` (None: not available)."""
+    found: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return []
+    for task in tasks:
+        try:
+            found.extend(int(child) for child in (task / "children").read_text().split())
+        except FileNotFoundError:
+            if task.exists():
+                return None  # a kernel without CONFIG_PROC_CHILDREN
+        except (OSError, ValueError):
+            continue
+    return found
+
+
 def _descendants(pid: int) -> set[int]:
+    found = {pid}
+    todo = [pid]
+    while todo:
+        children = _children_of(todo.pop())
+        if children is None:
+            return _descendants_by_scan(pid)
+        fresh = set(children) - found
+        found |= fresh
+        todo.extend(fresh)
+    return found
+
+
+def _descendants_by_scan(pid: int) -> set[int]:
     parents: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:

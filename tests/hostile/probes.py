@@ -33,7 +33,7 @@ Probe = Callable[[LabState, BoundEndpoint, During], None]
 
 #: Connections of the slowloris probe, and how long it dribbles (seconds) and how often.
 SLOWLORIS_CONNECTIONS = 250
-SLOWLORIS_SECONDS = 1.6
+SLOWLORIS_SECONDS = 1.2
 SLOWLORIS_TICK = 0.4
 
 #: Connections reset by the reset probe, and short noisy ones of the random-bytes probe. Few on
