@@ -59,7 +59,7 @@ def _err(text: str) -> None:
 
 def _show_wire(exchange: Exchange) -> None:
     head, _, body = exchange.request.partition(b"\r\n\r\n")
-    for line in head.decode("latin-1").split("\r\n") + [""]:
+    for line in [*head.decode("latin-1").split("\r\n"), ""]:
         _err(f"> {line}")
     if body:
         _err(f"> ({len(body)} bytes of body)")

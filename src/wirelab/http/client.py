@@ -453,11 +453,12 @@ class HTTPClient:
             framing=framing_of(method, response.status_code, raw_headers),
             history=hops,
         )
-        if raise_for_status and response.status_code >= 400:
-            kind = "Client" if response.status_code < 500 else "Server"
+        del response  # an exception's frames must not keep the response's socket alive
+        if raise_for_status and exchange.status >= 400:
+            kind = "Client" if exchange.status < 500 else "Server"
             raise HTTPStatusError(
-                f"{response.status_code} {kind} Error: {exchange.reason} for url: {exchange.url}",
-                code=response.status_code,
+                f"{exchange.status} {kind} Error: {exchange.reason} for url: {exchange.url}",
+                code=exchange.status,
                 headers=raw_headers,
             )
         return exchange

@@ -158,10 +158,21 @@ def _read_response(
 ) -> None:
     deadline = time.monotonic() + timeout
     body = bytearray()
+    eof = False
     while True:
         try:
             event = conn.next_event()
         except h11.RemoteProtocolError as exc:
+            if eof and not exchange.status:
+                raise RemoteProtocolError(
+                    "the server closed the connection without an answer"
+                    + (f" ({len(received)} bytes of a partial head)" if received else "")
+                ) from exc
+            if eof:
+                raise RemoteProtocolError(
+                    "the server closed the connection in the middle of the body "
+                    f"({len(body)} bytes received)"
+                ) from exc
             raise RemoteProtocolError(f"not a valid HTTP/1.1 response: {exc}") from exc
         if event is h11.NEED_DATA:
             left = deadline - time.monotonic()
@@ -170,6 +181,7 @@ def _read_response(
             sock.settimeout(left)
             data = sock.recv(65536)
             received += data
+            eof = not data
             if len(received) > max_bytes:
                 raise RemoteProtocolError(f"the response is over {max_bytes} bytes: stopped")
             conn.receive_data(data)

@@ -467,7 +467,11 @@ def start_waitress(
     )
 
     def shutdown() -> None:
-        server.close()  # closes the map's channels; run() then returns
+        from waitress import wasyncore
+
+        server.task_dispatcher.shutdown()  # joins its worker threads
+        # Closing every channel empties the map, and the loop in serve() returns.
+        wasyncore.close_all(getattr(server, "_map", None) or getattr(server, "map", None))
 
     def serve() -> None:
         with contextlib.suppress(OSError, ValueError):  # the map closed under select
