@@ -4,6 +4,9 @@ clients, beside the stdlib's SimpleXMLRPCServer (the book's server, one client a
 Each server runs in its own process; each client is its own process (so the clients are not
 serialized by one interpreter lock), making calls back to back for ``SECONDS`` on one
 kept-alive connection (the stdlib server speaks HTTP/1.0: its clients reconnect per call).
+The HTTP clients are a light load generator (a prepared request, the answer checked and read
+by its length) so that the servers, not the clients, are measured; the RPyC clients are
+rpyc's own (``root.list_files()``).
 Latencies are measured per call; p50 and p99 are over every call of a run.
 
 Writes ``bench/results/rpc.json`` and ``bench/results/rpc.png``::
@@ -17,6 +20,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -62,18 +66,70 @@ def _serve(kind: str, ports: Any, stop: Any) -> None:
         rpyc_server.close()
 
 
+class _RawHTTP:
+    """A light load generator: one prepared POST, the answer read by its Content-Length.
+
+    The clients must cost less than the servers, or a 2-core machine measures the clients.
+    It reconnects when the server closes (the stdlib's server is HTTP/1.0: one call each).
+    """
+
+    def __init__(self, port: int, body: bytes, content_type: bytes, expect: bytes) -> None:
+        self.port = port
+        self.request = (
+            b"POST /RPC2 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+            + content_type
+            + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
+            + body
+        )
+        self.expect = expect
+        self.sock: socket.socket | None = None
+        self.buffer = b""
+
+    def call(self) -> None:
+        if self.sock is None:
+            self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.buffer = b""
+        self.sock.sendall(self.request)
+        while b"\r\n\r\n" not in self.buffer:
+            self._more()
+        head, _, rest = self.buffer.partition(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        while len(rest) < length:
+            self.buffer = head + b"\r\n\r\n" + rest
+            self._more()
+            head, _, rest = self.buffer.partition(b"\r\n\r\n")
+        body, self.buffer = rest[:length], rest[length:]
+        if self.expect not in body:
+            raise AssertionError(body[:200])
+        if b"HTTP/1.0" in head[:9] or b"connection: close" in head.lower():
+            self.close()
+
+    def _more(self) -> None:
+        assert self.sock is not None
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed")
+        self.buffer += chunk
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
 def _caller(kind: str, port: int) -> tuple[Callable[[], Any], Callable[[], None]]:
     """One trivial call of ``kind``, and how to close the client."""
     if kind in ("stdlib-xmlrpc", "xmlrpc"):
         import xmlrpc.client
 
-        proxy = xmlrpc.client.ServerProxy(f"http://127.0.0.1:{port}/")
-        return (lambda: proxy.addtogether(1, 2)), (lambda: proxy("close")())
+        body = xmlrpc.client.dumps((1, 2), "addtogether").encode()
+        raw = _RawHTTP(port, body, b"text/xml", b"<int>3</int>")
+        return raw.call, raw.close
     if kind == "jsonrpc":
-        from wirelab.rpc.client import JSONRPCClient
-
-        client = JSONRPCClient(f"http://127.0.0.1:{port}/")
-        return (lambda: client.call("lengths", "a")), client.close
+        body = b'{"jsonrpc": "2.0", "method": "lengths", "params": ["a"], "id": 1}'
+        raw = _RawHTTP(port, body, b"application/json-rpc", b'"result": [[1, "a"]]')
+        return raw.call, raw.close
     import rpyc
 
     conn = rpyc.connect("127.0.0.1", port)

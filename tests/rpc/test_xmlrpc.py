@@ -220,7 +220,7 @@ def test_oversized_request_is_refused(xml_url: str) -> None:
     with socket.create_connection(addr(xml_url), timeout=5) as sock:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n")
         assert sock.recv(4096).startswith(b"HTTP/1.1 413 ")
-    chunked = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    chunked = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"  # 411
     with socket.create_connection(addr(xml_url), timeout=5) as sock:
         sock.sendall(chunked)
         with pytest.raises(OSError):

@@ -6,11 +6,12 @@ connection), so clients are served concurrently and keep-alive works. The stdlib
 ``SimpleXMLRPCServer`` serves one connection at a time: a client that sends half a body and
 stalls freezes it for everyone. Here:
 
-* h11 parses requests (it refuses the request-smuggling shapes RFC 9112 says get a 400);
+* :mod:`wirelab.rpc._httpcore` parses requests, strictly (the request-smuggling shapes of
+  RFC 9112 get a 400; a Transfer-Encoding gets a 411: RPC clients send a Content-Length);
 * once a request's first byte arrives, the whole request (head and body) must arrive within
   ``request_timeout`` seconds: else a 408 and close, and the others are never held up;
-* a body over ``max_body`` bytes is a 413 before it is read (Content-Length), or as soon as it
-  passes the limit (chunked); compressed bodies are refused (415): no gzip bombs;
+* a body over ``max_body`` bytes is a 413 before it is read; compressed bodies are refused
+  (415): no gzip bombs;
 * only POST (else 405) to the RPC paths (else 404), as the stdlib's handler;
 * the dispatch runs on the event loop: every function is bounded by the body's size.
 
@@ -26,9 +27,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import h11
-
 from wirelab.net.server import ConnectionServer, peer_name
+from wirelab.rpc._httpcore import NEED_DATA, HTTPError, Request, RequestParser, encode_response
 
 __all__ = ["DEFAULT_MAX_BODY", "RPCHTTPLimits", "open_rpc_http_server"]
 
@@ -68,31 +68,6 @@ class RPCHTTPLimits:
     max_requests: int = 10_000
 
 
-def _response(
-    conn: h11.Connection, status: int, body: bytes, content_type: bytes, close: bool = False
-) -> bytes:
-    headers = [
-        (b"Server", SERVER_NAME),
-        (b"Content-Type", content_type),
-        (b"Content-Length", str(len(body)).encode()),
-    ]
-    if close:
-        headers.append((b"Connection", b"close"))
-    return (
-        conn.send(h11.Response(status_code=status, headers=headers))
-        + (conn.send(h11.Data(data=body)) if body else b"")
-        + conn.send(h11.EndOfMessage())
-    )
-
-
-def _problem(conn: h11.Connection, status: int, text: str) -> bytes:
-    body = (text + "\n").encode()
-    try:
-        return _response(conn, status, body, b"text/plain; charset=utf-8", close=True)
-    except h11.LocalProtocolError:  # h11 cannot answer in this state: just close
-        return b""
-
-
 class _Handler:
     def __init__(
         self, dispatch: Dispatch, content_type: bytes, limits: RPCHTTPLimits, name: str
@@ -102,22 +77,23 @@ class _Handler:
         self.limits = limits
         self.name = name
 
+    def _answer(self, status: int, body: bytes, close: bool) -> bytes:
+        return encode_response(status, body, self.content_type, server=SERVER_NAME, close=close)
+
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         limits = self.limits
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_head)
+        parser = RequestParser(max_body=limits.max_body, max_head=limits.max_head)
         served = 0
         deadline: float | None = None  # set when a request starts arriving
-        body: list[bytes] = []
-        size = 0
         while True:
             try:
-                event = conn.next_event()
-            except h11.RemoteProtocolError as exc:
-                writer.write(_problem(conn, exc.error_status_hint, f"bad request: {exc}"))
+                request = parser.next_request()
+            except HTTPError as exc:
+                writer.write(_problem(exc.status, exc.message))
                 await writer.drain()
                 return
-            if event is h11.NEED_DATA:
-                if deadline is None and (conn.their_state is not h11.IDLE or conn.trailing_data[0]):
+            if request is NEED_DATA:
+                if deadline is None and parser.started:
                     deadline = time.monotonic() + limits.request_timeout
                 try:
                     if deadline is None:
@@ -127,63 +103,48 @@ class _Handler:
                             data = await reader.read(65536)
                 except TimeoutError:
                     log.info(
-                        "%s: %s sent a partial request for %gs: 408",
+                        "%s: %s sent a partial request for %g s: 408",
                         self.name,
                         peer_name(writer),
                         limits.request_timeout,
                     )
-                    writer.write(_problem(conn, 408, "the request did not arrive in time"))
+                    writer.write(_problem(408, "the request did not arrive in time"))
                     await writer.drain()
                     return
-                if deadline is None and data:
-                    deadline = time.monotonic() + limits.request_timeout
-                conn.receive_data(data)
+                if not data:
+                    return  # the client closed (mid-request: nobody to tell)
+                parser.receive_data(data)
                 continue
-            if isinstance(event, h11.Request):
-                problem = self._check(event)
-                if problem is not None:
-                    writer.write(_problem(conn, *problem))
-                    await writer.drain()
-                    return
-                body, size = [], 0
-            elif isinstance(event, h11.Data):
-                size += len(event.data)
-                if size > limits.max_body:
-                    writer.write(_problem(conn, 413, "request body too large"))
-                    await writer.drain()
-                    return
-                body.append(event.data)
-            elif isinstance(event, h11.EndOfMessage):
-                served += 1
-                answer = self.dispatch(b"".join(body))
-                body = []
-                close = served >= limits.max_requests
-                if answer is None:
-                    out = _response(conn, 200, b"", self.content_type, close)
-                else:
-                    out = _response(conn, 200, answer, self.content_type, close)
-                writer.write(out)
+            assert isinstance(request, Request)
+            problem = self._check(request)
+            if problem is not None:
+                writer.write(_problem(*problem))
                 await writer.drain()
-                if conn.our_state is h11.MUST_CLOSE or close:
-                    return
-                conn.start_next_cycle()
-                deadline = None
-            else:  # ConnectionClosed, PAUSED
                 return
+            served += 1
+            answer = self.dispatch(request.body)
+            close = served >= limits.max_requests or not request.keep_alive
+            writer.write(self._answer(200, answer or b"", close))
+            await writer.drain()
+            if close:
+                return
+            deadline = None
 
-    def _check(self, request: h11.Request) -> tuple[int, str] | None:
-        headers = dict(request.headers)
+    def _check(self, request: Request) -> tuple[int, str] | None:
         if request.method != b"POST":
             return 405, f"method {request.method.decode('ascii', 'replace')} not allowed: POST"
         path = request.target.split(b"?", 1)[0]
         if path not in RPC_PATHS:
             return 404, "no RPC here: use / or /RPC2"
-        if headers.get(b"content-encoding", b"identity") != b"identity":
+        if request.headers.get(b"content-encoding", b"identity").lower() != b"identity":
             return 415, "compressed request bodies are not accepted"
-        length = headers.get(b"content-length")
-        if length is not None and int(length) > self.limits.max_body:
-            return 413, "request body too large"
         return None
+
+
+def _problem(status: int, text: str) -> bytes:
+    return encode_response(
+        status, (text + "\n").encode(), b"text/plain; charset=utf-8", server=SERVER_NAME, close=True
+    )
 
 
 async def open_rpc_http_server(

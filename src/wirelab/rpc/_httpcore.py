@@ -1,0 +1,216 @@
+"""HTTP/1.1 requests for RPC (RFC 9112), sans-I/O: bytes in, whole requests (or an error) out.
+
+An RPC request is a POST with a ``Content-Length`` body, and nothing else is needed, so this
+parser is strict and small (h11 costs more per request than the XML-RPC call it carries; see
+docs/decisions/0181). It refuses, with the status RFC 9112 names:
+
+* a request line that is not ``METHOD SP TARGET SP HTTP/1.x`` (400), over ``max_line``
+  (414); a head over ``max_head`` bytes or ``max_headers`` fields (431);
+* a line ending that is not CRLF, a field without a colon, whitespace before the colon, an
+  obsolete line folding (section 5.2), control characters in a value (400): the shapes
+  request smuggling is made of (section 11.2);
+* ``Transfer-Encoding`` of any kind (411: a length is required; section 6.3 lets a server
+  refuse what it does not implement), a ``Content-Length`` that is not 1 to 20 digits or two
+  that differ (400, section 6.3), a body over ``max_body`` (413, before it is read);
+* HTTP/1.1 without ``Host`` (400, RFC 9112 section 3.2).
+
+After an error the parser is finished: the connection answers it and closes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["NEED_DATA", "HTTPError", "Request", "RequestParser", "encode_response"]
+
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TARGET = re.compile(rb"[\x21-\x7e]+")
+_VALUE_BAD = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_REASONS = {
+    200: b"OK",
+    400: b"Bad Request",
+    404: b"Not Found",
+    405: b"Method Not Allowed",
+    408: b"Request Timeout",
+    411: b"Length Required",
+    413: b"Content Too Large",
+    414: b"URI Too Long",
+    415: b"Unsupported Media Type",
+    431: b"Request Header Fields Too Large",
+    500: b"Internal Server Error",
+}
+
+
+class _NeedData:
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+#: :meth:`RequestParser.next_request` needs more bytes.
+NEED_DATA = _NeedData()
+
+
+class HTTPError(Exception):
+    """The request breaks a rule: answer ``status`` with ``message`` and close."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Request:
+    """One whole request."""
+
+    method: bytes
+    target: bytes
+    version: bytes
+    headers: dict[bytes, bytes]  # lower-case names; a repeated field's values joined by ", "
+    body: bytes
+
+    @property
+    def keep_alive(self) -> bool:
+        """True when the connection may carry another request (RFC 9112 section 9.3)."""
+        tokens = {t.strip().lower() for t in self.headers.get(b"connection", b"").split(b",")}
+        if self.version == b"HTTP/1.1":
+            return b"close" not in tokens
+        return b"keep-alive" in tokens
+
+
+class RequestParser:
+    """Requests out of the bytes of one connection.
+
+    Args:
+        max_body: the largest body, bytes.
+        max_head: the largest head (request line and fields), bytes.
+        max_line: the longest request line, bytes.
+        max_headers: the most header fields.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_body: int = 1 << 20,
+        max_head: int = 16 << 10,
+        max_line: int = 8 << 10,
+        max_headers: int = 100,
+    ) -> None:
+        self.max_body = max_body
+        self.max_head = max_head
+        self.max_line = max_line
+        self.max_headers = max_headers
+        self._buffer = bytearray()
+        self._head: tuple[bytes, bytes, bytes, dict[bytes, bytes], int] | None = None
+        self._failed: HTTPError | None = None
+
+    @property
+    def started(self) -> bool:
+        """True while part of a request has arrived (a 408 is owed if time runs out)."""
+        return bool(self._buffer) or self._head is not None
+
+    def receive_data(self, data: bytes) -> None:
+        """Take bytes the client sent."""
+        self._buffer += data
+
+    def next_request(self) -> Request | _NeedData:
+        """The next whole request, or :data:`NEED_DATA`.
+
+        Raises:
+            HTTPError: the request breaks a rule (then every later call raises it too).
+        """
+        if self._failed is not None:
+            raise self._failed
+        try:
+            return self._next()
+        except HTTPError as exc:
+            self._failed = exc
+            raise
+
+    def _next(self) -> Request | _NeedData:
+        if self._head is None:
+            end = self._buffer.find(b"\r\n\r\n")
+            if end < 0:
+                self._check_partial_head()
+                return NEED_DATA
+            if end + 4 > self.max_head:
+                raise HTTPError(431, "request header fields too large")
+            head = bytes(self._buffer[:end])
+            del self._buffer[: end + 4]
+            self._head = self._parse_head(head)
+        method, target, version, headers, length = self._head
+        if len(self._buffer) < length:
+            return NEED_DATA
+        body = bytes(self._buffer[:length])
+        del self._buffer[:length]
+        self._head = None
+        return Request(method, target, version, headers, body)
+
+    def _check_partial_head(self) -> None:
+        buffered = self._buffer
+        line_end = buffered.find(b"\r\n")
+        if (line_end < 0 and len(buffered) > self.max_line) or line_end > self.max_line:
+            raise HTTPError(414, "request line too long")
+        if len(buffered) > self.max_head:
+            raise HTTPError(431, "request header fields too large")
+
+    def _parse_head(self, head: bytes) -> tuple[bytes, bytes, bytes, dict[bytes, bytes], int]:
+        lines = head.split(b"\r\n")
+        if any(b"\r" in line or b"\n" in line for line in lines):
+            raise HTTPError(400, "a line ending that is not CRLF")
+        request_line = lines[0]
+        if len(request_line) > self.max_line:
+            raise HTTPError(414, "request line too long")
+        parts = request_line.split(b" ")
+        if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or not _TARGET.fullmatch(parts[1]):
+            raise HTTPError(400, "not a request line")
+        method, target, version = parts
+        if version not in (b"HTTP/1.1", b"HTTP/1.0"):
+            raise HTTPError(400, "not HTTP/1.0 or HTTP/1.1")
+        if len(lines) - 1 > self.max_headers:
+            raise HTTPError(431, "too many request header fields")
+        headers: dict[bytes, bytes] = {}
+        lengths: set[bytes] = set()
+        for line in lines[1:]:
+            if line[:1] in (b" ", b"\t"):
+                raise HTTPError(400, "obsolete line folding")
+            name, colon, value = line.partition(b":")
+            if not colon or not _TOKEN.fullmatch(name):
+                raise HTTPError(400, "a header field without a name and a colon")
+            value = value.strip(b" \t")
+            if _VALUE_BAD.search(value):
+                raise HTTPError(400, "a control character in a header field")
+            key = name.lower()
+            if key == b"content-length":
+                lengths.add(value)
+            headers[key] = headers[key] + b", " + value if key in headers else value
+        if b"transfer-encoding" in headers:
+            raise HTTPError(411, "send a Content-Length, not a Transfer-Encoding")
+        if version == b"HTTP/1.1" and b"host" not in headers:
+            raise HTTPError(400, "HTTP/1.1 without Host")
+        length = 0
+        if lengths:
+            (text,) = lengths if len(lengths) == 1 else (b"",)
+            if not (text.isdigit() and 1 <= len(text) <= 20):
+                raise HTTPError(400, "a Content-Length that is not one number")
+            length = int(text)
+            headers[b"content-length"] = text
+        if length > self.max_body:
+            raise HTTPError(413, "request body too large")
+        return method, target, version, headers, length
+
+
+def encode_response(
+    status: int, body: bytes, content_type: bytes, *, server: bytes, close: bool = False
+) -> bytes:
+    """The bytes of a whole HTTP/1.1 response."""
+    head = [
+        b"HTTP/1.1 %d %s" % (status, _REASONS.get(status, b"Error")),
+        b"Server: " + server,
+        b"Content-Type: " + content_type,
+        b"Content-Length: %d" % len(body),
+    ]
+    if close:
+        head.append(b"Connection: close")
+    return b"\r\n".join(head) + b"\r\n\r\n" + body
