@@ -22,23 +22,17 @@ from __future__ import annotations
 import os
 import re
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import typer
-from typer.core import TyperGroup
 
-import wirelab.cli
+from tests.cli.tree import COMMANDS, Command, Option, options, verb_commands
 from tests.conftest import run_wirelab
 
 try:  # typer >= 0.2x vendors click
-    from typer._click.core import Command
-    from typer._click.core import Parameter as Option
     from typer._click.exceptions import ClickException, UsageError
 except ImportError:  # pragma: no cover - depends on the installed typer
-    from click import ClickException, Command, UsageError  # type: ignore[assignment]
-    from click import Parameter as Option  # type: ignore[assignment]
+    from click import ClickException, UsageError  # type: ignore[assignment]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,22 +53,7 @@ def reserved_short_flags() -> dict[str, str]:
     return table
 
 
-def walk(command: Command, path: tuple[str, ...] = ()) -> Iterator[tuple[str, Command]]:
-    """Every leaf command of the tree, as ``("tcp client", command)``."""
-    if isinstance(command, TyperGroup):
-        for name, sub in sorted(command.commands.items()):
-            yield from walk(sub, (*path, name))
-    else:
-        yield " ".join(path), command
-
-
-ROOT_COMMAND = typer.main.get_command(wirelab.cli.app)
-COMMANDS = dict(walk(ROOT_COMMAND))
 RESERVED = reserved_short_flags()
-
-
-def options(command: Command) -> list[Option]:
-    return [p for p in command.params if p.param_type_name == "option"]  # type: ignore[misc]
 
 
 def shorts(option: Option) -> list[str]:
@@ -166,10 +145,6 @@ def test_a_topic_has_at_most_one_serve() -> None:
         if name not in NOT_SERVE_VERBS and is_server_command(name, command):
             serves[name.rsplit(" ", 1)[0]].append(name)
     assert all(len(found) == 1 for found in serves.values()), dict(serves)
-
-
-def verb_commands(*verbs: str) -> list[str]:
-    return sorted(name for name in COMMANDS if name.rsplit(" ", 1)[-1] in verbs)
 
 
 @pytest.mark.parametrize("name", verb_commands("client", "serve"))

@@ -2,7 +2,8 @@
 are each one line on stderr and exit 1, with no traceback and no raw ``[Errno ...]``.
 
 The CLI's top level catches only :class:`~wirelab.errors.WirelabError`; these prove the seams
-map the operating system's errors before they get there.
+map the operating system's errors before they get there. Every ``client`` and every ``serve``
+of the command tree is tried, so a new chapter's commands join without editing this file.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.tree import COMMANDS, verb_commands
 from tests.conftest import accept_loop, run_wirelab
 
 MISSING = "/nonexistent/wirelab/missing.pem"
@@ -78,39 +80,43 @@ def check_one_line(args: list[str], env: dict[str, str]) -> None:
     assert len(lines) == 1 and lines[0].startswith("wirelab: error: "), shown
 
 
-CLIENTS_TO = [
-    "tcp client 127.0.0.1 -p {port}",
+def client_commands() -> list[str]:
+    """Every ``client`` of the tree (the grammar: ``HOST -p PORT``), new chapters included."""
+    found = []
+    for name in verb_commands("client"):
+        required = [p.name for p in COMMANDS[name].params if p.required]
+        if not required:
+            found.append(f"{name} 127.0.0.1 -p {{port}}")
+    return found
+
+
+#: Commands that connect but are not named ``client``, and their way to name the peer.
+OTHER_CLIENTS = [
     "tcp deadlock 127.0.0.1 1000 -p {port}",
-    "stream client 127.0.0.1 -p {port}",
-    "blocks client 127.0.0.1 -p {port}",
-    "zen client 127.0.0.1 -p {port}",
     "tls connect 127.0.0.1 -p {port}",
     "tls inspect 127.0.0.1 -p {port}",
     "cache ping -s 127.0.0.1:{port}",
 ]
 
+#: Clients over UDP: a closed port is an ICMP refusal; there is no connection to reset.
+UDP_CLIENTS = {"udp client 127.0.0.1 -p {port}"}
 
-@pytest.mark.parametrize("command", [*CLIENTS_TO, "udp client 127.0.0.1 -p {port}"])
+CLIENTS = client_commands() + OTHER_CLIENTS
+TCP_CLIENTS = [c for c in CLIENTS if c not in UDP_CLIENTS]
+
+
+@pytest.mark.parametrize("command", CLIENTS)
 def test_a_closed_port(command: str, closed_port: int, env: dict[str, str]) -> None:
     check_one_line(command.format(port=closed_port).split(), env)
 
 
-@pytest.mark.parametrize("command", CLIENTS_TO)
+@pytest.mark.parametrize("command", TCP_CLIENTS)
 def test_a_reset_connection(command: str, resetting_port: int, env: dict[str, str]) -> None:
     check_one_line(command.format(port=resetting_port).split(), env)
 
 
 @pytest.mark.parametrize(
-    "command",
-    [
-        "udp serve 127.0.0.1 -p {port}",
-        "tcp serve 127.0.0.1 -p {port}",
-        "stream serve 127.0.0.1 -p {port}",
-        "blocks serve 127.0.0.1 -p {port}",
-        "zen serve 127.0.0.1 -p {port}",
-        "tls serve 127.0.0.1 -p {port}",
-        "queue serve 127.0.0.1 -p {port}",
-    ],
+    "command", [f"{name} 127.0.0.1 -p {{port}}" for name in verb_commands("serve")]
 )
 def test_a_bind_conflict(command: str, taken_port: int, env: dict[str, str]) -> None:
     check_one_line(command.format(port=taken_port).split(), env)
