@@ -537,9 +537,9 @@ def _baseline_first(lab_baseline: int) -> None:
 #: xfail; one that passes makes it fail (strict): remove the entry once the fix lands.
 KNOWN_FINDINGS: dict[tuple[str, str], str] = {
     ("slowloris", "zen.inetd-nowait"): (
-        "zen (docs/decisions/0071): at the cap of 32 children a newcomer ends the idlest child, "
-        "at most 4 a second; a burst of 250 slow connections spends that budget, and the "
-        "normal client queued behind them in the backlog is closed at once"
+        "zen (docs/decisions/0071): at the cap of 32 children a newcomer ends the oldest "
+        "child, at most 4 a second (a token bucket); the burst of 250 slow connections spends "
+        "the bucket, so the normal client that follows is accepted and closed at once"
     ),
 }
 
