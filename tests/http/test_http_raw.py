@@ -69,7 +69,7 @@ def test_malformed_response(raw_server: Start) -> None:
         conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
 
     host, port = raw_server(garbage)
-    with pytest.raises(RemoteProtocolError, match="not a valid HTTP/1.1 response"):
+    with pytest.raises(RemoteProtocolError, match=r"not a valid HTTP/1\.1 response"):
         raw_get(f"http://{host}:{port}/", timeout=5)
 
 
