@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from tests.cli.tree import verb_commands
 from tests.conftest import run_wirelab
 from wirelab.errors import NameResolutionError
 from wirelab.lab.state import LabState
@@ -58,21 +61,47 @@ def test_a_library_client_connects_by_name(in_lab: LabState) -> None:
         assert sock.family in (socket.AF_INET, socket.AF_INET6)
 
 
+def playground_host(state: LabState, topic: str) -> str:
+    """The book's name for the lab service a topic's client talks to (else example.com)."""
+    for ep in state.endpoints:
+        if topic in (ep.service, ep.endpoint) and ep.host.endswith("example.com"):
+            return ep.host
+    return "www.example.com"
+
+
+@pytest.mark.parametrize("client", verb_commands("client"))
+def test_every_client_reaches_the_lab_by_its_name(
+    client: str, wirelab_lab: LabState, wirelab_env: dict[str, str]
+) -> None:
+    host = playground_host(wirelab_lab, client.split()[0])
+    done = run_wirelab(*client.split(), host, env=wirelab_env, timeout=60)
+    assert done.returncode == 0, f"wirelab {client} {host}: {done.stderr}"
+    assert "Traceback" not in done.stderr
+
+
 @pytest.mark.parametrize(
     "command",
     [
-        "tcp client example.com",
         "tcp deadlock www.example.com 1000",
-        "udp client www.example.com",
-        "stream client ftp.example.com",
-        "blocks client mail.example.com",
-        "zen client www.example.com",
         "tls connect www.example.com",
+        "tls inspect www.example.com",
     ],
 )
-def test_every_client_command_reaches_the_lab_by_name(
-    command: str, wirelab_env: dict[str, str]
-) -> None:
+def test_other_commands_reach_the_lab_by_name(command: str, wirelab_env: dict[str, str]) -> None:
     done = run_wirelab(*command.split(), env=wirelab_env, timeout=60)
     assert done.returncode == 0, f"wirelab {command}: {done.stderr}"
     assert "Traceback" not in done.stderr
+
+
+def test_a_stdlib_client_in_the_cli_process_resolves_the_names_too(in_lab: LabState) -> None:
+    """``lab_names_everywhere`` (the CLI calls it): ``socket.getaddrinfo`` itself maps them."""
+    code = (
+        "import socket; from wirelab.net.addresses import lab_names_everywhere; "
+        "lab_names_everywhere(); lab_names_everywhere(); "
+        "print(socket.getaddrinfo('ftp.example.com', 21, type=socket.SOCK_STREAM)[0][4][0])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == in_lab.endpoint("tcp", "sixteen").address

@@ -27,6 +27,7 @@ from wirelab import __version__
 from wirelab.cli.common import debug_enabled, err_console
 from wirelab.errors import WirelabError
 from wirelab.lab.registry import topic_chapter, topic_modules
+from wirelab.net.addresses import lab_names_everywhere
 
 __all__ = ["app", "main"]
 
@@ -130,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
         args = [a for a in args if a != "--debug"]
         os.environ["WIRELAB_DEBUG"] = "1"
     debug = debug_enabled()
+    lab_names_everywhere()  # while a lab runs, example.com is the lab for every library
     command = typer.main.get_command(app)
     try:
         result = command.main(args=args, prog_name="wirelab", standalone_mode=False)

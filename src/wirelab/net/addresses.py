@@ -25,6 +25,7 @@ import math
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from wirelab.errors import (
     ConfigError,
@@ -44,6 +45,7 @@ __all__ = [
     "connect_udp",
     "format_address",
     "lab_address",
+    "lab_names_everywhere",
     "listen_tcp",
     "parse_port",
     "resolve",
@@ -132,6 +134,39 @@ def lab_address(host: str) -> str | None:
     return _WILDCARDS.get(address, address)
 
 
+#: The system's ``getaddrinfo``, before :func:`lab_names_everywhere` wraps it.
+_system_getaddrinfo = socket.getaddrinfo
+
+
+def lab_names_everywhere() -> None:
+    """Make every library in this process resolve the playground names to the running lab.
+
+    Clients built on the standard library or on third-party libraries (``ftplib``,
+    ``http.client``, ``requests``, ``smtplib`` ...) call ``socket.getaddrinfo`` themselves,
+    not :func:`resolve`; this wraps it so that it asks :func:`lab_address` first. Host names
+    stay as they are everywhere else, so TLS still verifies the certificate against the name
+    the user gave. The ``wirelab`` command calls it once at start; a program that imports
+    wirelab as a library is left alone unless it calls this itself. Idempotent.
+    """
+    if getattr(socket.getaddrinfo, "_wirelab_lab_names", False):
+        return
+
+    def getaddrinfo(
+        host: bytes | str | None,
+        port: bytes | str | int | None,
+        family: int = 0,
+        type: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+    ) -> list[Any]:
+        if isinstance(host, str) and host:
+            host = lab_address(host) or host
+        return _system_getaddrinfo(host, port, family, type, proto, flags)
+
+    getaddrinfo._wirelab_lab_names = True  # type: ignore[attr-defined]
+    socket.getaddrinfo = getaddrinfo
+
+
 def resolve(
     host: str | None,
     port: str | int,
@@ -154,7 +189,7 @@ def resolve(
     if host and lab_names:
         host = lab_address(host) or host
     try:
-        infos = socket.getaddrinfo(host, port_number, family, type, 0, flags)
+        infos = _system_getaddrinfo(host, port_number, family, type, 0, flags)
     except socket.gaierror as exc:
         raise NameResolutionError(
             f"name service failure for {host!r}: {exc.strerror or exc}"
