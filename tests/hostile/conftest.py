@@ -348,36 +348,56 @@ def _rpc(state: LabState, ep: BoundEndpoint, timeout: float) -> None:
         raise NoNormalClient
 
 
-def _ftp(state: LabState, ep: BoundEndpoint, timeout: float) -> None:
-    if ep.endpoint not in ("ftp", "ftps"):
-        raise NoNormalClient
+def _dialogue(
+    state: LabState,
+    ep: BoundEndpoint,
+    timeout: float,
+    steps: list[tuple[bytes, bytes]],
+    *,
+    implicit_tls: bool,
+) -> None:
+    """A line protocol with three-digit replies (FTP, SMTP): send each line, check each reply.
+
+    The first step's line is empty: the server speaks first. ``NNN-`` lines continue a reply.
+    """
     raw = _connect(ep, timeout)
     sock: socket.socket = raw
     try:
-        if ep.endpoint == "ftps":  # implicit FTPS: TLS from the first byte (RFC 4217 aside)
+        if implicit_tls:  # TLS from the first byte, verified against the lab CA
             sock = state.ssl_context().wrap_socket(raw, server_hostname="localhost")
         reader = sock.makefile("rb")
         try:
-
-            def reply() -> bytes:
-                line = reader.readline(1024)
-                while line[3:4] == b"-":  # a multi-line reply: read to its last line
-                    line = reader.readline(1024)
-                return line
-
-            assert reply().startswith(b"220"), "no FTP greeting"
-            sock.sendall(b"USER anonymous\r\n")
-            assert reply().startswith(b"331"), "USER anonymous refused"
-            sock.sendall(b"PASS hostile@example.com\r\n")
-            answer = reply()
-            assert answer.startswith(b"230"), answer
-            sock.sendall(b"QUIT\r\n")
-            assert reply().startswith(b"221"), "QUIT not acknowledged"
+            for line, expected in steps:
+                if line:
+                    sock.sendall(line + b"\r\n")
+                reply = reader.readline(1024)
+                while reply[3:4] == b"-":  # a multi-line reply: read to its last line
+                    reply = reader.readline(1024)
+                assert reply.startswith(expected), f"{line!r} got {reply[:200]!r}"
         finally:
             reader.close()
     finally:
         sock.close()
         raw.close()
+
+
+def _ftp(state: LabState, ep: BoundEndpoint, timeout: float) -> None:
+    if ep.endpoint not in ("ftp", "ftps"):
+        raise NoNormalClient
+    steps = [
+        (b"", b"220"),
+        (b"USER anonymous", b"331"),
+        (b"PASS hostile@example.com", b"230"),
+        (b"QUIT", b"221"),
+    ]
+    _dialogue(state, ep, timeout, steps, implicit_tls=ep.endpoint == "ftps")
+
+
+def _smtp(state: LabState, ep: BoundEndpoint, timeout: float) -> None:
+    if ep.endpoint not in ("smtp", "smtps"):
+        raise NoNormalClient
+    steps = [(b"", b"220"), (b"EHLO hostile.example.com", b"250"), (b"QUIT", b"221")]
+    _dialogue(state, ep, timeout, steps, implicit_tls=ep.endpoint == "smtps")
 
 
 def _www(state: LabState, ep: BoundEndpoint, timeout: float) -> None:
@@ -416,6 +436,7 @@ NORMAL_CLIENTS: dict[str, NormalClient] = {
     "rpc": _rpc,
     "ftp": _ftp,
     "www": _www,
+    "smtp": _smtp,
 }
 
 
