@@ -74,6 +74,9 @@ DEFAULT_PORTS: dict[tuple[str, str], int] = {
     ("www", "http"): 10080,
     ("www", "https"): 10444,
     ("http", "serve"): 8000,
+    # chapter 13: the mail host's SMTP (the book's 25, STARTTLS and AUTH) and implicit TLS (465)
+    ("smtp", "smtp"): 10025,
+    ("smtp", "smtps"): 10465,
 }
 
 #: The lab FTP server's passive data ports (first, last): fixed, so a firewall rule can name
