@@ -6,7 +6,8 @@ serialized by one interpreter lock), making calls back to back for ``SECONDS`` o
 kept-alive connection (the stdlib server speaks HTTP/1.0: its clients reconnect per call).
 The HTTP clients are a light load generator (a prepared request, the answer checked and read
 by its length) so that the servers, not the clients, are measured; the RPyC clients are
-rpyc's own (``root.list_files()``).
+rpyc's own, calling the service's ``get_service_name`` through a proxy held across calls
+(one round trip each, as one HTTP request is).
 Latencies are measured per call; p50 and p99 are over every call of a run.
 
 Writes ``bench/results/rpc.json`` and ``bench/results/rpc.png``::
@@ -133,7 +134,8 @@ def _caller(kind: str, port: int) -> tuple[Callable[[], Any], Callable[[], None]
     import rpyc
 
     conn = rpyc.connect("127.0.0.1", port)
-    return (lambda: conn.root.list_files()), conn.close
+    method = conn.root.get_service_name  # the proxy of the bound method: one round trip a call
+    return method, conn.close
 
 
 def _client(kind: str, port: int, start: Any, out: Any) -> None:
