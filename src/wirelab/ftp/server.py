@@ -55,6 +55,13 @@ MAX_PATH_CHARS = 1024
 #: How long the server thread's loop waits for I/O before it looks at its stop flag.
 POLL_SECONDS = 0.1
 
+#: Bytes per read and write on a data connection (and per file read of a download that
+#: cannot use sendfile: TLS or ASCII). pyftpdlib's default is 64 KiB.
+DATA_BUFFER = 256 * 1024
+
+#: The most one sendfile() call may send (pyftpdlib's default is 64 KiB per loop turn).
+SENDFILE_CHUNK = 4 * 1024 * 1024
+
 #: Permissions in pyftpdlib's letters: anonymous may list and read; an account everything.
 ANONYMOUS_PERM = "elr"
 ACCOUNT_PERM = "elradfmwMT"
@@ -166,7 +173,17 @@ def _handler_class(settings: FTPSettings) -> type[Any]:
     else:
         base, dtp_base = FTPHandler, DTPHandler
 
-    dtp = type("LabDTPHandler", (dtp_base,), {"timeout": settings.data_timeout})
+    dtp = type(
+        "LabDTPHandler",
+        (dtp_base,),
+        {
+            "timeout": settings.data_timeout,
+            # 64 KiB by default: one recv per loop turn capped uploads well below vsftpd's
+            "ac_in_buffer_size": DATA_BUFFER,
+            # also sendfile()'s count per loop turn: the kernel sends what the socket takes
+            "ac_out_buffer_size": SENDFILE_CHUNK,
+        },
+    )
     fs = type("LabFS", (AbstractedFS,), {})
     attrs: dict[str, Any] = {
         "authorizer": authorizer,
@@ -245,6 +262,8 @@ class _LabHandlerMixin:
         """Announce a RETR as vsftpd (the book's server) does, with the size in the 150 reply:
         ``150 Opening BINARY mode data connection for NAME (N bytes).``, which ftplib's
         ``ntransfercmd`` returns as the expected size (the book's ``advbinarydl.py``)."""
+        if isproducer and hasattr(data, "buffer_size"):
+            data.buffer_size = DATA_BUFFER  # this producer only, not the library's class
         if cmd != "RETR" or file is None:
             super().push_dtp_data(data, isproducer, file, cmd)  # type: ignore[misc]
             return
