@@ -21,6 +21,7 @@ from wirelab.cli.common import (
     print_json,
     run_server,
 )
+from wirelab.errors import ConfigError
 
 __all__ = ["app"]
 
@@ -51,11 +52,14 @@ def _url(target: str) -> tuple[str, Kind | None]:
     if target in (Kind.xmlrpc.value, Kind.jsonrpc.value):
         host, port = lab_target("rpc", None, None, endpoint=target)
         return f"http://{host}:{port}/", Kind(target)
-    if not target.startswith("http://"):
+    from wirelab.rpc.client import parse_url
+
+    try:
+        parse_url(target)
+    except ConfigError as exc:
         raise typer.BadParameter(
-            f"{target!r} is neither http://HOST:PORT/ nor xmlrpc or jsonrpc (the lab's)",
-            param_hint="'TARGET'",
-        )
+            f"{exc} (or say xmlrpc or jsonrpc: the lab's)", param_hint="'TARGET'"
+        ) from None
     return target, None
 
 
@@ -189,6 +193,8 @@ def client(
             "--file",
             help="rpyc: the local file whose lines are counted (default: the book's testfile.txt).",
             dir_okay=False,
+            exists=True,
+            readable=True,
         ),
     ] = None,
     timeout: TimeoutOption = 10.0,
