@@ -87,13 +87,25 @@ class _TracingSMTP(smtplib.SMTP):
 class _TracingSMTPSSL(_TracingSMTP):
     """Implicit TLS: the handshake right after connecting, with the caller's context."""
 
-    def __init__(self, trace: Trace | None, context: ssl.SSLContext, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        trace: Trace | None,
+        context: ssl.SSLContext,
+        *,
+        tls_hostname: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         self._context = context
+        self._tls_hostname = tls_hostname
         super().__init__(trace, **kwargs)
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         sock = super()._get_socket(host, port, timeout)
-        return self._context.wrap_socket(sock, server_hostname=host)
+        try:
+            return self._context.wrap_socket(sock, server_hostname=self._tls_hostname or host)
+        except BaseException:
+            sock.close()
+            raise
 
 
 @dataclass
@@ -195,6 +207,7 @@ def _open(
     implicit_tls: bool,
     context: ssl.SSLContext | None,
     trace: Trace | None,
+    tls_hostname: str | None = None,
 ) -> _TracingSMTP:
     where = f"{host} port {port}"
     if implicit_tls and context is None:
@@ -202,13 +215,16 @@ def _open(
     with _seam(f"connecting to {where}"):
         if implicit_tls:
             assert context is not None
-            client: _TracingSMTP = _TracingSMTPSSL(trace, context, timeout=timeout)
+            client: _TracingSMTP = _TracingSMTPSSL(
+                trace, context, timeout=timeout, tls_hostname=tls_hostname
+            )
         else:
             client = _TracingSMTP(trace, timeout=timeout)
         if trace is not None:
             client.set_debuglevel(1)
         code, greeting = client.connect(host, port)
-        client._host = host  # type: ignore[attr-defined]  # smtplib's server_hostname for STARTTLS
+        # smtplib's server_hostname for STARTTLS: the name the certificate must carry
+        client._host = tls_hostname or host  # type: ignore[attr-defined]
         if code != 220:
             client.close()
             raise SMTPError(
@@ -238,6 +254,7 @@ def ehlo(
     starttls: bool = False,
     implicit_tls: bool = False,
     trace: Trace | None = None,
+    tls_hostname: str | None = None,
 ) -> Capabilities:
     """Greet the server and report its capabilities (after STARTTLS with ``starttls``).
 
@@ -245,7 +262,13 @@ def ehlo(
         NameResolutionError, ConnectError, Timeout, TLSError, SMTPError: one line each.
     """
     client = _open(
-        host, port, timeout=timeout, implicit_tls=implicit_tls, context=context, trace=trace
+        host,
+        port,
+        timeout=timeout,
+        implicit_tls=implicit_tls,
+        context=context,
+        trace=trace,
+        tls_hostname=tls_hostname,
     )
     where = f"{host} port {port}"
     try:
@@ -289,6 +312,7 @@ def send(
     insecure_plaintext: bool = False,
     timeout: float = 30.0,
     trace: Trace | None = None,
+    tls_hostname: str | None = None,
 ) -> SendResult:
     """Send ``message`` (bytes, CRLF line ends) to ``recipients``; the envelope is separate.
 
@@ -296,6 +320,8 @@ def send(
         starttls: ``"require"`` fails when the server does not offer it; ``"if-offered"``
             upgrades when it can; ``"never"`` stays in the clear (the book's simple.py).
         user, password: log in (AUTH) after TLS; without TLS only with ``insecure_plaintext``.
+        tls_hostname: the name the server's certificate must carry, when ``host`` is an
+            address (default: ``host``).
 
     Raises:
         ConfigError: no recipients, an address with a line break, or a login without TLS.
@@ -313,7 +339,13 @@ def send(
     if (starttls != "never" or implicit_tls) and context is None:
         raise ConfigError("TLS needs an explicit SSL context")
     client = _open(
-        host, port, timeout=timeout, implicit_tls=implicit_tls, context=context, trace=trace
+        host,
+        port,
+        timeout=timeout,
+        implicit_tls=implicit_tls,
+        context=context,
+        trace=trace,
+        tls_hostname=tls_hostname,
     )
     where = f"{host} port {port}"
     try:
