@@ -83,7 +83,7 @@ GOOD = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
 def test_oversized_request_line(server: str, ports: dict[str, int]) -> None:
     port = ports[server]
     answer = exchange(port, b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-    assert status_of(answer) in (0, 400, 414, 431)
+    assert status_of(answer) == 414 if server == "gunicorn" else status_of(answer) in (0, 400, 431)
     normal_client_served(port)
 
 
@@ -93,14 +93,14 @@ def test_oversized_header(server: str, ports: dict[str, int]) -> None:
     answer = exchange(
         port, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"b" * 70000 + b"\r\n\r\n"
     )
-    assert status_of(answer) in (0, 400, 431)
+    assert status_of(answer) == 431 if server == "gunicorn" else status_of(answer) in (0, 400, 431)
     normal_client_served(port)
 
 
 def test_too_many_headers_gunicorn(gunicorn_port: int) -> None:
     many = b"".join(b"X-%d: 1\r\n" % i for i in range(150))
     answer = exchange(gunicorn_port, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n" + many + b"\r\n")
-    assert status_of(answer) in (0, 400, 431)
+    assert status_of(answer) == 431
 
 
 @pytest.mark.parametrize("server", ["gunicorn", "waitress"])
@@ -120,7 +120,7 @@ def test_cl_te_smuggling_refused_by_gunicorn(gunicorn_port: int) -> None:
         b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
     )
     answer = exchange(gunicorn_port, smuggled)
-    assert status_of(answer) in (0, 400)
+    assert status_of(answer) == 400
     assert answer.count(b"HTTP/1.1 ") <= 1  # no answer to the smuggled GET
 
 

@@ -37,7 +37,10 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-UrlArgument = Annotated[str, typer.Argument(help="http:// or https:// URL (lab names work).")]
+UrlArgument = Annotated[
+    str,
+    typer.Argument(help="http:// or https:// URL; www.example.com without a port is the lab's."),
+]
 VerboseOption = Annotated[
     bool,
     typer.Option("-v", "--verbose", help="Show the wire: request, response head, framing."),
@@ -103,7 +106,7 @@ def get(
     wire go to standard error. A status of 400 or more prints the status line and headers
     and exits 1.
     """
-    from wirelab.http.client import HTTPClient, HTTPStatusError
+    from wirelab.http.client import HTTPClient, HTTPStatusError, lab_url
     from wirelab.net.tlsctx import client_context
 
     auth = None
@@ -117,7 +120,7 @@ def get(
         for _ in range(count):
             for url in urls:
                 try:
-                    exchange = client.get(url, follow=not no_follow, raise_for_status=True)
+                    exchange = client.get(lab_url(url), follow=not no_follow, raise_for_status=True)
                 except HTTPStatusError as exc:
                     if json_out:
                         print_json({"error": str(exc), "status": exc.code, "headers": exc.headers})
@@ -162,9 +165,10 @@ def headers(
     json_out: JsonOption = False,
 ) -> None:
     """GET URL with requests and with urllib, and compare the request headers each sent."""
-    from wirelab.http.client import HTTPClient, urllib_exchange
+    from wirelab.http.client import HTTPClient, lab_url, urllib_exchange
     from wirelab.net.tlsctx import client_context
 
+    url = lab_url(url)
     context = client_context(cafile=cacert) if cacert is not None else None
     with HTTPClient(timeout=timeout, ssl_context=context) as client:
         ours = client.get(url, follow=False)
@@ -211,9 +215,11 @@ def raw(
     Standard output gets the request bytes, then the response bytes, unchanged; standard
     error marks where each begins.
     """
+    from wirelab.http.client import lab_url
     from wirelab.http.raw import raw_get
     from wirelab.net.tlsctx import client_context
 
+    url = lab_url(url)
     context = client_context(cafile=cacert) if cacert is not None else None
     exchange = raw_get(url, method=method, timeout=timeout, ssl_context=context)
     if json_out:
@@ -264,7 +270,10 @@ def serve(
         list[str] | None,
         typer.Option("--allow-host", help="A Host the time apps answer (default 127.0.0.1)."),
     ] = None,
-    verbose: VerboseOption = False,
+    verbose: Annotated[
+        bool,
+        typer.Option("-v", "--verbose", help="Print every request and response, both ways."),
+    ] = False,
 ) -> None:
     """Serve a chapter 10 WSGI app until Ctrl-C (on the book's port 8000 by default)."""
     from wirelab.http.apps import build

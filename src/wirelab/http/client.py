@@ -65,6 +65,7 @@ __all__ = [
     "Recorder",
     "framing_of",
     "lab_aware_context",
+    "lab_url",
     "urllib_exchange",
 ]
 
@@ -232,6 +233,33 @@ def lab_aware_context(url: str, cafile: str | None = None) -> ssl.SSLContext:
         except ConfigError:
             pass
     return client_context()
+
+
+def lab_url(url: str) -> str:
+    """``url`` with the running lab's port filled in when it names a lab web host without one.
+
+    ``https://www.example.com/get`` becomes ``https://www.example.com:10444/get`` (the port the
+    lab's ``www`` service really listens on for that scheme); any other URL is returned as is.
+    """
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        explicit = parts.port
+    except ValueError:
+        return url  # a bad port: the request reports it
+    if explicit is not None or not parts.hostname or scheme not in ("http", "https"):
+        return url
+    from wirelab.lab.state import LabState
+
+    try:
+        state = LabState.load()
+    except ConfigError:
+        return url
+    name = parts.hostname.lower()
+    for ep in state.endpoints:
+        if ep.host.lower() == name and ep.endpoint == scheme and ep.tls == (scheme == "https"):
+            return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.hostname}:{ep.port}"))
+    return url
 
 
 # -- one exchange ----------------------------------------------------------------------------
