@@ -302,3 +302,19 @@ def test_many_at_once_while_one_stalls(xml_url: str) -> None:
         for thread in threads:
             thread.join(10)
     assert not errors
+
+
+def test_malformed_multicalls_get_our_faults(xml_url: str) -> None:
+    calls = [
+        {"methodName": "addtogether", "params": [1, 2]},
+        {"methodName": "system.multicall", "params": [[]]},
+        {"nothing": 1},
+        "not a struct",
+    ]
+    results = proxy(xml_url).system.multicall(calls)
+    assert results[0] == [3]
+    assert [r["faultCode"] for r in results[1:]] == [-32600, -32600, -32600]
+    assert all("<class" not in r["faultString"] for r in results[1:])
+    with pytest.raises(xmlrpc.client.Fault) as caught:
+        proxy(xml_url).system.multicall("not an array")
+    assert caught.value.faultCode == -32602
