@@ -1,0 +1,289 @@
+"""The lab SSH server (chapter 16) on asyncssh: the minimal shell, exec, SFTP and SCP.
+
+What a client gets, per lab account:
+
+* password authentication (the account's lab password) and public-key authentication (the
+  keys in ``STATE/ssh/authorized_keys/USER``);
+* a shell (with or without a PTY) that is :class:`wirelab.shell.MinimalShell`, never a
+  system shell; ``exec`` requests run one line of it and return its exit status;
+* SFTP (and SCP, which asyncssh serves through the same file system) confined to the
+  account's lab home: ``/`` is the home, ``..`` cannot climb out, and a symbolic link that
+  leads out of the home is refused, as is creating links.
+
+Bad input: a failed login waits :attr:`SSHSettings.failure_delay` seconds times the
+failures of that peer address so far (at most :attr:`SSHSettings.max_failure_delay`) and is
+logged with the user and peer, never the password; authentication must finish within
+:attr:`SSHSettings.login_timeout`; a shell that reads nothing for
+:attr:`SSHSettings.idle_timeout` is closed; at most :attr:`SSHSettings.max_connections`
+connections at once (the next is closed at once, with a log line).
+
+Why not on :class:`wirelab.net.server.ConnectionServer`: asyncssh owns its listener and the
+transport (key exchange, channels); its own limits stand in for the caps here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import os
+import posixpath
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+from wirelab.shell.minimal import MAX_LINE, MinimalShell
+
+__all__ = ["SSHAccount", "SSHListener", "SSHSettings", "open_ssh_server"]
+
+log = logging.getLogger("wirelab.ssh.server")
+
+
+@dataclass(frozen=True)
+class SSHAccount:
+    """A login: name, password, lab home, and the file of its authorized public keys."""
+
+    user: str
+    password: str
+    home: Path
+    authorized_keys: Path | None = None
+
+
+@dataclass
+class SSHSettings:
+    """What the lab SSH server serves and its limits."""
+
+    host_key: asyncssh.SSHKey
+    accounts: tuple[SSHAccount, ...]
+    failure_delay: float = 1.0
+    max_failure_delay: float = 5.0
+    login_timeout: float = 30.0
+    idle_timeout: float = 600.0
+    command_timeout: float = 30.0
+    max_connections: int = 64
+    failures: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    active: int = 0
+    connections: set[asyncssh.SSHServerConnection] = field(default_factory=set)
+
+    def account(self, user: str) -> SSHAccount | None:
+        """The account named ``user``, if any."""
+        return next((a for a in self.accounts if a.user == user), None)
+
+
+class _LabSSHServer(asyncssh.SSHServer):
+    def __init__(self, settings: SSHSettings) -> None:
+        self._settings = settings
+        self._conn: asyncssh.SSHServerConnection | None = None
+        self._peer = "?"
+        self._counted = False
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self._conn = conn
+        self._settings.connections.add(conn)
+        peer = conn.get_extra_info("peername")
+        self._peer = str(peer[0]) if peer else "?"
+        settings = self._settings
+        if settings.active >= settings.max_connections:
+            log.warning("ssh: %s refused: %d connections already", self._peer, settings.active)
+            asyncio.get_running_loop().call_soon(conn.close)
+            return
+        settings.active += 1
+        self._counted = True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._conn is not None:
+            self._settings.connections.discard(self._conn)
+        if self._counted:
+            self._settings.active -= 1
+            self._counted = False
+
+    def begin_auth(self, username: str) -> bool:
+        account = self._settings.account(username)
+        if account is not None and account.authorized_keys and self._conn is not None:
+            with contextlib.suppress(OSError, ValueError):
+                if account.authorized_keys.exists():
+                    keys = asyncssh.read_authorized_keys(str(account.authorized_keys))
+                    self._conn.set_authorized_keys(keys)
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return True
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    async def validate_password(self, username: str, password: str) -> bool:
+        account = self._settings.account(username)
+        ok = account is not None and hmac.compare_digest(
+            account.password.encode(), password.encode()
+        )
+        if ok:
+            self._settings.failures.pop(self._peer, None)
+            log.info("ssh: %s logged in as %s with a password", self._peer, username)
+            return True
+        settings = self._settings
+        settings.failures[self._peer] += 1
+        count = settings.failures[self._peer]
+        delay = min(settings.failure_delay * count, settings.max_failure_delay)
+        log.warning(
+            "ssh: failed password for %r from %s (failure %d; password redacted; waiting %.1f s)",
+            username,
+            self._peer,
+            count,
+            delay,
+        )
+        await asyncio.sleep(delay)
+        return False
+
+
+def _sftp_factory(settings: SSHSettings) -> Any:
+    class LabSFTPServer(asyncssh.SFTPServer):
+        """SFTP confined to the account's lab home (links leading out refused)."""
+
+        def __init__(self, chan: asyncssh.SSHServerChannel[bytes]) -> None:
+            user = chan.get_extra_info("username")
+            account = settings.account(user)
+            if account is None:  # pragma: no cover - authentication let it in
+                raise asyncssh.SFTPPermissionDenied("no lab home")
+            self._home = os.fsencode(os.path.realpath(account.home))
+            super().__init__(chan, chroot=self._home)
+
+        def map_path(self, path: bytes) -> bytes:
+            mapped = super().map_path(path)
+            real = os.fsencode(os.path.realpath(mapped))
+            if real != self._home and not real.startswith(self._home + b"/"):
+                raise asyncssh.SFTPPermissionDenied(
+                    f"path leads out of the lab home: {path.decode(errors='replace')}"
+                )
+            return mapped
+
+        def symlink(self, oldpath: bytes, newpath: bytes) -> None:
+            raise asyncssh.SFTPPermissionDenied("links are not allowed in the lab home")
+
+        def link(self, oldpath: bytes, newpath: bytes) -> None:
+            raise asyncssh.SFTPPermissionDenied("links are not allowed in the lab home")
+
+        def readlink(self, path: bytes) -> bytes:
+            target = os.readlink(self.map_path(path))
+            return posixpath.normpath(target)
+
+    return LabSFTPServer
+
+
+def _session(settings: SSHSettings) -> Any:
+    async def handle(process: asyncssh.SSHServerProcess[str]) -> None:
+        user = process.get_extra_info("username")
+        account = settings.account(user)
+        if account is None:  # pragma: no cover - authentication let it in
+            process.exit(1)
+            return
+        shell = MinimalShell(
+            account.home,
+            user,
+            timeout=settings.command_timeout,
+            term=process.term_type or "dumb",
+        )
+
+        async def out(text: str) -> None:
+            process.stdout.write(text)
+            await process.stdout.drain()
+
+        async def err(text: str) -> None:
+            process.stderr.write(text)
+            await process.stderr.drain()
+
+        try:
+            if process.command is not None:
+                status = await shell.run_line(process.command, out, err)
+                process.exit(0 if status is None else status)
+                return
+            if process.subsystem:
+                await err(f"shell: no subsystem {process.subsystem}\n")
+                process.exit(1)
+                return
+
+            async def readline() -> str:
+                while True:
+                    try:
+                        line = await asyncio.wait_for(
+                            process.stdin.readline(), settings.idle_timeout
+                        )
+                    except (asyncssh.TerminalSizeChanged, asyncssh.BreakReceived):
+                        continue
+                    except TimeoutError:
+                        await err(f"\nshell: idle for {settings.idle_timeout:g} s, closing\n")
+                        return ""
+                    if len(line) > MAX_LINE:
+                        await err(f"shell: line longer than {MAX_LINE} characters\n")
+                        continue
+                    return line
+
+            status = await shell.interact(readline, out, err)
+            process.exit(status)
+        except (asyncssh.DisconnectError, asyncssh.ChannelOpenError, BrokenPipeError):
+            pass
+        except (asyncssh.SignalReceived, asyncssh.TerminalSizeChanged, asyncssh.BreakReceived):
+            process.exit(130)
+        except ConnectionError:
+            pass
+
+    return handle
+
+
+class SSHListener:
+    """A running lab SSH server: its listening ``socket`` and :meth:`aclose`."""
+
+    def __init__(self, acceptor: asyncssh.SSHAcceptor, settings: SSHSettings) -> None:
+        self.acceptor = acceptor
+        self.settings = settings
+
+    @property
+    def socket(self) -> Any:
+        """The listening socket."""
+        return self.acceptor.sockets[0]
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        return int(self.acceptor.get_port())
+
+    async def aclose(self) -> None:
+        """Stop listening and close every connection."""
+        self.acceptor.close()
+        await self.acceptor.wait_closed()
+        connections = list(self.settings.connections)
+        for conn in connections:
+            conn.close()
+        for conn in connections:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.wait_closed(), 5)
+
+
+async def open_ssh_server(host: str, port: int, settings: SSHSettings) -> SSHListener:
+    """Start the lab SSH server on ``host``:``port``."""
+    acceptor = await asyncssh.create_server(
+        lambda: _LabSSHServer(settings),
+        host,
+        port,
+        server_host_keys=[settings.host_key],
+        process_factory=_session(settings),
+        sftp_factory=_sftp_factory(settings),
+        allow_scp=True,
+        encoding="utf-8",
+        line_editor=True,
+        line_history=0,
+        max_line_length=MAX_LINE,
+        login_timeout=settings.login_timeout,
+        keepalive_interval=60,
+        keepalive_count_max=3,
+        agent_forwarding=False,
+        x11_forwarding=False,
+        allow_pty=True,
+        server_version="wirelab",
+        config=None,
+    )
+    return SSHListener(acceptor, settings)
