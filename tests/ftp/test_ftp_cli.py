@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import ftplib
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.conftest import run_wirelab
-from wirelab.lab.state import ServiceView
+from wirelab.lab.state import LabState, ServiceView
 
 
 def test_client_shows_banner_and_directory(
@@ -103,3 +109,52 @@ def test_mirror_down_skips_the_symlink_loop(
 def test_bad_tls_mode_is_a_usage_error(wirelab_env: dict[str, str]) -> None:
     done = run_wirelab("ftp", "client", "--tls", "maybe", env=wirelab_env)
     assert done.returncode == 2
+
+
+def test_ls_facts_reads_mlsd(lab_ftp: ServiceView, wirelab_env: dict[str, str]) -> None:
+    done = run_wirelab("ftp", "ls", "/pub/linux/kernel", "--facts", "--json", env=wirelab_env)
+    assert done.returncode == 0, done.stderr
+    kinds = {e["name"]: e["kind"] for e in json.loads(done.stdout)}
+    assert kinds["README"] == "file" and kinds["v1.0"] == "dir"
+
+
+def test_get_resume_completes_a_partial_file(
+    lab_ftp: ServiceView, wirelab_lab: LabState, wirelab_env: dict[str, str], tmp_path: Path
+) -> None:
+    remote = "/pub/linux/kernel/v1.0/linux-1.0.tar.gz"
+    whole = (Path(wirelab_lab.directory) / "ftp/anonymous" / remote.lstrip("/")).read_bytes()
+    local = tmp_path / "linux.tgz"
+    (tmp_path / "linux.tgz.part").write_bytes(whole[:123457])  # what a cut transfer left
+    done = run_wirelab("ftp", "get", remote, str(local), "--resume", "--json", env=wirelab_env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["resumed_from"] == 123457
+    assert local.read_bytes() == whole and not (tmp_path / "linux.tgz.part").exists()
+
+
+def test_serve_runs_until_sigterm(tmp_path: Path) -> None:
+    env = {**os.environ, "WIRELAB_HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wirelab", "ftp", "serve", "-p", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        match = re.search(r"listening at 127\.0\.0\.1:(\d+) \(FTP, explicit FTPS\)", line)
+        assert match, line
+        ftp = ftplib.FTP()
+        ftp.connect("127.0.0.1", int(match.group(1)), timeout=10)
+        ftp.login()
+        assert "patch8.gz" in ftp.nlst("/pub/linux/kernel/v1.0")
+        ftp.quit()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert "stopped" in err and "Traceback" not in err

@@ -287,3 +287,19 @@ def test_close_stops_the_thread_and_frees_the_port(
     ftp.close()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(address, timeout=2).close()
+
+
+def test_stalled_data_connection_times_out(make_server: Callable[..., FTPLabServer]) -> None:
+    server = make_server(data_timeout=0.5)
+    ftp = ftplib.FTP()
+    ftp.connect(*server.address, timeout=10)
+    ftp.login("brandon", "abc123")
+    ftp.voidcmd("TYPE I")
+    started = time.monotonic()
+    with ftp.transfercmd("STOR stalled.bin") as data:  # open the data connection, send nothing
+        data.settimeout(5)
+        assert data.recv(1) == b""  # the server closed it
+    with pytest.raises(ftplib.error_temp, match=r"^42[16]"):
+        ftp.voidresp()
+    assert time.monotonic() - started < 4
+    ftp.close()
