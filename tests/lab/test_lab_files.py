@@ -103,3 +103,21 @@ def test_an_empty_lab_host_is_a_usage_error(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "the host is empty" in done.stderr
     assert not (tmp_path / "lab.json").exists()
+
+
+def test_a_directory_that_holds_other_things_is_not_made_private(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    (shared / "notes.txt").write_text("someone else's\n")
+    (shared / "notes.txt").chmod(0o644)
+    done = run_wirelab(
+        "lab", "up", "--ephemeral", "--service", "udp", "--state-dir", str(shared),
+        env=dict(os.environ, WIRELAB_HOME=str(tmp_path / "home")), timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip() == (
+        f"wirelab: error: {shared} holds other files and is not a lab directory; "
+        "give a new or empty one"
+    )
+    assert mode(shared) == 0o755 and mode(shared / "notes.txt") == 0o644

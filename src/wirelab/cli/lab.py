@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import signal
@@ -99,7 +100,7 @@ def up(
     directory: StateDirOption = None,
 ) -> None:
     """Start the lab. Stop it with Ctrl-C, or `wirelab lab down` when detached."""
-    where = _tighten(private_dir(_dir(directory)))
+    where = _lab_dir(_dir(directory))
     running = _running(where)
     if running is not None:
         raise ConfigError(f"a lab is already running (pid {running.pid}); stop it first")
@@ -129,23 +130,44 @@ def up(
     err_console.print("lab stopped")
 
 
-def _tighten(where: Path) -> Path:
-    """Make what an older wirelab left in the lab directory its owner's only.
+#: What a lab directory holds; a non-empty directory without any of these is not one.
+_LAB_FILES = ("lab.json", "lab.log", "ca", "tls", "logs", "zen-inetd.log")
 
-    Earlier versions created ``lab.log`` 0644 and ``tls/`` 0755; every directory in the lab
-    directory becomes 0700 and every file directly in it 0600 (certificates stay readable
-    inside their 0700 directories).
+
+def _lab_dir(where: Path) -> Path:
+    """Check, create and tighten the lab directory.
+
+    A directory that already holds other things (``--state-dir /tmp``, ``--state-dir ~``) is
+    refused rather than made private: ``lab up`` changes the modes of what it owns. In a lab
+    directory, what an older wirelab left readable (``lab.log`` 0644, ``tls/`` 0755) becomes
+    0600 or 0700; the directory itself becomes 0700.
+
+    Raises:
+        ConfigError: the directory holds something else, or cannot be made.
     """
-    for path in where.iterdir():
+    try:
+        foreign = where.is_dir() and any(where.iterdir())
+        foreign = foreign and not any((where / name).exists() for name in _LAB_FILES)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot use {where} as the lab directory: {exc.strerror or exc}"
+        ) from exc
+    if foreign:
+        raise ConfigError(
+            f"{where} holds other files and is not a lab directory; give a new or empty one"
+        )
+    private_dir(where)
+    for name in _LAB_FILES:
+        path = where / name
         try:
-            if path.is_symlink():
+            if path.is_symlink() or not path.exists():
                 continue
-            if path.is_dir():
-                path.chmod(0o700)
-            elif path.is_file():
-                path.chmod(0o600)
+            path.chmod(0o700 if path.is_dir() else 0o600)
         except OSError:  # not ours: leave it, the directory itself is 0700 already
             continue
+    for rotated in where.glob("*.log.[0-9]*"):
+        with contextlib.suppress(OSError):
+            rotated.chmod(0o600)
     return where
 
 
