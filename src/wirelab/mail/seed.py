@@ -82,7 +82,12 @@ def _nested() -> bytes:
     html = payload[-1]
     assert isinstance(html, EmailMessage)
     html.add_related(
-        BLUE_DOT_GIF, "image", "gif", cid="<dot.seed-4@example.com>", filename="blue-dot.gif"
+        BLUE_DOT_GIF,
+        "image",
+        "gif",
+        cid="<dot.seed-4@example.com>",
+        filename="blue-dot.gif",
+        disposition="inline",
     )
     inner = _base("Forwarded: the original", "Sat, 03 May 2014 18:00:00 -0400", "seed-4-inner")
     inner.set_content("The forwarded message's own text.\n")
@@ -94,9 +99,23 @@ def _nested() -> bytes:
     return message.as_bytes()
 
 
+def _fixed_boundaries(data: bytes, name: str) -> bytes:
+    """Replace the random MIME boundaries with fixed ones, so the seed is the same bytes."""
+    message = email.message_from_bytes(data, policy=_POLICY)
+    for number, part in enumerate(message.walk()):
+        if part.is_multipart():
+            part.set_boundary(f"=_{name}_{number}")
+    return message.as_bytes()
+
+
 def seed_messages() -> list[bytes]:
     """The seeded messages, oldest first (the same bytes on every call)."""
-    return [_welcome(), _introduction(), _mime(), _nested()]
+    return [
+        _welcome(),
+        _introduction(),
+        _fixed_boundaries(_mime(), "seed-3"),
+        _fixed_boundaries(_nested(), "seed-4"),
+    ]
 
 
 def reset_mailbox(store: MailStore, user: str) -> int:
