@@ -225,6 +225,8 @@ async def run_concurrently(
     async def one(index: int, command: str) -> None:
         async with conn.create_process(command) as process:
             async for line in process.stdout:
+                if not line:  # end of the channel's output
+                    break
                 arrived.append((index, line.rstrip("\n"), time.monotonic() - start))
             await process.wait()
 
