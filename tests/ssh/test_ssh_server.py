@@ -14,6 +14,7 @@ import asyncssh
 import pytest
 
 from tests.ssh.conftest import home, running_ssh, target
+from wirelab.errors import WirelabError
 from wirelab.lab.service import LabContext
 from wirelab.ssh.client import (
     AuthenticationFailed,
@@ -224,12 +225,15 @@ def test_sftp_refuses_paths_out_of_the_home(lab: LabContext, tmp_path: Path, pat
 
 def test_sftp_refuses_to_make_links(lab: LabContext) -> None:
     async def go() -> None:
-        async with running_ssh(lab) as server, connect(target(lab, server.port)) as conn:
-            async with conn.start_sftp_client() as sftp:
-                with pytest.raises(asyncssh.SFTPPermissionDenied):
-                    await sftp.symlink("/etc/passwd", "link")
-                with pytest.raises(asyncssh.SFTPError):
-                    await sftp.get("/../../etc/passwd", os.devnull)
+        async with (
+            running_ssh(lab) as server,
+            connect(target(lab, server.port)) as conn,
+            conn.start_sftp_client() as sftp,
+        ):
+            with pytest.raises(asyncssh.SFTPPermissionDenied):
+                await sftp.symlink("/etc/passwd", "link")
+            with pytest.raises(asyncssh.SFTPError):
+                await sftp.get("/../../etc/passwd", os.devnull)
 
     asyncio.run(go())
     assert not (home(lab) / "link").exists()
@@ -240,11 +244,11 @@ def test_an_idle_shell_is_closed(lab: LabContext) -> None:
         async with (
             running_ssh(lab, idle_timeout=0.5) as server,
             connect(target(lab, server.port)) as conn,
+            conn.create_process() as process,
         ):
-            async with conn.create_process() as process:
-                out = await asyncio.wait_for(process.stdout.read(), 5)
-                err = await process.stderr.read()
-                return str(out) + str(err)
+            out = await asyncio.wait_for(process.stdout.read(), 5)
+            err = await process.stderr.read()
+            return str(out) + str(err)
 
     assert "idle for 0.5 s" in asyncio.run(go())
 
@@ -268,12 +272,14 @@ def test_a_peer_that_never_logs_in_is_cut_at_the_login_timeout(lab: LabContext) 
 
 def test_connections_over_the_cap_are_closed(lab: LabContext) -> None:
     async def go() -> None:
-        async with running_ssh(lab, max_connections=1) as server:
-            async with connect(target(lab, server.port)) as conn:
-                with pytest.raises(Exception):
-                    async with connect(target(lab, server.port, timeout=3)):
-                        pass
-                assert (await run_commands(conn, ["whoami"]))[0].stdout == "brandon\n"
+        async with (
+            running_ssh(lab, max_connections=1) as server,
+            connect(target(lab, server.port)) as conn,
+        ):
+            with pytest.raises(WirelabError):
+                async with connect(target(lab, server.port, timeout=3)):
+                    pass
+            assert (await run_commands(conn, ["whoami"]))[0].stdout == "brandon\n"
 
     asyncio.run(go())
 
