@@ -110,3 +110,53 @@ def test_a_stalled_frame_is_timed_out(rpyc_server: RPyCServer) -> None:
     with socket.create_connection(rpyc_server.address, timeout=5) as sock:
         sock.sendall(struct.pack("!LB", 100, 0) + b"abc")
         assert sock.recv(4096) == b""  # after the 1 s frame timeout of these tests
+
+
+def test_concurrent_clients_while_one_callback_is_slow(rpyc_server: RPyCServer) -> None:
+    import threading
+    import time
+
+    path = Path(__file__)
+    release = threading.Event()
+
+    def slow(_: str) -> None:
+        release.wait(5)
+
+    slow_one = threading.Thread(
+        target=count_lines, args=("127.0.0.1", rpyc_server.address[1], path, slow)
+    )
+    slow_one.start()
+    try:
+        time.sleep(0.2)  # the slow client is inside its first callback
+        started = time.monotonic()
+        assert count_lines("127.0.0.1", rpyc_server.address[1], path, lambda _: None) > 0
+        assert time.monotonic() - started < 2
+    finally:
+        release.set()
+        slow_one.join(10)
+
+
+def test_the_cap_and_the_idle_timeout() -> None:
+    import time
+
+    from wirelab.rpc.rpyc_server import RPyCLimits, start_rpyc_server
+
+    server = start_rpyc_server(
+        "127.0.0.1", 0, limits=RPyCLimits(max_connections=2, idle_timeout=0.5)
+    )
+    try:
+        held = [socket.create_connection(server.address, timeout=5) for _ in range(2)]
+        try:
+            time.sleep(0.1)  # both are being served
+            with socket.create_connection(server.address, timeout=5) as third:
+                assert third.recv(16) == b""  # over the cap: closed at once, nothing said
+            for sock in held:  # quiet for 0.5 s: closed (after rpyc's own greeting frames)
+                while sock.recv(4096):
+                    pass
+        finally:
+            for sock in held:
+                sock.close()
+        assert server.refused >= 1
+        assert count_lines("127.0.0.1", server.address[1], Path(__file__), lambda _: None) > 0
+    finally:
+        server.close()

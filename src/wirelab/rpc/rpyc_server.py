@@ -340,6 +340,11 @@ class RPyCServer:
             log.warning("rpyc: connection failed: %s", str(exc)[:200] or type(exc).__name__)
         finally:
             if connection is not None:
+                # Close our side first (FIN, then drain): rpyc's close() asks the peer and
+                # waits for its answer up to sync_request_timeout, which a silent peer never
+                # gives. With the channel closed, that question fails at once.
+                with contextlib.suppress(Exception):
+                    connection._channel.close()
                 with contextlib.suppress(Exception):
                     connection.close()
             with contextlib.suppress(OSError):
