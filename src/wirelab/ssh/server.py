@@ -167,6 +167,12 @@ def _sftp_factory(settings: SSHSettings) -> Any:
         def link(self, oldpath: bytes, newpath: bytes) -> None:
             raise asyncssh.SFTPPermissionDenied("links are not allowed in the lab home")
 
+        def exit(self) -> None:
+            # asyncssh ends an SFTP session without an exit status; OpenSSH's scp (SFTP mode)
+            # counts that as a failure, so report success as sshd's internal-sftp does.
+            with contextlib.suppress(OSError, asyncssh.Error):
+                self.channel.exit(0)
+
         def readlink(self, path: bytes) -> bytes:
             target = os.readlink(self.map_path(path))
             return posixpath.normpath(target)
