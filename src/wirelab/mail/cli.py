@@ -89,6 +89,7 @@ def build(
         Path | None,
         typer.Option("-o", "--out", help="Write the message to this file.", dir_okay=False),
     ] = None,
+    json_out: JsonOption = False,
 ) -> None:
     """Build a message: plain text (F70), alternatives with an inline image and attachments
     (F71-F73), or non-ASCII headers with a quoted-printable body (F74)."""
@@ -110,10 +111,28 @@ def build(
         )
     else:
         data = build_text(sender, recipients, subject, body)
+    if json_out:
+        from wirelab.mail.messages import mime_tree, parse
+
+        if out is not None:
+            _write(out, data)
+        print_json(
+            {
+                "bytes": len(data),
+                "out": str(out) if out is not None else None,
+                "parts": [part.to_json() for part in mime_tree(parse(data))],
+                "message": None if out is not None else data.decode("ascii", "replace"),
+            }
+        )
+        return
     if out is None:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
         return
+    _write(out, data)
+
+
+def _write(out: Path, data: bytes) -> None:
     try:
         out.write_bytes(data)
     except OSError as exc:

@@ -287,7 +287,8 @@ def summarize(message: EmailMessage) -> MessageSummary:
         best = None
     if best is not None:
         content, note = _content(best)
-        summary.body = content if isinstance(content, str) else content.decode("utf-8", "replace")
+        text = content if isinstance(content, str) else content.decode("utf-8", "replace")
+        summary.body = text.replace("\r\n", "\n")  # for display: the SMTP policy keeps CRLF
         summary.body_type = best.get_content_type()
         if note:
             summary.notes.append(note)

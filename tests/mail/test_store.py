@@ -1,0 +1,66 @@
+"""The mail store: durable Maildir delivery, hashed accounts, the seeded mailbox, reset."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from tests.conftest import run_wirelab
+from wirelab.config import LAB_ACCOUNTS
+from wirelab.mail.seed import reset_mailbox, seed_messages, seed_store
+from wirelab.mail.store import MailStore
+
+
+def test_delivery_lands_in_new_complete_and_tmp_is_empty(tmp_path: Path) -> None:
+    store = MailStore(tmp_path / "mail")
+    store.add_account("brandon", "abc123")
+    first = store.deliver("brandon", b"Subject: one\r\n\r\n1\r\n")
+    second = store.deliver("brandon", b"Subject: two\r\n\r\n2\r\n")
+    assert [m.key for m in store.messages("brandon")] == [first.key, second.key]
+    assert first.path.parent.name == "new" and first.read_bytes().endswith(b"1\r\n")
+    assert first.key.endswith(f",S={first.size}")
+    assert not os.listdir(store.maildir("brandon") / "tmp")
+
+
+def test_a_file_left_in_tmp_is_never_listed(tmp_path: Path) -> None:
+    store = MailStore(tmp_path / "mail")
+    store.add_account("brandon", "abc123")
+    (store.maildir("brandon") / "tmp" / "123.partial").write_bytes(b"Subject: half")
+    assert store.messages("brandon") == []
+    os.utime(store.maildir("brandon") / "tmp" / "123.partial", (0, 0))
+    assert store.clean_tmp("brandon") == 1
+
+
+def test_passwords_are_hashed_never_stored(tmp_path: Path) -> None:
+    store = MailStore(tmp_path / "mail")
+    store.add_account("brandon", "abc123")
+    text = (tmp_path / "mail" / "accounts.json").read_text()
+    assert "abc123" not in text
+    record = json.loads(text)["brandon"]
+    assert record["scrypt"].startswith("n=") and len(record["salt"]) >= 20
+    assert (tmp_path / "mail" / "accounts.json").stat().st_mode & 0o077 == 0
+    assert store.authenticate("brandon", "abc123")
+    assert not store.authenticate("brandon", "abc124")
+    assert not store.authenticate("nobody", "abc123")
+
+
+def test_seed_and_reset(tmp_path: Path) -> None:
+    store = MailStore(tmp_path / "mail")
+    seed_store(store, LAB_ACCOUNTS)
+    messages = store.messages("brandon")
+    assert [m.read_bytes() for m in messages] == seed_messages()
+    store.deliver("brandon", b"Subject: extra\r\n\r\nx\r\n")
+    seed_store(store, LAB_ACCOUNTS)  # a second start does not seed again
+    assert len(store.messages("brandon")) == 5
+    assert reset_mailbox(store, "brandon") == 4
+    assert [m.read_bytes() for m in store.messages("brandon")] == seed_messages()
+
+
+def test_cli_reset_without_a_lab_uses_the_state_directory(tmp_path: Path) -> None:
+    env = {**os.environ, "WIRELAB_HOME": str(tmp_path / "home")}
+    done = run_wirelab("mail", "reset", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "brandon's mailbox has 4 messages again" in done.stdout
+    unknown = run_wirelab("mail", "reset", "-u", "mallory", env=env)
+    assert unknown.returncode == 1 and "not a lab mail account" in unknown.stderr
