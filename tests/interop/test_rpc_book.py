@@ -203,3 +203,29 @@ def test_our_rpyc_client_against_the_book_server(tmp_path: Path) -> None:
         assert heard[0] == "Simple\n"
         with pytest.raises(RemoteProtocolError, match="UnboundLocalError"):
             count_lines("127.0.0.1", peer.port, empty, heard.append)
+
+
+def test_same_jsonrpc_answer_bytes_as_the_books_server(
+    lab_rpc: ServiceView, tmp_path: Path
+) -> None:
+    body = (
+        b'{"jsonrpc": "2.0", "method": "lengths", "params": [[1, 2, 3], 27, '
+        b'{"Sirius": -1.46, "Rigel": 0.12}, "\\u00ff"], "id": 5}'
+    )
+    with book_server("book_rpc.py", "jsonrpc_server.py", transcript=tmp_path / "w") as peer:
+        theirs = _post_json(("127.0.0.1", peer.port), body)
+    ours = _post_json(lab_rpc.endpoint("jsonrpc").sockaddr, body)
+    assert ours == theirs
+    assert b"\\u00ff" in ours
+
+
+def _post_json(address: tuple[str, int], body: bytes) -> bytes:
+    conn = http.client.HTTPConnection(*address, timeout=5)
+    try:
+        conn.request("POST", "/", body, {"Content-Type": "application/json-rpc"})
+        response = conn.getresponse()
+        assert response.status == 200
+        assert response.getheader("Content-Type") == "application/json-rpc"
+        return response.read()
+    finally:
+        conn.close()

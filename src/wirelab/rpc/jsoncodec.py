@@ -75,7 +75,7 @@ def _error(code: int, message: str, request_id: Any = None, data: Any = None) ->
     error: dict[str, Any] = {"code": code, "message": message}
     if data is not None:
         error["data"] = data
-    return {"jsonrpc": "2.0", "error": error, "id": request_id}
+    return {"id": request_id, "jsonrpc": "2.0", "error": error}  # jsonrpclib's key order
 
 
 class JSONRPCDispatcher:
@@ -140,7 +140,7 @@ class JSONRPCDispatcher:
             return _error(failure.code, failure.message, request_id, failure.data)
         if notification:
             return None
-        return {"jsonrpc": "2.0", "result": result, "id": request_id}
+        return {"result": result, "id": request_id, "jsonrpc": "2.0"}  # jsonrpclib's key order
 
     def _call(self, method: str, params: list[Any] | dict[str, Any]) -> Any:
         function = self.funcs.get(method)
@@ -170,7 +170,8 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _dumps(document: Any) -> bytes:
-    return json.dumps(document, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    # ASCII with \u escapes, keys in jsonrpclib-pelix's order: the bytes of the book's server.
+    return json.dumps(document, allow_nan=False).encode("ascii")
 
 
 # -- the client's side ------------------------------------------------------------------------
