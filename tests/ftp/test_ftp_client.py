@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import filecmp
+import logging
 import ssl
 from pathlib import Path
 
@@ -156,3 +157,14 @@ def test_missing_remote_file_is_one_error(ftp_server: FTPLabServer, tmp_path: Pa
     with ftp.open_session(_target(ftp_server)) as session, pytest.raises(ftp.FTPReplyError) as e:
         ftp.download(session, "/pub/nothing-here", tmp_path / "x")
     assert e.value.code == 550
+
+
+def test_a_fresh_download_sends_the_books_commands(
+    ftp_server: FTPLabServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="pyftpdlib")
+    with ftp.open_session(_target(ftp_server)) as session:
+        ftp.download(session, "/pub/linux/kernel/v1.0/patch8.gz", tmp_path / "patch8.gz")
+    sent = [r.getMessage().split(" <- ", 1)[1] for r in caplog.records if " <- " in r.getMessage()]
+    start = sent.index("TYPE I")
+    assert sent[start:] == ["TYPE I", "PASV", "RETR /pub/linux/kernel/v1.0/patch8.gz", "QUIT"]

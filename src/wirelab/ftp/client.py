@@ -14,7 +14,7 @@ What the book left out, added here:
 * an existing local file (or remote file, for uploads) is never overwritten without
   ``force``; empty files transfer (the book's progress line divides by zero on them);
 * the low-level download takes the expected size from the ``150`` reply, as the book's
-  ``advbinarydl.py`` does, and falls back to ``SIZE``;
+  ``advbinarydl.py`` does (a resume asks ``SIZE`` instead);
 * ASCII downloads write the platform's line ends once (the book doubled CRs on Windows);
 * the recursive walk (``mirror``) reads MLSD facts where the server has them, else parses
   LIST, else probes with CWD as the book does; it never follows a symbolic link to a
@@ -364,15 +364,17 @@ def download(
     with seam(target, f"RETR {remote}"):
         ftp.voidcmd("TYPE I")
         total: int | None = None
-        with contextlib.suppress(ftplib.error_perm):
-            total = ftp.size(remote)
+        if offset:  # only a resume asks SIZE; a fresh download sends the book's commands
+            with contextlib.suppress(ftplib.error_perm):
+                total = ftp.size(remote)
         if offset and total is not None and offset > total:
             raise ConfigError(f"{partial} is longer than {remote} ({offset} > {total} bytes)")
         if offset and offset == total:
             partial.replace(local)
             return TransferResult(remote, str(local), 0, total, offset)
         datasock, announced = ftp.ntransfercmd(f"RETR {remote}", offset or None)
-        expected = announced + offset if announced is not None and offset == 0 else total
+        # after REST servers differ on what the 150 size means: a resume counts against SIZE
+        expected = announced if announced is not None and offset == 0 else total
         received = offset
         with datasock, partial.open("ab" if offset else "wb") as out:
             datasock.settimeout(target.timeout)
