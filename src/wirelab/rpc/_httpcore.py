@@ -19,7 +19,9 @@ After an error the parser is finished: the connection answers it and closes.
 
 from __future__ import annotations
 
+import email.utils
 import re
+import time
 from dataclasses import dataclass
 
 __all__ = ["NEED_DATA", "HTTPError", "Request", "RequestParser", "encode_response"]
@@ -201,13 +203,27 @@ class RequestParser:
         return method, target, version, headers, length
 
 
+_date_cache: list[tuple[int, bytes]] = [(0, b"")]
+
+
+def _http_date() -> bytes:
+    """Now as an HTTP date (RFC 9110 section 5.6.7), computed once a second."""
+    now = int(time.time())
+    second, text = _date_cache[0]
+    if second != now:
+        text = email.utils.formatdate(now, usegmt=True).encode("ascii")
+        _date_cache[0] = (now, text)
+    return text
+
+
 def encode_response(
     status: int, body: bytes, content_type: bytes, *, server: bytes, close: bool = False
 ) -> bytes:
-    """The bytes of a whole HTTP/1.1 response."""
+    """The bytes of a whole HTTP/1.1 response (with ``Date``: RFC 9110 section 6.6.1)."""
     head = [
         b"HTTP/1.1 %d %s" % (status, _REASONS.get(status, b"Error")),
         b"Server: " + server,
+        b"Date: " + _http_date(),
         b"Content-Type: " + content_type,
         b"Content-Length: %d" % len(body),
     ]
