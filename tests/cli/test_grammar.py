@@ -252,6 +252,9 @@ def test_help_lists_the_topics_in_book_order_with_their_chapters() -> None:
     assert done.returncode == 0, done.stderr
     rows = re.findall(r"^[│|]?\s+([a-z]+)\s+ch\. (\d+)\b", done.stdout, flags=re.MULTILINE)
     assert rows, done.stdout
+    topics_in_tree = {name.split()[0] for name in COMMANDS} - {"lab", "tour"}
+    unlabelled = topics_in_tree - {topic for topic, _ in rows}
+    assert not unlabelled, f"topics without a chapter in wirelab --help: {sorted(unlabelled)}"
     chapters = [int(number) for _, number in rows]
     assert chapters == sorted(chapters), rows
     topics = [topic for topic, _ in rows]

@@ -76,21 +76,31 @@ def _register_commands() -> None:
     app.command("tour")(tour_cli.tour)
     topics: list[tuple[int, int, typer.Typer, str | None]] = []
     for module in topic_modules("cli"):
-        chapter = topic_chapter(module)
         groups = getattr(module, "apps", None) or [module.app]
         for group in groups:
+            chapter = topic_chapter(module) or _chapter_in_help(group)
             topics.append((chapter or 99, len(topics), group, _chapter_help(group, chapter)))
     for _, _, group, help_text in sorted(topics, key=lambda t: t[:2]):  # book order
         app.add_typer(group, short_help=help_text)
 
 
+#: "Chapter 5: ...", "Chapters 9-10: ...", "Chapters 1 and 4: ..." at the start of a help.
+_CHAPTER_PREFIX = re.compile(r"^Chapters? ([0-9]+)[0-9, and-]*:\s*")
+
+
+def _chapter_in_help(group: typer.Typer) -> int | None:
+    """The chapter a topic's help starts with, for a topic without a lab service."""
+    found = _CHAPTER_PREFIX.match(group.info.help) if isinstance(group.info.help, str) else None
+    return int(found[1]) if found else None
+
+
 def _chapter_help(group: typer.Typer, chapter: int | None) -> str | None:
-    """``ch. 3  Exact-length TCP messages ...``: the group's help under its chapter number."""
+    """``ch. 3   Exact-length TCP messages ...``: the group's help under its chapter number."""
     text = group.info.help
     if chapter is None or not isinstance(text, str):
         return None
-    rest = re.sub(r"^Chapters? [0-9][0-9, and]*:\s*", "", text.strip())
-    return f"ch. {chapter}  {rest[:1].upper()}{rest[1:]}"
+    rest = _CHAPTER_PREFIX.sub("", text.strip())
+    return f"ch. {chapter:<2}  {rest[:1].upper()}{rest[1:]}"
 
 
 _register_commands()
