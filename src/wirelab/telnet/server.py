@@ -219,8 +219,8 @@ async def open_telnet_server(host: str, port: int, settings: TelnetSettings) -> 
         shell=_shell(settings),
         encoding="utf8",
         encoding_errors="replace",
-        connect_maxwait=1.5,
-        timeout=int(max(1, settings.idle_timeout)),
+        connect_maxwait=0.5,
+        timeout=int(max(settings.idle_timeout, settings.login_timeout)) + 5,  # a backstop
         compression=False,
         limit=65536,
     )
