@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from wirelab.cli.common import JsonOption, console, print_json
-from wirelab.config import LAB_ACCOUNTS
+from wirelab.config import LAB_ACCOUNTS, Account
 from wirelab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from wirelab.mail.store import MailStore
 
 __all__ = ["app"]
 
@@ -32,6 +35,49 @@ FileArgument = Annotated[
     Path | None,
     typer.Argument(help="The message file (default: stdin).", show_default=False, dir_okay=False),
 ]
+
+
+MailboxOption = Annotated[
+    int | None,
+    typer.Option(
+        "--mailbox",
+        help="Read the Nth message (1 = oldest) of a lab mailbox instead of a file.",
+        min=1,
+        show_default=False,
+    ),
+]
+UserOption = Annotated[
+    str, typer.Option("-u", "--user", help="The lab account whose mailbox to use.")
+]
+
+
+def _lab_store() -> tuple[MailStore, tuple[Account, ...]]:
+    from wirelab.cli.common import lab_state
+    from wirelab.config import private_dir, state_dir
+    from wirelab.mail.store import MailStore
+    from wirelab.smtp.service import mail_root
+
+    state = lab_state()
+    base = Path(state.directory) if state is not None and state.directory else state_dir()
+    accounts = state.accounts if state is not None else LAB_ACCOUNTS
+    return MailStore(private_dir(mail_root(base))), accounts
+
+
+def _message_bytes(path: Path | None, mailbox: int | None, user: str) -> bytes:
+    if mailbox is None:
+        return _read(path)
+    if path is not None:
+        raise typer.BadParameter("give a file or --mailbox, not both")
+    from wirelab.mail.seed import seed_store
+
+    store, accounts = _lab_store()
+    seed_store(store, accounts)
+    if not store.has_user(user):
+        raise ConfigError(f"{user!r} is not a lab mail account")
+    messages = store.messages(user)
+    if mailbox > len(messages):
+        raise ConfigError(f"{user}'s mailbox has {len(messages)} messages, not {mailbox}")
+    return messages[mailbox - 1].read_bytes()
 
 
 def _read(path: Path | None) -> bytes:
@@ -140,11 +186,16 @@ def _write(out: Path, data: bytes) -> None:
 
 
 @app.command()
-def show(path: FileArgument = None, json_out: JsonOption = False) -> None:
+def show(
+    path: FileArgument = None,
+    mailbox: MailboxOption = None,
+    user: UserOption = LAB_ACCOUNTS[0].user,
+    json_out: JsonOption = False,
+) -> None:
     """Show a message: From, To, Date, Subject, the best body and the attachments (F75)."""
     from wirelab.mail.messages import parse, summarize
 
-    summary = summarize(parse(_read(path)))
+    summary = summarize(parse(_message_bytes(path, mailbox, user)))
     if json_out:
         print_json(summary.to_json())
         return
@@ -165,11 +216,16 @@ def show(path: FileArgument = None, json_out: JsonOption = False) -> None:
 
 
 @app.command()
-def tree(path: FileArgument = None, json_out: JsonOption = False) -> None:
+def tree(
+    path: FileArgument = None,
+    mailbox: MailboxOption = None,
+    user: UserOption = LAB_ACCOUNTS[0].user,
+    json_out: JsonOption = False,
+) -> None:
     """Show the MIME tree: dotted part numbers, types, sizes, attachments (F76)."""
     from wirelab.mail.messages import mime_tree, parse
 
-    parts = mime_tree(parse(_read(path)))
+    parts = mime_tree(parse(_message_bytes(path, mailbox, user)))
     if json_out:
         print_json([part.to_json() for part in parts])
         return
@@ -179,22 +235,13 @@ def tree(path: FileArgument = None, json_out: JsonOption = False) -> None:
 
 @app.command()
 def reset(
-    user: Annotated[
-        str, typer.Option("-u", "--user", help="The lab account whose mailbox to reset.")
-    ] = LAB_ACCOUNTS[0].user,
+    user: UserOption = LAB_ACCOUNTS[0].user,
     json_out: JsonOption = False,
 ) -> None:
     """Put a lab mailbox back as it was seeded (the book's reset from a backup copy)."""
-    from wirelab.cli.common import lab_state
-    from wirelab.config import private_dir, state_dir
     from wirelab.mail.seed import reset_mailbox, seed_store
-    from wirelab.mail.store import MailStore
-    from wirelab.smtp.service import mail_root
 
-    state = lab_state()
-    base = Path(state.directory) if state is not None and state.directory else state_dir()
-    accounts = state.accounts if state is not None else LAB_ACCOUNTS
-    store = MailStore(private_dir(mail_root(base)))
+    store, accounts = _lab_store()
     if not any(account.user == user for account in accounts) and not store.has_user(user):
         raise ConfigError(f"{user!r} is not a lab mail account")
     seed_store(store, accounts)

@@ -285,7 +285,8 @@ def ehlo(
             esmtp = _hello(client, where)
             tls = True
         greeting = _reply_text((client.ehlo_resp if esmtp else client.helo_resp) or b"")
-        return Capabilities(host, port, esmtp, greeting, dict(client.esmtp_features), tls)
+        features = {name: value.strip() for name, value in client.esmtp_features.items()}
+        return Capabilities(host, port, esmtp, greeting, features, tls)
     finally:
         _quit(client)
 
