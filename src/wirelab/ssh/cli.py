@@ -341,7 +341,7 @@ def _progress_bar(enabled: bool) -> Any:
         DownloadColumn(),
         TransferSpeedColumn(),
         console=err_console,
-        disable=not enabled,
+        disable=not (enabled and err_console.is_terminal),
     )
 
 
