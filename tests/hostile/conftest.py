@@ -422,6 +422,98 @@ def _www(state: LabState, ep: BoundEndpoint, timeout: float) -> None:
     assert json.loads(body)["args"] == {"hostile": "suite"}, body[:200]
 
 
+def _ssh(state: LabState, ep: BoundEndpoint, timeout: float) -> None:
+    import paramiko
+
+    if ep.endpoint != "ssh":
+        raise NoNormalClient
+    client = paramiko.SSHClient()
+    try:
+        client.load_host_keys(str(Path(state.directory) / "ssh" / "known_hosts"))
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        client.connect(
+            ep.address,
+            ep.port,
+            username=state.account.user,
+            password=state.account.password,
+            timeout=timeout,
+            banner_timeout=timeout,
+            auth_timeout=timeout,
+            channel_timeout=timeout,
+            look_for_keys=False,
+            allow_agent=False,
+        )
+        _, stdout, _ = client.exec_command("echo hostile", timeout=timeout)
+        said = stdout.read(1024)
+    except paramiko.SSHException as exc:
+        raise AssertionError(f"{ep.name}: {exc!r}") from exc
+    finally:
+        client.close()
+    assert said.strip() == b"hostile", said
+
+
+#: Telnet commands (RFC 854): interpret as command, and the option negotiation verbs.
+_IAC, _DONT, _DO, _WONT, _WILL, _SB, _SE = 255, 254, 253, 252, 251, 250, 240
+
+
+def _telnet_read_until(sock: socket.socket, marker: bytes, limit: int = 8192) -> bytes:
+    """Read text until ``marker``, refusing every option the server offers or asks for."""
+    text = b""
+    pending = b""
+    while marker not in text:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise AssertionError(f"closed before {marker!r}: {text[-200:]!r}")
+        data = pending + chunk
+        pending = b""
+        i = 0
+        while i < len(data):
+            byte = data[i]
+            if byte != _IAC:
+                text += bytes([byte])
+                i += 1
+                continue
+            if i + 1 >= len(data):
+                pending = data[i:]
+                break
+            verb = data[i + 1]
+            if verb in (_DO, _DONT, _WILL, _WONT):
+                if i + 2 >= len(data):
+                    pending = data[i:]
+                    break
+                option = data[i + 2]
+                if verb == _DO:
+                    sock.sendall(bytes([_IAC, _WONT, option]))
+                elif verb == _WILL:
+                    sock.sendall(bytes([_IAC, _DONT, option]))
+                i += 3
+            elif verb == _SB:
+                end = data.find(bytes([_IAC, _SE]), i)
+                if end < 0:
+                    pending = data[i:]
+                    break
+                i = end + 2
+            else:
+                if verb == _IAC:
+                    text += bytes([_IAC])
+                i += 2
+        if len(text) > limit:
+            raise AssertionError(f"no {marker!r} in {limit} bytes: {text[-200:]!r}")
+    return text
+
+
+def _telnet(state: LabState, ep: BoundEndpoint, timeout: float) -> None:
+    if ep.endpoint != "telnet":
+        raise NoNormalClient
+    account = state.account
+    with _connect(ep, timeout) as sock:
+        _telnet_read_until(sock, b"login: ")
+        sock.sendall(account.user.encode() + b"\r\n")
+        _telnet_read_until(sock, b"Password: ")
+        sock.sendall(account.password.encode() + b"\r\n")
+        _telnet_read_until(sock, b"$ ")
+
+
 #: The normal client of each lab service, by service name. A new service adds its entry here.
 NORMAL_CLIENTS: dict[str, NormalClient] = {
     "udp": _udp,
@@ -437,6 +529,8 @@ NORMAL_CLIENTS: dict[str, NormalClient] = {
     "ftp": _ftp,
     "www": _www,
     "smtp": _smtp,
+    "ssh": _ssh,
+    "telnet": _telnet,
 }
 
 
