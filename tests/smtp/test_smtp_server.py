@@ -259,6 +259,27 @@ def test_connection_cap_refuses_one_more_with_421(
             peer.close()
 
 
+def test_at_the_cap_the_idlest_connection_makes_room(
+    make_mail_host: Callable[..., MailHost],
+) -> None:
+    host = make_mail_host(max_connections=2)
+    silent, busy = Raw(host.port), Raw(host.port)
+    peers = [silent, busy]
+    try:
+        assert silent.reply()[0] == 220 and busy.reply()[0] == 220
+        time.sleep(0.7)
+        assert busy.cmd("NOOP")[0] == 250  # busy has just been active; silent has not
+        newcomer = Raw(host.port)
+        peers.append(newcomer)
+        assert newcomer.reply()[0] == 220
+        code, text = silent.reply()
+        assert code == 421 and "idle" in text
+        assert busy.cmd("NOOP")[0] == 250
+    finally:
+        for peer in peers:
+            peer.close()
+
+
 def test_idle_connection_is_closed(make_mail_host: Callable[..., MailHost]) -> None:
     host = make_mail_host(idle_timeout=0.5)
     peer = Raw(host.port)

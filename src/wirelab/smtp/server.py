@@ -22,9 +22,11 @@ aiosmtpd (>= 1.4.5, which fixed its SMTP smuggling hole) speaks the protocol; we
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import ssl
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +36,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from wirelab.errors import WirelabError
 from wirelab.mail.store import LAB_DOMAINS, MAX_MESSAGE_BYTES, MailStore
+from wirelab.net.server import OverloadLog
 
 __all__ = [
     "BARE_LINE_END",
@@ -45,6 +48,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("wirelab.smtp.server")
+
+_OVERLOAD = OverloadLog()
 
 # aiosmtpd itself sets the attribute it deprecates, on every AUTH; nothing of ours to fix
 warnings.filterwarnings("ignore", "Session.login_data is deprecated", DeprecationWarning)
@@ -137,19 +142,76 @@ def _domains() -> str:
     return ", ".join(sorted(LAB_DOMAINS - {"localhost"}))
 
 
+#: A connection quiet for at least this long may be closed to make room for a new one.
+EVICT_AFTER = 0.5
+
+
 class LabSMTP(SMTP):
-    """aiosmtpd's protocol with a connection cap shared by one server's connections."""
+    """aiosmtpd's protocol with a connection cap shared by one server's connections.
+
+    At the cap, the connection that has been quiet longest (no complete command for at least
+    :data:`EVICT_AFTER` seconds, not inside DATA) is told ``421`` and closed to make room: a
+    few hundred slow or silent connections cannot lock everyone else out. When every
+    connection is busy, the newcomer gets the ``421`` instead. One warning line per burst.
+    """
 
     def __init__(self, settings: SMTPSettings, handler: LabHandler, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self._settings = settings
         self._counted = False
+        self._last_active = time.monotonic()
+        self._in_data = False
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        # aiosmtpd calls this after every complete command: our "last active" clock too
+        self._last_active = time.monotonic()
+        super()._reset_timeout(duration)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        self._in_data = True
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            self._in_data = False
+
+    def _evict_idlest(self) -> bool:
+        now = time.monotonic()
+        candidates = [
+            p
+            for p in self._settings.live
+            if not p._in_data and now - p._last_active >= EVICT_AFTER and p.transport
+        ]
+        if not candidates:
+            return False
+        idlest = min(candidates, key=lambda p: p._last_active)
+        transport = idlest.transport
+        assert isinstance(transport, asyncio.WriteTransport)
+        with contextlib.suppress(Exception):
+            transport.write(b"421 4.4.2 Closing an idle connection to make room\r\n")
+        transport.close()
+        idlest._release()
+        return True
+
+    def _release(self) -> None:
+        if self._counted:
+            self._settings.open_connections[0] -= 1
+            self._counted = False
+            self._settings.live.discard(self)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self.transport is None:  # the first call (a second one follows STARTTLS)
             counter = self._settings.open_connections
             if counter[0] >= self._settings.max_connections:
-                log.warning("refused a connection: %d already open", counter[0])
+                evicted = self._evict_idlest()
+                burst = _OVERLOAD.event()
+                if burst is not None:
+                    log.warning(
+                        "at the cap of %d connections: %s (%d such events)",
+                        self._settings.max_connections,
+                        "closed the idlest" if evicted else "refused a newcomer",
+                        burst,
+                    )
+            if counter[0] >= self._settings.max_connections:
                 assert isinstance(transport, asyncio.WriteTransport)
                 transport.write(b"421 4.3.2 Too many connections, try again later\r\n")
                 transport.close()
@@ -160,10 +222,7 @@ class LabSMTP(SMTP):
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
-        if self._counted:
-            self._settings.open_connections[0] -= 1
-            self._counted = False
-            self._settings.live.discard(self)
+        self._release()
         if self.session is not None:
             super().connection_lost(error)
 
