@@ -44,12 +44,13 @@ def test_www_restarts_a_dead_gunicorn_and_stops_clean(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="wirelab.http")
+    others = _gunicorns_of(os.getpid())  # the session lab's, when it runs in this process
     with private_lab(["www"], tmp_path) as state:
         http = state.endpoint("www", "http")
         https = state.endpoint("www", "https")
         assert https.tls and not http.tls and http.host == "www.example.com"
-        children = _gunicorns_of(os.getpid())
-        assert len(children) >= 4  # two masters, one worker each
+        children = _gunicorns_of(os.getpid()) - others
+        assert len(children) >= 2  # the gunicorn master and its worker
         ctx = state.ssl_context()
         assert probe_http(
             https.sockaddr,
@@ -65,7 +66,7 @@ def test_www_restarts_a_dead_gunicorn_and_stops_clean(
             and int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
             == os.getpid()
         ]
-        assert len(masters) == 2
+        assert len(masters) == 1
         os.kill(masters[0], signal.SIGKILL)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -88,7 +89,7 @@ def test_www_restarts_a_dead_gunicorn_and_stops_clean(
         else:
             raise AssertionError("the killed gunicorn was not replaced")
         assert any("killed by SIGKILL; starting it again" in r.getMessage() for r in caplog.records)
-        alive = _gunicorns_of(os.getpid())
+        alive = _gunicorns_of(os.getpid()) - others
     deadline = time.monotonic() + 10
     while any(_running(pid) for pid in alive) and time.monotonic() < deadline:
         time.sleep(0.1)

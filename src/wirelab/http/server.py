@@ -138,7 +138,7 @@ class GunicornProcess:
         wirelog: print every byte each connection reads and writes (the book's config.py).
         logfile: where gunicorn's own messages go (default: a temporary file).
         forwarded_allow_ips: proxies whose ``X-Forwarded-*`` headers gunicorn believes
-            (default: none; never ``*``).
+            (default: nobody; never ``*``). The lab's front is ``127.0.0.1``.
     """
 
     def __init__(
@@ -220,14 +220,14 @@ class GunicornProcess:
             "30",
             "--keep-alive",
             "5",
-            "--forwarded-allow-ips",
-            self.forwarded_allow_ips or "127.0.0.1",
             "--no-control-socket",
             "--log-level",
             "warning",
         ]
         for flag, value in GUNICORN_LIMITS.items():
             args += [flag, str(value)]
+        if self.forwarded_allow_ips:
+            args += ["--forwarded-allow-ips", self.forwarded_allow_ips]
         if self.access_log:
             args += ["--access-logfile", "-"]
         args.append(self.app)
@@ -244,7 +244,7 @@ class GunicornProcess:
         if self.wirelog:
             env["WIRELAB_HTTP_WIRELOG"] = "1"
         if not self.forwarded_allow_ips:
-            env["FORWARDED_ALLOW_IPS"] = ""
+            env["FORWARDED_ALLOW_IPS"] = ""  # an empty list: nobody's X-Forwarded-* is believed
         return env
 
     def spawn(self, *, inherit: bool = False) -> None:

@@ -199,7 +199,7 @@ def _wire(ctx: TourContext) -> None:
     ctx.check(any("> HTTP/1.1 200 OK" in line for line in lines), "no response logged")
 
 
-@CHAPTER10.step("gunicorn refuses a request-smuggling shape and keeps serving")
+@CHAPTER10.step("the web host refuses a request-smuggling shape and keeps serving")
 def _smuggling(ctx: TourContext) -> None:
     from wirelab.http.server import probe_http
 

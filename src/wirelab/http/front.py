@@ -1,0 +1,301 @@
+"""A buffering reverse proxy in front of gunicorn: what nginx does in chapter 10's deployment.
+
+gunicorn's workers give each connection a thread (``gthread``) or the whole process
+(``sync``) while they read its request, so a few hundred clients that trickle their headers,
+or hold a few random bytes, take every thread and nobody else is served. The cure the
+chapter names is a reverse proxy that reads each request completely, cheaply, before the
+Python server sees it. :func:`open_front` is that proxy, on
+:class:`~wirelab.net.server.ConnectionServer` (a cap, an idle timeout, TLS):
+
+* h11 parses the request; its head must be complete within ``head_timeout`` seconds
+  (``408`` otherwise) and under ``max_head`` bytes (``431``); the body, framed by
+  Content-Length or chunked and never both (``400``; h11 refuses other bad framing), is read
+  whole within ``body_timeout``, up to ``max_body`` (``413``);
+* the request is then **re-written** for the backend: request line, the client's headers
+  minus the hop-by-hop ones and any ``X-Forwarded-*``/``Forwarded`` the client sent (its
+  ``Connection`` is passed on, since httpbin echoes it), our own ``X-Forwarded-For`` and
+  ``X-Forwarded-Proto``, and the body with a Content-Length. Nothing the client framed
+  reaches gunicorn as the client framed it, so nothing can be smuggled;
+* the backend's response is relayed as it arrives (streams stay streams), its status line
+  and headers as gunicorn sent them (``Server: gunicorn``), framed by h11 for the client;
+  the connection is kept alive when the client wants it.
+
+One backend connection per request, closed once h11 has seen the response end: on loopback
+it costs a fraction of a millisecond, and a backend that closes a kept-alive connection can
+never make us retry a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from dataclasses import dataclass
+
+import h11
+
+from wirelab.net.server import ConnectionServer, last_word, peer_name
+
+__all__ = ["FrontLimits", "open_front"]
+
+log = logging.getLogger(__name__)
+
+#: Headers that belong to one hop, never forwarded (RFC 9110 section 7.6.1), and the
+#: forwarding headers only we may set.
+_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"content-length",
+        b"forwarded",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-protocol",
+        b"x-forwarded-ssl",
+        b"x-forwarded-host",
+        b"x-forwarded-port",
+        b"x-real-ip",
+    }
+)
+
+
+@dataclass(frozen=True)
+class FrontLimits:
+    """The proxy's bounds.
+
+    Attributes:
+        max_head: bytes of request line and headers.
+        max_body: bytes of request body.
+        head_timeout: seconds a request head may take to arrive, from its first byte
+            (or, on a kept-alive connection, from the end of the previous response).
+        body_timeout: seconds the body may take after the head.
+        backend_timeout: seconds the backend may go quiet while answering.
+        max_connections: client connections served at once.
+        idle_timeout: seconds a connection may move no byte.
+    """
+
+    max_head: int = 16 * 1024
+    max_body: int = 10 * 1024 * 1024
+    head_timeout: float = 10.0
+    body_timeout: float = 30.0
+    backend_timeout: float = 60.0
+    max_connections: int = 1000
+    idle_timeout: float = 30.0
+
+
+class _Refuse(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def _refusal(status: int, reason: str) -> bytes:
+    phrase = {
+        400: "Bad Request",
+        408: "Request Timeout",
+        413: "Content Too Large",
+        431: "Request Header Fields Too Large",
+        502: "Bad Gateway",
+    }.get(status, "Error")
+    body = f"{status} {phrase}: {reason}\n".encode()
+    return (
+        f"HTTP/1.1 {status} {phrase}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
+
+
+class _Front:
+    def __init__(self, backend: tuple[str, int], scheme: str, limits: FrontLimits) -> None:
+        self.backend = backend
+        self.scheme = scheme
+        self.limits = limits
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_head)
+        peer = writer.get_extra_info("peername")
+        client_ip = str(peer[0]) if isinstance(peer, tuple) else "unknown"
+        while True:
+            try:
+                request, body = await self._read_request(reader, conn)
+            except _Refuse as refusal:
+                log.info("www front: %s from %s", refusal.reason, peer_name(writer))
+                await last_word(reader, writer, _refusal(refusal.status, refusal.reason))
+                return
+            if request is None:
+                return  # the client closed between requests
+            try:
+                await self._forward(request, body, conn, writer, client_ip)
+            except _Refuse as refusal:
+                if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                    await last_word(reader, writer, _refusal(refusal.status, refusal.reason))
+                return
+            if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                return
+            try:
+                conn.start_next_cycle()
+            except h11.LocalProtocolError:
+                return
+
+    async def _read_request(
+        self, reader: asyncio.StreamReader, conn: h11.Connection
+    ) -> tuple[h11.Request | None, bytes]:
+        request: h11.Request | None = None
+        body = bytearray()
+        deadline = asyncio.get_running_loop().time() + self.limits.head_timeout
+        while True:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                status = exc.error_status_hint if exc.error_status_hint in (400, 431) else 400
+                raise _Refuse(status, f"bad request ({exc})") from exc
+            if event is h11.NEED_DATA:
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    what = "head" if request is None else "body"
+                    raise _Refuse(408, f"the request {what} took too long")
+                try:
+                    async with asyncio.timeout(left):
+                        data = await reader.read(65536)
+                except TimeoutError:
+                    what = "head" if request is None else "body"
+                    raise _Refuse(408, f"the request {what} took too long") from None
+                except (ConnectionError, ssl.SSLError):
+                    return None, b""
+                if not data and request is None and not conn.trailing_data[0]:
+                    return None, b""
+                conn.receive_data(data)
+                continue
+            if isinstance(event, h11.Request):
+                names = [name for name, _ in event.headers]
+                if b"transfer-encoding" in names and b"content-length" in names:
+                    # RFC 9112 section 6.1 lets a server refuse this; a proxy should: it is
+                    # the shape of every CL.TE / TE.CL smuggling attack.
+                    raise _Refuse(400, "Content-Length and Transfer-Encoding together")
+                request = event
+                deadline = asyncio.get_running_loop().time() + self.limits.body_timeout
+            elif isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > self.limits.max_body:
+                    raise _Refuse(413, f"the body is over {self.limits.max_body} bytes")
+            elif isinstance(event, h11.EndOfMessage):
+                return request, bytes(body)
+            elif isinstance(event, h11.ConnectionClosed):
+                if request is None:
+                    return None, b""
+                raise _Refuse(400, "the client closed in the middle of its request")
+
+    def _backend_request(self, request: h11.Request, body: bytes, client_ip: str) -> bytes:
+        lines = [b"%s %s HTTP/1.1" % (request.method, request.target)]
+        framed = False
+        for name, value in request.headers.raw_items():
+            low = name.lower()
+            if low in (b"content-length", b"transfer-encoding"):
+                framed = True
+            if low == b"connection":
+                lines.append(name + b": " + value)  # as the client said: httpbin echoes it
+                continue
+            if low in _HOP:
+                continue
+            lines.append(name + b": " + value)
+        lines.append(b"X-Forwarded-For: " + client_ip.encode("ascii"))
+        lines.append(b"X-Forwarded-Proto: " + self.scheme.encode("ascii"))
+        if framed or body:
+            lines.append(b"Content-Length: %d" % len(body))
+        return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+    async def _forward(
+        self,
+        request: h11.Request,
+        body: bytes,
+        conn: h11.Connection,
+        writer: asyncio.StreamWriter,
+        client_ip: str,
+    ) -> None:
+        try:
+            async with asyncio.timeout(5.0):
+                b_reader, b_writer = await asyncio.open_connection(*self.backend)
+        except (OSError, TimeoutError) as exc:
+            raise _Refuse(502, f"the backend is unreachable ({exc})") from exc
+        client = h11.Connection(h11.CLIENT, max_incomplete_event_size=64 * 1024)
+        try:
+            b_writer.write(self._backend_request(request, body, client_ip))
+            # (h11 needs the request it answers: the method decides the response's framing)
+            client.send(
+                h11.Request(
+                    method=request.method,
+                    target=request.target,
+                    headers=[("Host", "backend"), ("Connection", "close")],
+                )
+            )
+            client.send(h11.EndOfMessage())
+            while True:
+                event = client.next_event()
+                if event is h11.NEED_DATA:
+                    try:
+                        async with asyncio.timeout(self.limits.backend_timeout):
+                            data = await b_reader.read(65536)
+                    except (OSError, TimeoutError) as exc:
+                        raise _Refuse(502, f"the backend failed ({exc})") from exc
+                    client.receive_data(data)
+                    continue
+                if isinstance(event, h11.InformationalResponse):
+                    continue
+                if isinstance(event, h11.Response):
+                    headers = [
+                        (n, v)
+                        for n, v in event.headers.raw_items()
+                        if n.lower() not in _HOP or n.lower() == b"content-length"
+                    ]
+                    out = conn.send(
+                        h11.Response(
+                            status_code=event.status_code, headers=headers, reason=event.reason
+                        )
+                    )
+                elif isinstance(event, h11.Data):
+                    out = conn.send(h11.Data(data=event.data))
+                elif isinstance(event, h11.EndOfMessage):
+                    writer.write(conn.send(h11.EndOfMessage()) or b"")
+                    await writer.drain()
+                    return
+                else:
+                    raise _Refuse(502, "the backend closed without an answer")
+                if out:
+                    writer.write(out)
+                    await writer.drain()
+        except h11.ProtocolError as exc:
+            raise _Refuse(502, f"the backend's answer was not valid HTTP ({exc})") from exc
+        finally:
+            b_writer.close()
+            with contextlib.suppress(OSError, TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await b_writer.wait_closed()
+
+
+async def open_front(
+    host: str,
+    port: int,
+    backend: tuple[str, int],
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    limits: FrontLimits | None = None,
+    name: str = "www front",
+) -> ConnectionServer:
+    """Serve ``host:port`` (TLS with ``ssl_context``), forwarding whole requests to ``backend``."""
+    bounds = limits or FrontLimits()
+    front = _Front(backend, "https" if ssl_context is not None else "http", bounds)
+    return await ConnectionServer.open(
+        front.handle,
+        host,
+        port,
+        name=name,
+        max_connections=bounds.max_connections,
+        idle_timeout=bounds.idle_timeout,
+        ssl_context=ssl_context,
+    )
