@@ -445,10 +445,16 @@ def _ssh(state: LabState, ep: BoundEndpoint, timeout: float) -> None:
         )
         _, stdout, _ = client.exec_command("echo hostile", timeout=timeout)
         said = stdout.read(1024)
-    except paramiko.SSHException as exc:
+    except (paramiko.SSHException, EOFError) as exc:
         raise AssertionError(f"{ep.name}: {exc!r}") from exc
     finally:
+        transport = client.get_transport()
         client.close()
+        # paramiko leaves its handshake timer running after a failed handshake (15 s).
+        timer = getattr(getattr(transport, "packetizer", None), "_Packetizer__timer", None)
+        if timer is not None:
+            timer.cancel()
+            timer.join(1.0)
     assert said.strip() == b"hostile", said
 
 
