@@ -121,3 +121,13 @@ def test_the_cli_runs_the_book_session(tmp_path: Path) -> None:
     assert done.returncode == 126, done.stderr  # exit: the status of the last line, as sh
     assert done.stdout.startswith("] Arguments: ['a', 'b']\n] hi\n] ")
     assert "special character ';'" in done.stderr
+
+
+def test_the_cli_reports_json_and_the_last_status(tmp_path: Path) -> None:
+    import json
+
+    done = run_wirelab("shell", "run", "--home", str(tmp_path), "--json", input="show x\nfalse\n")
+    assert done.returncode == 1, done.stderr
+    report = json.loads(done.stdout)
+    assert [(r["line"], r["status"]) for r in report] == [("show x", 0), ("false", 1)]
+    assert report[0]["stdout"] == "Arguments: ['x']\n"
