@@ -31,3 +31,13 @@ def test_call_and_client_commands(wirelab_env: dict[str, str]) -> None:
     assert "The number of lines in the file was 5" in done.stdout
     done = run_wirelab("rpc", "call", "ftp://x", "m", env=wirelab_env)
     assert done.returncode == 2
+
+
+def test_multicall_command(wirelab_env: dict[str, str]) -> None:
+    done = run_wirelab("rpc", "multicall", "--json", env=wirelab_env)
+    assert done.returncode == 0, done.stderr
+    assert [row["result"] for row in json.loads(done.stdout)] == [
+        "abc",
+        [0.0, 2.0],
+        "[1, 2.0, 'three']",
+    ]

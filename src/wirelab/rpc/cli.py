@@ -169,6 +169,48 @@ def introspect(
             _out(f"   {info.help}")
 
 
+#: The book's xmlrpc_multicall.py calls.
+BOOK_MULTICALL: tuple[tuple[str, tuple[Any, ...]], ...] = (
+    ("addtogether", ("a", "b", "c")),
+    ("quadratic", (2, -4, 0)),
+    ("remote_repr", ([1, 2.0, "three"],)),
+)
+
+
+@app.command()
+def multicall(
+    target: Annotated[
+        str, typer.Argument(help="http://HOST:PORT/, or xmlrpc: the lab's.")
+    ] = "xmlrpc",
+    timeout: TimeoutOption = 10.0,
+    json_output: JsonOption = False,
+) -> None:
+    """Send the book's three calls in one request (system.multicall); print each answer."""
+    from wirelab.rpc.client import RPCFault, XMLRPCClient
+
+    url, _ = _url(target)
+    with XMLRPCClient(url, timeout=timeout) as client:
+        answers = client.multicall(BOOK_MULTICALL)
+    if json_output:
+        print_json(
+            [
+                {"call": method, "params": list(params)}
+                | (
+                    {"fault": {"code": a.code, "message": a.message}}
+                    if isinstance(a, RPCFault)
+                    else {"result": a}
+                )
+                for (method, params), a in zip(BOOK_MULTICALL, answers, strict=True)
+            ]
+        )
+        return
+    for answer in answers:
+        if isinstance(answer, RPCFault):
+            _out(f"fault {answer.code}: {answer.message}")
+        else:
+            _out(answer if isinstance(answer, str) else repr(answer))
+
+
 #: The book's xmlrpc_client.py calls, in its order (its last one is meant to fail).
 BOOK_XML_CALLS: tuple[tuple[str, tuple[Any, ...]], ...] = (
     ("addtogether", ("x", "ÿ", "z")),
