@@ -2,7 +2,7 @@
 # Install the system daemons the lab runs, when they are missing and we may.
 # Each entry: the binary the lab looks for, then the Debian package that provides it.
 set -u
-PACKAGES="memcached:memcached dig:bind9-dnsutils vsftpd:vsftpd lftp:lftp curl:curl swaks:swaks ssh:openssh-client sshd:openssh-server"
+PACKAGES="memcached:memcached dig:bind9-dnsutils vsftpd:vsftpd lftp:lftp curl:curl swaks:swaks ssh:openssh-client sshd:openssh-server nginx:nginx wrk:wrk"
 missing=""
 for entry in $PACKAGES; do
     bin=${entry%%:*}; pkg=${entry#*:}
@@ -34,4 +34,10 @@ if [ -x /etc/init.d/vsftpd ]; then /etc/init.d/vsftpd stop >/dev/null 2>&1 || tr
 # the tests run their own on a free port. Stop only the package's service.
 if command -v systemctl >/dev/null 2>&1; then systemctl disable --now ssh >/dev/null 2>&1 || true; fi
 if [ -x /etc/init.d/ssh ]; then /etc/init.d/ssh stop >/dev/null 2>&1 || true; fi
+# nginx (chapter 10's reverse proxy, `http serve --behind-nginx`) starts the system nginx on
+# port 80; wirelab runs its own from a config it writes. Stop only the package's daemon (the
+# one named by the package's pid file).
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now nginx >/dev/null 2>&1 || true; fi
+if [ -x /etc/init.d/nginx ]; then /etc/init.d/nginx stop >/dev/null 2>&1 || true; fi
+if [ -s /run/nginx.pid ] && command -v nginx >/dev/null 2>&1; then nginx -s quit >/dev/null 2>&1 || true; fi
 exit 0
