@@ -196,7 +196,7 @@ def run(
         print_json([r.to_json() for r in results])
     else:
         for r in results:
-            console.print(f"$ {r.command}", markup=False, highlight=False)
+            console.print(f"command: {r.command}", markup=False, highlight=False)
             console.print(f"  stdout: {r.stdout!r}", markup=False, highlight=False)
             if r.stderr:
                 console.print(f"  stderr: {r.stderr!r}", markup=False, highlight=False)
