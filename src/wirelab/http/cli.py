@@ -28,6 +28,7 @@ from wirelab.errors import ConfigError
 
 if TYPE_CHECKING:
     from wirelab.http.client import Exchange
+    from wirelab.http.server import GunicornProcess
 
 __all__ = ["app"]
 
@@ -266,6 +267,13 @@ def serve(
     workers: Annotated[
         int, typer.Option("-w", "--workers", help="gunicorn worker processes.", min=1, max=64)
     ] = 1,
+    behind_nginx: Annotated[
+        bool,
+        typer.Option(
+            "--behind-nginx",
+            help="Put nginx in front (a buffering reverse proxy); gunicorn listens privately.",
+        ),
+    ] = False,
     allow_host: Annotated[
         list[str] | None,
         typer.Option("--allow-host", help="A Host the time apps answer (default 127.0.0.1)."),
@@ -281,13 +289,13 @@ def serve(
 
     hosts = tuple(allow_host or ("127.0.0.1",))
     number = bind_port(port, "http", "serve")
+    if behind_nginx:
+        if server is not ServerName.gunicorn:
+            raise typer.BadParameter("--behind-nginx runs gunicorn", param_hint="'--server'")
+        _serve_behind_nginx(host, number, app_name.value, hosts, workers, verbose)
+        return
     sock = listen(host, number)
-    stop = threading.Event()
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_term)
+    stop = _stop_on_sigterm()
     where = f"{sock.getsockname()[0]}:{sock.getsockname()[1]}"
     try:
         if server is ServerName.gunicorn:
@@ -302,20 +310,66 @@ def serve(
             with child:
                 child.spawn(inherit=True)
                 child.wait_ready()
-                _err(f"listening at {where} ({app_name.value} on gunicorn, {workers} workers)")
-                try:
-                    while not stop.wait(0.2):
-                        if child.poll() is not None:
-                            raise ConfigError(f"gunicorn stopped on its own ({child.poll()})")
-                except KeyboardInterrupt:
-                    pass
+                _err(f"listening at {where} ({app_name.value} on gunicorn, {_workers(workers)})")
+                _wait_for_stop(stop, child)
         else:
             application = build(app_name.value, *hosts, wirelog=verbose)
             starter = start_waitress if server is ServerName.waitress else start_wsgiref
             with starter(application, sock):
                 _err(f"listening at {where} ({app_name.value} on {server.value})")
-                with contextlib.suppress(KeyboardInterrupt):
-                    stop.wait()
+                _wait_for_stop(stop, None)
     finally:
         sock.close()
+    _err("stopped")
+
+
+def _workers(count: int) -> str:
+    return f"{count} worker{'s' if count != 1 else ''}"
+
+
+def _stop_on_sigterm() -> threading.Event:
+    stop = threading.Event()
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+    return stop
+
+
+def _wait_for_stop(stop: threading.Event, child: GunicornProcess | None) -> None:
+    """Until Ctrl-C or SIGTERM (or the child's own end, which is an error)."""
+    with contextlib.suppress(KeyboardInterrupt):
+        while not stop.wait(0.2):
+            if child is not None and (code := child.poll()) is not None:
+                raise ConfigError(f"gunicorn stopped on its own (status {code})")
+
+
+def _serve_behind_nginx(
+    host: str, port: int, app: str, hosts: tuple[str, ...], workers: int, verbose: bool
+) -> None:
+    from wirelab.http.nginx import NginxProcess, nginx_binary
+    from wirelab.http.server import GunicornProcess, listen
+
+    nginx_binary()  # ServiceUnavailable with the install hint, before anything starts
+    stop = _stop_on_sigterm()
+    args = ", ".join(repr(a) for a in (app, *hosts))
+    child = GunicornProcess(
+        f"wirelab.http.apps:build({args})",
+        listen("127.0.0.1", 0),  # private: only nginx talks to it
+        workers=workers,
+        wirelog=verbose,
+        access_log=True,
+        forwarded_allow_ips="127.0.0.1",  # nginx's X-Forwarded-*, and nobody else's
+    )
+    with child:
+        child.spawn(inherit=True)
+        child.wait_ready()
+        with NginxProcess(host, port, child.address) as proxy:
+            proxy.start()
+            _err(
+                f"listening at {host}:{proxy.port} (nginx, then {app} on gunicorn at "
+                f"{child.address[0]}:{child.address[1]}, {_workers(workers)})"
+            )
+            _wait_for_stop(stop, child)
     _err("stopped")
