@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_wirelab
 from wirelab.config import LAB_ACCOUNTS
 from wirelab.mail.seed import reset_mailbox, seed_messages, seed_store
@@ -64,3 +66,37 @@ def test_cli_reset_without_a_lab_uses_the_state_directory(tmp_path: Path) -> Non
     assert "brandon's mailbox has 4 messages again" in done.stdout
     unknown = run_wirelab("mail", "reset", "-u", "mallory", env=env)
     assert unknown.returncode == 1 and "not a lab mail account" in unknown.stderr
+
+
+def test_concurrent_deliveries_share_directory_fsyncs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    import wirelab.mail.store as store_module
+
+    calls: list[float] = []
+    real = store_module._fsync_dir
+
+    def slow_fsync_dir(directory: Path) -> None:
+        calls.append(time.monotonic())
+        time.sleep(0.02)  # a slow disk, so deliveries pile up behind one sync
+        real(directory)
+
+    monkeypatch.setattr(store_module, "_fsync_dir", slow_fsync_dir)
+    store = MailStore(tmp_path / "mail")
+    store.add_account("brandon", "abc123")
+    barrier = threading.Barrier(16)
+
+    def deliver(n: int) -> None:
+        barrier.wait()
+        store.deliver("brandon", f"Subject: {n}\r\n\r\n{n}\r\n".encode())
+
+    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(store.messages("brandon")) == 16
+    assert 1 <= len(calls) < 16  # grouped: fewer directory syncs than deliveries

@@ -118,6 +118,44 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+class _GroupSync:
+    """Group commit of directory fsyncs: concurrent deliveries share one ``fsync(new/)``.
+
+    A caller needs a sync that *starts after* its rename. If none runs, it runs one itself;
+    if one is running (it may have started before the rename), it waits for the next one,
+    which one of the waiters runs for all of them. Each message's own file is still fsynced
+    by its own delivery before the rename, and no caller returns before a directory sync
+    that covers its rename has completed: nothing is acknowledged early.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._started: dict[Path, int] = {}
+        self._completed: dict[Path, int] = {}
+        self._running: set[Path] = set()
+
+    def sync(self, directory: Path) -> None:
+        with self._cond:
+            target = self._started.get(directory, 0) + 1
+            while self._completed.get(directory, 0) < target:
+                if directory in self._running:
+                    self._cond.wait()
+                    continue
+                generation = self._started[directory] = self._started.get(directory, 0) + 1
+                self._running.add(directory)
+                self._cond.release()
+                try:
+                    _fsync_dir(directory)
+                finally:
+                    self._cond.acquire()
+                    self._running.discard(directory)
+                    self._cond.notify_all()
+                self._completed[directory] = generation
+
+
+_GROUP_SYNC = _GroupSync()
+
+
 class MailStore:
     """The accounts and Maildirs under ``root``.
 
@@ -132,17 +170,31 @@ class MailStore:
         except OSError as exc:
             raise ConfigError(f"cannot use {root} for mail: {exc.strerror or exc}") from exc
         self._accounts_file = root / "accounts.json"
+        self._cache: tuple[tuple[int, int, int], dict[str, dict[str, str]]] | None = None
         self._hostname = socket.gethostname().replace("/", "\\057").replace(":", "\\072")
 
     # -- accounts --------------------------------------------------------------------------
     def _records(self) -> dict[str, dict[str, str]]:
+        """The accounts file, read again only when it changed (a ``stat`` per call)."""
+        try:
+            stat = self._accounts_file.stat()
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise ConfigError(f"cannot read {self._accounts_file}: {exc}") from exc
+        stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        cached = self._cache
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
         try:
             data = json.loads(self._accounts_file.read_text("utf-8"))
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot read {self._accounts_file}: {exc}") from exc
-        return data if isinstance(data, dict) else {}
+        records = data if isinstance(data, dict) else {}
+        self._cache = (stamp, records)
+        return records
 
     def users(self) -> list[str]:
         """The account names, sorted."""
@@ -156,7 +208,7 @@ class MailStore:
         """
         if not _USER_RE.match(user):
             raise ConfigError(f"{user[:40]!r} is not a mail account name (a-z, 0-9, . _ -)")
-        records = self._records()
+        records = dict(self._records())
         records[user] = hash_password(password)
         tmp = self._accounts_file.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -218,7 +270,7 @@ class MailStore:
             finally:
                 os.close(fd)
             os.rename(tmp_path, new_path)
-            _fsync_dir(base / "new")
+            _GROUP_SYNC.sync(base / "new")
         except OSError as exc:
             tmp_path.unlink(missing_ok=True)
             raise WirelabError(f"cannot store the message: {exc.strerror or exc}") from exc
