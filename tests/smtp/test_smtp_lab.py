@@ -116,3 +116,25 @@ def test_cli_mail_reset_restores_the_seeded_mailbox(
     assert done.returncode == 0, done.stderr
     assert '"messages": 4' in done.stdout
     assert len(_store(wirelab_lab).messages("brandon")) == 4
+
+
+def test_cli_send_over_implicit_tls(
+    lab_smtp: ServiceView, wirelab_lab: LabState, wirelab_env: dict[str, str]
+) -> None:
+    before = len(_store(wirelab_lab).messages("brandon"))
+    done = run_wirelab(
+        "smtp",
+        "send",
+        "me@example.org",
+        "brandon@example.com",
+        "-s",
+        "mail.example.com",
+        "--implicit-tls",
+        "-u",
+        "brandon",
+        "--json",
+        env=wirelab_env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert '"tls": true' in done.stdout and '"authenticated": true' in done.stdout
+    assert len(_store(wirelab_lab).messages("brandon")) == before + 1
