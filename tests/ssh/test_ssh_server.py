@@ -291,3 +291,17 @@ def test_a_connection_made_while_the_server_closes_does_not_leak(lab: LabContext
         sock.close()
 
     asyncio.run(go())
+
+
+def test_at_the_cap_silent_connections_make_room_for_a_user(lab: LabContext) -> None:
+    async def go() -> str:
+        async with running_ssh(lab, max_connections=3) as server:
+            silent = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(5)]
+            try:
+                async with connect(target(lab, server.port, timeout=5)) as conn:
+                    return (await run_commands(conn, ["whoami"]))[0].stdout
+            finally:
+                for _, writer in silent:
+                    writer.close()
+
+    assert asyncio.run(go()) == "brandon\n"

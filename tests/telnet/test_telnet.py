@@ -175,3 +175,18 @@ def test_the_shell_refuses_metacharacters_over_telnet(lab: LabContext) -> None:
             ).output
 
     assert "special character '$' refused" in asyncio.run(go())
+
+
+def test_at_the_cap_silent_sessions_make_room_for_a_user(lab: LabContext) -> None:
+    async def go() -> str:
+        async with running_telnet(lab, max_connections=2) as server:
+            silent = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(4)]
+            await asyncio.sleep(0.8)  # past the negotiation wait: they sit at the login prompt
+            try:
+                result = await login("127.0.0.1", server.port, "brandon", "abc123", command="pwd")
+                return result.output
+            finally:
+                for _, writer in silent:
+                    writer.close()
+
+    assert asyncio.run(go()) == "/\n"

@@ -15,7 +15,9 @@ failures of that peer address so far (at most :attr:`SSHSettings.max_failure_del
 logged with the user and peer, never the password; authentication must finish within
 :attr:`SSHSettings.login_timeout`; a shell that reads nothing for
 :attr:`SSHSettings.idle_timeout` is closed; at most :attr:`SSHSettings.max_connections`
-connections at once (the next is closed at once, with a log line).
+connections at once: at the cap, the oldest connection that has not logged in is closed to
+make room (a crowd of silent or dribbling connections cannot lock users out), and only when
+every connection is logged in is the newcomer refused (a log line a second at most).
 
 Why not on :class:`wirelab.net.server.ConnectionServer`: asyncssh owns its listener and the
 transport (key exchange, channels); its own limits stand in for the caps here.
@@ -29,6 +31,7 @@ import hmac
 import logging
 import os
 import posixpath
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,8 +69,20 @@ class SSHSettings:
     command_timeout: float = 30.0
     max_connections: int = 64
     failures: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    active: int = 0
     connections: set[asyncssh.SSHServerConnection] = field(default_factory=set)
+    pending: dict[asyncssh.SSHServerConnection, None] = field(default_factory=dict)
+    _last_warning: float = 0.0
+    _unwarned: int = 0
+
+    def warn_overload(self, message: str) -> None:
+        """Log ``message`` at most once a second (with how many were not logged)."""
+        now = time.monotonic()
+        if now - self._last_warning < 1.0:
+            self._unwarned += 1
+            return
+        extra = f" (and {self._unwarned} more like it)" if self._unwarned else ""
+        log.warning("%s%s", message, extra)
+        self._last_warning, self._unwarned = now, 0
 
     def account(self, user: str) -> SSHAccount | None:
         """The account named ``user``, if any."""
@@ -79,27 +94,34 @@ class _LabSSHServer(asyncssh.SSHServer):
         self._settings = settings
         self._conn: asyncssh.SSHServerConnection | None = None
         self._peer = "?"
-        self._counted = False
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self._conn = conn
-        self._settings.connections.add(conn)
         peer = conn.get_extra_info("peername")
         self._peer = str(peer[0]) if peer else "?"
         settings = self._settings
-        if settings.active >= settings.max_connections:
-            log.warning("ssh: %s refused: %d connections already", self._peer, settings.active)
-            asyncio.get_running_loop().call_soon(conn.close)
-            return
-        settings.active += 1
-        self._counted = True
+        if len(settings.connections) >= settings.max_connections:
+            if not settings.pending:  # every connection is a logged-in user: refuse the new one
+                settings.warn_overload(f"ssh: {self._peer} refused: all connections logged in")
+                asyncio.get_running_loop().call_soon(conn.close)
+                return
+            # make room by closing the oldest connection that has not logged in yet
+            oldest = next(iter(settings.pending))
+            settings.pending.pop(oldest)
+            settings.connections.discard(oldest)
+            oldest.close()
+            settings.warn_overload("ssh: at the connection cap: closed the oldest not logged in")
+        settings.connections.add(conn)
+        settings.pending[conn] = None
+
+    def auth_completed(self) -> None:
+        if self._conn is not None:
+            self._settings.pending.pop(self._conn, None)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._conn is not None:
             self._settings.connections.discard(self._conn)
-        if self._counted:
-            self._settings.active -= 1
-            self._counted = False
+            self._settings.pending.pop(self._conn, None)
 
     def begin_auth(self, username: str) -> bool:
         account = self._settings.account(username)

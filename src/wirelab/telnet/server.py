@@ -13,7 +13,8 @@ failures (at most :attr:`TelnetSettings.max_failure_delay`) and is logged withou
 password; three failures close the connection; the login must finish within
 :attr:`TelnetSettings.login_timeout`; a session idle for :attr:`TelnetSettings.idle_timeout`
 is closed; lines are at most :data:`~wirelab.shell.minimal.MAX_LINE` characters; at most
-:attr:`TelnetSettings.max_connections` sessions at once.
+:attr:`TelnetSettings.max_connections` sessions at once (at the cap the oldest session not
+logged in is closed to make room; only when all are logged in is the newcomer refused).
 
 Why not on :class:`wirelab.net.server.ConnectionServer`: telnetlib3 owns its listener and
 protocol (negotiation); the limits above stand in for the ConnectionServer's.
@@ -25,6 +26,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +65,19 @@ class TelnetSettings:
     max_connections: int = 64
     hostname: str = "ftp.example.com"
     failures: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    active: int = 0
+    sessions: dict[Any, bool] = field(default_factory=dict)
+    _last_warning: float = 0.0
+    _unwarned: int = 0
+
+    def warn_overload(self, message: str) -> None:
+        """Log ``message`` at most once a second (with how many were not logged)."""
+        now = time.monotonic()
+        if now - self._last_warning < 1.0:
+            self._unwarned += 1
+            return
+        extra = f" (and {self._unwarned} more like it)" if self._unwarned else ""
+        log.warning("%s%s", message, extra)
+        self._last_warning, self._unwarned = now, 0
 
     def account(self, user: str) -> TelnetAccount | None:
         """The account named ``user``, if any."""
@@ -114,18 +128,26 @@ def _shell(settings: TelnetSettings) -> Any:
     async def shell(reader: Any, writer: Any) -> None:
         peer_info = writer.get_extra_info("peername")
         peer = str(peer_info[0]) if peer_info else "?"
-        if settings.active >= settings.max_connections:
-            log.warning("telnet: %s refused: %d sessions already", peer, settings.active)
-            writer.write("too many sessions, try later\r\n")
-            writer.close()
-            return
-        settings.active += 1
+        sessions = settings.sessions
+        if len(sessions) >= settings.max_connections:
+            waiting = [w for w, logged_in in sessions.items() if not logged_in]
+            if not waiting:  # every session is a logged-in user: refuse the new one
+                settings.warn_overload(f"telnet: {peer} refused: all sessions logged in")
+                writer.write("too many sessions, try later\r\n")
+                writer.close()
+                return
+            oldest = waiting[0]  # make room: close the oldest session not logged in
+            sessions.pop(oldest, None)
+            with contextlib.suppress(Exception):
+                oldest.close()
+            settings.warn_overload("telnet: at the session cap: closed the oldest not logged in")
+        sessions[writer] = False
         try:
             await _session(settings, reader, writer, peer)
         except (_Closed, ConnectionError):
             pass
         finally:
-            settings.active -= 1
+            sessions.pop(writer, None)
             with contextlib.suppress(Exception):
                 writer.close()
 
@@ -144,6 +166,7 @@ async def _session(settings: TelnetSettings, reader: Any, writer: Any, peer: str
         found = settings.account(user.strip())
         if found is not None and hmac.compare_digest(found.password.encode(), password.encode()):
             account = found
+            settings.sessions[writer] = True
             settings.failures.pop(peer, None)
             log.info("telnet: %s logged in as %s (in cleartext)", peer, found.user)
             break
