@@ -794,13 +794,14 @@ class TracebackWatch:
 _CURRENT: list[TracebackWatch] = []
 
 
-def new_tracebacks() -> list[str]:
+def new_tracebacks(wait: float = 0.02) -> list[str]:
     """Tracebacks that reached the lab's logs since the last look, during this test.
 
     A probe calls it after each endpoint, so that a traceback is blamed on that endpoint (and
-    a listed finding can cover it); what is left is checked when the test ends.
+    a listed finding can cover it); what is left is checked when the test ends. ``wait`` lets
+    a line the lab writes as the probe's last connection closes arrive first.
     """
-    time.sleep(0.05)  # a line the lab writes as the probe's last connection closes
+    time.sleep(wait)
     return _CURRENT[-1].take() if _CURRENT else []
 
 

@@ -33,8 +33,8 @@ Probe = Callable[[LabState, BoundEndpoint, During], None]
 
 #: Connections of the slowloris probe, and how long it dribbles (seconds) and how often.
 SLOWLORIS_CONNECTIONS = 250
-SLOWLORIS_SECONDS = 1.2
-SLOWLORIS_TICK = 0.4
+SLOWLORIS_SECONDS = 0.9
+SLOWLORIS_TICK = 0.3
 
 #: Connections reset by the reset probe, and short noisy ones of the random-bytes probe. Few on
 #: purpose: a process-per-connection server (inetd nowait) starts a Python for each one, even

@@ -45,7 +45,7 @@ _TCP_ONLY = {"half_open", "reset", "slowloris"}
 def probe_endpoint(state: LabState, ep: BoundEndpoint, name: str, probe: Probe) -> None:
     """Run ``probe`` against ``ep``, with the normal client during and after, memory, the
     processes it started, and tracebacks (each blamed on this endpoint)."""
-    new_tracebacks()  # anything earlier belongs to an earlier endpoint
+    new_tracebacks(wait=0)  # anything earlier belongs to an earlier endpoint
     before = lab_rss(state)
     processes = lab_processes(state)
     peak = before

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.hostile.conftest import lab_rss, served, service_endpoints
+import gc
+
+from tests.hostile.conftest import lab_rss_by_process, served, service_endpoints
 from wirelab.lab.state import LabState
 
 MiB = 1 << 20
@@ -11,10 +13,22 @@ MiB = 1 << 20
 SUITE_GROWTH = 128 * MiB
 
 
-def test_lab_memory_after_the_suite(wirelab_lab: LabState, lab_baseline: int) -> None:
+def test_lab_memory_after_the_suite(
+    wirelab_lab: LabState, lab_baseline: dict[int, tuple[str, int]]
+) -> None:
     """The lab's resident memory (its process and all under it) is bounded after the suite."""
-    grown = lab_rss(wirelab_lab) - lab_baseline
-    assert grown <= SUITE_GROWTH, f"the lab grew by {grown / MiB:.0f} MiB over the suite"
+    gc.collect()
+    now = lab_rss_by_process(wirelab_lab)
+    grown = sum(rss for _, rss in now.values()) - sum(rss for _, rss in lab_baseline.values())
+    changes = sorted(
+        (
+            (rss - lab_baseline.get(pid, ("", 0))[1], f"{name}[{pid}]")
+            for pid, (name, rss) in now.items()
+        ),
+        reverse=True,
+    )
+    top = ", ".join(f"{who} {change / MiB:+.0f} MiB" for change, who in changes[:5])
+    assert grown <= SUITE_GROWTH, f"the lab grew by {grown / MiB:.0f} MiB over the suite: {top}"
 
 
 def test_every_endpoint_still_serves(wirelab_lab: LabState, service: str) -> None:
