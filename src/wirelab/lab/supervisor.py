@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
+import pkgutil
 import signal
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,7 +29,13 @@ from wirelab.errors import ConfigError, ServiceUnavailable, Timeout
 from wirelab.lab.service import BoundEndpoint, LabContext, Service
 from wirelab.lab.state import LabState
 
-__all__ = ["DEFAULT_START_TIMEOUT", "LabThread", "Supervisor", "run_foreground"]
+__all__ = [
+    "DEFAULT_START_TIMEOUT",
+    "LabThread",
+    "Supervisor",
+    "run_foreground",
+    "settle_imports",
+]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +51,29 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
         if not isinstance(exc, asyncio.CancelledError):
             return exc
     return group
+
+
+def settle_imports() -> None:
+    """Under pytest, import every wirelab module now, in this one thread.
+
+    pytest rewrites the asserts of a plugin's whole package (wirelab ships one), so each
+    wirelab module is parsed with ``ast.parse`` when it is first imported; and CPython 3.11's
+    conversion of a parse tree to ``ast`` objects keeps its recursion depth in state that
+    threads share, so two threads parsing at once fail with "SystemError: AST constructor
+    recursion depth mismatch". A lab imports lazily from its loop and its services' threads
+    at once, so a lab started in a test failed now and then on a fresh checkout. Importing
+    everything first, from one thread, leaves nothing to parse later. Outside pytest (no
+    rewriting hook) this does nothing.
+    """
+    if not any(type(f).__name__ == "AssertionRewritingHook" for f in sys.meta_path):
+        return
+    import wirelab
+
+    for info in pkgutil.walk_packages(wirelab.__path__, "wirelab."):
+        if info.name in sys.modules or info.name.endswith("__main__"):
+            continue
+        with contextlib.suppress(Exception, SystemExit):  # an optional dependency not installed
+            importlib.import_module(info.name)
 
 
 class Supervisor:
@@ -238,6 +270,7 @@ class LabThread:
         Raises:
             Exception: whatever stopped a service from starting, as it was raised.
         """
+        settle_imports()
         self._thread = threading.Thread(target=self._main, name="wirelab-lab", daemon=True)
         self._thread.start()
         if not self._ready.wait(self.supervisor.start_timeout + 10):
