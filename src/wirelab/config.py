@@ -77,6 +77,11 @@ DEFAULT_PORTS: dict[tuple[str, str], int] = {
     # chapter 13: the mail host's SMTP (the book's 25, STARTTLS and AUTH) and implicit TLS (465)
     ("smtp", "smtp"): 10025,
     ("smtp", "smtps"): 10465,
+    # chapters 14-15: POP3 (the book's 110) and POP3S (995); IMAP (143) and IMAPS (993)
+    ("pop3", "pop3"): 10110,
+    ("pop3", "pop3s"): 10995,
+    ("imap", "imap"): 10143,
+    ("imap", "imaps"): 10993,
 }
 
 #: The lab FTP server's passive data ports (first, last): fixed, so a firewall rule can name
