@@ -1,0 +1,220 @@
+"""``wirelab playground up|down|status|exec|shell|link``: the book's twelve-host internet."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from wirelab.cli.common import ChartOption, JsonOption, console, err_console, print_json
+from wirelab.config import state_dir as default_state_dir
+from wirelab.errors import ConfigError, WirelabError
+from wirelab.playground.control import (
+    PlaygroundState,
+    load_state,
+    run_playground,
+    state_path,
+)
+from wirelab.playground.netns import check_capability, cleanup_prefix
+from wirelab.playground.topology import HOSTS
+
+app = typer.Typer(
+    name="playground",
+    help="The book's network playground: twelve hosts, two NAT home LANs, ISP, backbone "
+    "and the example.com server room, as Linux network namespaces (root).",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+StateDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--state-dir",
+        help="Directory of the playground state (default: $WIRELAB_HOME or "
+        "~/.local/state/wirelab).",
+        file_okay=False,
+    ),
+]
+HostArgument = Annotated[str, typer.Argument(help="A playground host (h1, modemA, www ...).")]
+#: Seconds ``up --detach`` waits for the background playground.
+DETACH_TIMEOUT = 60.0
+
+
+def _dir(state_dir: Path | None) -> Path:
+    return state_dir or default_state_dir()
+
+
+def _running(state_dir: Path | None) -> PlaygroundState:
+    from wirelab.lab.state import pid_alive
+
+    state = load_state(_dir(state_dir))
+    if not pid_alive(state.pid):
+        raise ConfigError(
+            f"the playground {state.prefix} is gone (its controller {state.pid} died); "
+            "`wirelab playground down` cleans up"
+        )
+    return state
+
+
+def _ready(state: PlaygroundState, seconds: float) -> None:
+    err_console.print(
+        f"playground {state.prefix} up in {seconds:.1f} s: {len(HOSTS)} hosts, "
+        f"NAT by {state.nat}, servers: {', '.join(state.services) or 'none'}"
+    )
+    err_console.print(
+        "try: wirelab playground exec h1 -- python3 -m wirelab.playground.probe "
+        "traceroute www.example.com"
+    )
+    err_console.print("stop it with Ctrl-C or `wirelab playground down`")
+
+
+@app.command("up")
+def up(
+    detach: Annotated[
+        bool, typer.Option("-d", "--detach", help="Run in the background; return once ready.")
+    ] = False,
+    bare: Annotated[
+        bool, typer.Option("--bare", help="Only the network: start no servers in the hosts.")
+    ] = False,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Build the playground and keep it up until Ctrl-C (or `down` when detached)."""
+    check_capability()
+    directory = _dir(state_dir)
+    if not detach:
+        run_playground(directory, services=not bare, ready=_ready)
+        err_console.print("playground removed")
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    log_path = directory / "playground.log"
+    argv = [sys.executable, "-m", "wirelab", "playground", "up", "--state-dir", str(directory)]
+    if bare:
+        argv.append("--bare")
+    with log_path.open("wb") as log:
+        child = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+        )
+    deadline = time.monotonic() + DETACH_TIMEOUT
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            lines = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+            raise WirelabError(lines[-1] if lines else "the playground stopped at start-up")
+        try:
+            state = load_state(directory)
+        except ConfigError:
+            state = None
+        if state is not None and state.pid == child.pid:
+            console.print(f"playground {state.prefix} running (pid {state.pid})")
+            return
+        time.sleep(0.1)
+    child.terminate()
+    raise WirelabError(f"the playground was not up in {DETACH_TIMEOUT:g} s")
+
+
+@app.command("down")
+def down(state_dir: StateDirOption = None) -> None:
+    """Stop the playground: every server, namespace, bridge and link it made."""
+    from wirelab.lab.state import pid_alive
+
+    directory = _dir(state_dir)
+    state = load_state(directory)
+    if pid_alive(state.pid):
+        os.kill(state.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while pid_alive(state.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    left = cleanup_prefix(state.prefix)
+    state_path(directory).unlink(missing_ok=True)
+    console.print(
+        f"playground {state.prefix} removed" + (f" ({len(left)} left-overs)" if left else "")
+    )
+
+
+@app.command("status")
+def status(
+    json_output: JsonOption = False,
+    chart: ChartOption = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Show the running playground as its namespaces really are (and draw it with --chart)."""
+    from wirelab.playground.picture import draw_png, live_state, text_diagram
+
+    state = _running(state_dir)
+    live = live_state(state.playground())
+    if chart is not None:
+        draw_png(live, chart)
+        err_console.print(f"wrote {chart}")
+    if json_output:
+        print_json({**state.to_json(), **live})
+        return
+    console.print(f"playground {state.prefix} (pid {state.pid}, NAT by {state.nat})")
+    console.print(text_diagram(live), markup=False)
+
+
+@app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def exec_(
+    host: HostArgument,
+    command: Annotated[list[str], typer.Argument(help="The command and its arguments.")],
+    state_dir: StateDirOption = None,
+) -> None:
+    """Run a command in a host: `wirelab playground exec h1 -- ip route`."""
+    pg = _running(state_dir).playground()
+    argv = pg.argv(host, command)
+    try:
+        code = subprocess.call(argv, env=pg.env(host))
+    except OSError as exc:
+        raise WirelabError(f"cannot run {command[0][:60]} in {host}: {exc.strerror}") from exc
+    raise typer.Exit(code)
+
+
+@app.command("shell")
+def shell(host: HostArgument, state_dir: StateDirOption = None) -> None:
+    """Open an interactive shell in a host."""
+    pg = _running(state_dir).playground()
+    argv = pg.argv(host, [os.environ.get("SHELL", "/bin/sh"), "-i"])
+    env = dict(pg.env(host), PS1=f"{host}# ")
+    raise typer.Exit(subprocess.call(argv, env=env))
+
+
+@app.command("link")
+def link(
+    a: Annotated[str, typer.Argument(help="One host.")],
+    b: Annotated[str, typer.Argument(help="A neighbour of that host.")],
+    delay: Annotated[str | None, typer.Option("--delay", help="Added delay: 50ms.")] = None,
+    loss: Annotated[str | None, typer.Option("--loss", help="Packets lost: 10%.")] = None,
+    rate: Annotated[str | None, typer.Option("--rate", help="Bandwidth: 1mbit.")] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove every fault.")] = False,
+    json_output: JsonOption = False,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Add delay, loss or a rate limit between two neighbours (tc netem), or --clear them."""
+    changed = (
+        _running(state_dir).playground().shape(a, b, delay=delay, loss=loss, rate=rate, clear=clear)
+    )
+    if json_output:
+        print_json(
+            {
+                "a": a,
+                "b": b,
+                "delay": delay,
+                "loss": loss,
+                "rate": rate,
+                "clear": clear,
+                "interfaces": changed,
+            }
+        )
+        return
+    what = (
+        "cleared"
+        if clear
+        else ", ".join(
+            f"{k} {v}" for k, v in (("delay", delay), ("loss", loss), ("rate", rate)) if v
+        )
+    )
+    console.print(f"{a} <-> {b}: {what} on {', '.join(changed)}")

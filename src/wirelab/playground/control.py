@@ -1,0 +1,201 @@
+"""The controlling process of a playground: build it, start its servers, record its state.
+
+:func:`run_playground` builds the playground, starts the servers of each host inside their
+namespaces, writes ``playground.json`` in the state directory, and keeps everything up until
+Ctrl-C or SIGTERM; then it removes everything. A reaper process removes everything too if
+the controller dies without cleaning up (SIGKILL).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wirelab.errors import ConfigError, WirelabError
+from wirelab.playground.netns import Playground, check_capability, cleanup_prefix
+
+__all__ = [
+    "STATE_FILE",
+    "PlaygroundState",
+    "load_state",
+    "run_playground",
+    "start_reaper",
+    "start_services",
+]
+
+STATE_FILE = "playground.json"
+#: Seconds the servers get to say "listening at".
+SERVICE_TIMEOUT = 20.0
+#: The chapter 2 and chapter 7 port of the book's examples.
+BOOK_PORT = "1060"
+
+
+@dataclass(frozen=True)
+class PlaygroundState:
+    """What ``playground.json`` records about a running playground."""
+
+    prefix: str
+    pid: int
+    directory: str
+    nat: str
+    services: dict[str, str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "prefix": self.prefix,
+            "pid": self.pid,
+            "directory": self.directory,
+            "nat": self.nat,
+            "services": self.services,
+        }
+
+    def playground(self) -> Playground:
+        """A handle on the running playground (to exec in it, shape links)."""
+        return Playground(self.prefix, Path(self.directory))
+
+
+def state_path(state_dir: Path) -> Path:
+    return state_dir / STATE_FILE
+
+
+def load_state(state_dir: Path) -> PlaygroundState:
+    """The running playground recorded in ``state_dir``, or a clear error."""
+    path = state_path(state_dir)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        state = PlaygroundState(
+            prefix=str(data["prefix"]),
+            pid=int(data["pid"]),
+            directory=str(data["directory"]),
+            nat=str(data.get("nat", "")),
+            services={str(k): str(v) for k, v in dict(data.get("services", {})).items()},
+        )
+    except FileNotFoundError:
+        raise ConfigError(
+            "no playground is running (start one with `wirelab playground up --detach`)"
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"unreadable playground state {path}: {exc}") from exc
+    return state
+
+
+def start_reaper(prefix: str, pid: int) -> subprocess.Popen[bytes]:
+    """Start the process that cleans ``prefix`` up once process ``pid`` is gone."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "wirelab.playground.reaper", prefix, str(pid)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def _wirelab(*args: str) -> list[str]:
+    return [sys.executable, "-m", "wirelab", *args]
+
+
+#: ``(host, label, argv)``: each prints "listening at" once ready.
+SERVICES: tuple[tuple[str, str, list[str]], ...] = (
+    (
+        "backbone",
+        "dns",
+        [sys.executable, "-m", "wirelab.playground.hostd", "dns", "10.1.1.1", "53"],
+    ),
+    ("www", "udp", _wirelab("udp", "serve", "0.0.0.0", "-p", BOOK_PORT)),
+    ("ftp", "zen", _wirelab("zen", "serve", "0.0.0.0", "-p", BOOK_PORT)),
+)
+
+
+def start_services(pg: Playground, *, timeout: float = SERVICE_TIMEOUT) -> dict[str, str]:
+    """Start every host's servers and wait until each says it is listening."""
+    started = {}
+    for name, label, argv in SERVICES:
+        pg.spawn(name, argv, label=label)
+        started[f"{name}/{label}"] = str(pg.host_dir(name) / f"{label}.log")
+    deadline = time.monotonic() + timeout
+    waiting = dict(started)
+    while waiting:
+        for key, log in list(waiting.items()):
+            text = Path(log).read_text(encoding="utf-8", errors="replace")
+            if "listening at" in text:
+                del waiting[key]
+            elif pg.processes[key].poll() is not None:
+                last = text.strip().splitlines()[-1:] or ["no output"]
+                raise WirelabError(f"the {key} server stopped at start-up: {last[0][:200]}")
+        if time.monotonic() > deadline:
+            raise WirelabError(f"servers not ready in {timeout:g} s: {', '.join(waiting)}")
+        time.sleep(0.1)
+    return started
+
+
+def _ca_files(state_dir: Path) -> dict[str, bytes]:
+    from wirelab.net.ca import LabCA
+
+    ca = LabCA.load_or_create(state_dir / "ca")
+    return {"ca.crt": ca.cert_pem}
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum: int, frame: object) -> None:
+    raise _Stop
+
+
+def run_playground(
+    state_dir: Path,
+    *,
+    services: bool = True,
+    ready: Callable[[PlaygroundState, float], None] | None = None,
+) -> None:
+    """Build the playground and keep it up until Ctrl-C or SIGTERM; then remove it all."""
+    check_capability()
+    prefix = f"wl{os.getpid()}"
+    path = state_path(state_dir)
+    if path.exists():
+        try:
+            old = load_state(state_dir)
+        except ConfigError:
+            old = None
+        if old is not None and _alive(old.pid):
+            raise ConfigError(f"a playground is already running ({old.prefix}, pid {old.pid})")
+        if old is not None:
+            cleanup_prefix(old.prefix)
+        path.unlink(missing_ok=True)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    reaper = start_reaper(prefix, os.getpid())
+    pg = Playground(prefix, state_dir / "playground" / prefix)
+    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    began = time.monotonic()
+    try:
+        pg.up(_ca_files(state_dir))
+        started = start_services(pg) if services else {}
+        state = PlaygroundState(prefix, os.getpid(), str(pg.directory), pg.nat, started)
+        path.write_text(json.dumps(state.to_json(), indent=2) + "\n", encoding="utf-8")
+        if ready is not None:
+            ready(state, time.monotonic() - began)
+        while True:
+            signal.pause()
+    except (_Stop, KeyboardInterrupt):
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        path.unlink(missing_ok=True)
+        pg.down()
+        reaper.terminate()
+        reaper.wait(timeout=5)
+
+
+def _alive(pid: int) -> bool:
+    from wirelab.lab.state import pid_alive
+
+    return pid_alive(pid)
