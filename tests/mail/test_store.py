@@ -100,3 +100,25 @@ def test_concurrent_deliveries_share_directory_fsyncs(
         thread.join(10)
     assert len(store.messages("brandon")) == 16
     assert 1 <= len(calls) < 16  # grouped: fewer directory syncs than deliveries
+
+
+def test_concurrent_seeding_writes_accounts_and_seeds_once(tmp_path: Path) -> None:
+    """SMTP, POP3 and IMAP open the store at once when a lab starts."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pathlib import Path; from wirelab.config import LAB_ACCOUNTS;"
+        "from wirelab.mail.seed import seed_store; from wirelab.mail.store import MailStore;"
+        "seed_store(MailStore(Path(sys.argv[1])), LAB_ACCOUNTS)"
+    )
+    root = tmp_path / "mail"
+    children = [
+        subprocess.Popen([sys.executable, "-c", code, str(root)], stderr=subprocess.PIPE)
+        for _ in range(4)
+    ]
+    errors = [child.communicate(timeout=60)[1] for child in children]
+    assert [child.returncode for child in children] == [0] * 4, errors
+    store = MailStore(root)
+    assert store.users() == ["brandon"] and store.authenticate("brandon", "abc123")
+    assert [m.read_bytes() for m in store.messages("brandon")] == seed_messages()

@@ -120,17 +120,23 @@ def seed_messages() -> list[bytes]:
 
 def reset_mailbox(store: MailStore, user: str) -> int:
     """Empty ``user``'s Maildir and deliver the seeded messages; return how many."""
-    store.clear(user)
     messages = seed_messages()
-    for data in messages:
-        store.deliver(user, data)
+    with store.locked():
+        store.clear(user)
+        for data in messages:
+            store.deliver(user, data)
     return len(messages)
 
 
 def seed_store(store: MailStore, accounts: tuple[Account, ...], *, reset: bool = False) -> None:
-    """Create the accounts; seed each empty mailbox (or every one with ``reset``)."""
-    for account in accounts:
-        if not store.has_user(account.user) or reset:
-            store.add_account(account.user, account.password)
-        if reset or not store.messages(account.user):
-            reset_mailbox(store, account.user)
+    """Create the accounts; seed each empty mailbox (or every one with ``reset``).
+
+    Under the store's lock: the SMTP, POP3 and IMAP services of one lab start together and
+    each calls this; the accounts are written and the mailboxes seeded once.
+    """
+    with store.locked():
+        for account in accounts:
+            if not store.has_user(account.user) or reset:
+                store.add_account(account.user, account.password)
+            if reset or not store.messages(account.user):
+                reset_mailbox(store, account.user)

@@ -20,6 +20,8 @@ part lets a reader report sizes without a ``stat``.
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import hashlib
 import hmac
 import itertools
@@ -30,6 +32,7 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,6 +174,7 @@ class MailStore:
             raise ConfigError(f"cannot use {root} for mail: {exc.strerror or exc}") from exc
         self._accounts_file = root / "accounts.json"
         self._cache: tuple[tuple[int, int, int], dict[str, dict[str, str]]] | None = None
+        self._local = threading.local()
         self._hostname = socket.gethostname().replace("/", "\\057").replace(":", "\\072")
 
     # -- accounts --------------------------------------------------------------------------
@@ -196,6 +200,31 @@ class MailStore:
         self._cache = (stamp, records)
         return records
 
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the store's lock (``ROOT/.lock``, ``flock``): one writer of the accounts and
+        one seeder at a time, across threads and processes (SMTP, POP3 and IMAP start
+        together). Re-entrant within a thread."""
+        depth = getattr(self._local, "depth", 0)
+        if depth:
+            self._local.depth = depth + 1
+            try:
+                yield
+            finally:
+                self._local.depth -= 1
+            return
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._local.depth = 1
+            try:
+                yield
+            finally:
+                self._local.depth = 0
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
     def users(self) -> list[str]:
         """The account names, sorted."""
         return sorted(self._records())
@@ -208,15 +237,18 @@ class MailStore:
         """
         if not _USER_RE.match(user):
             raise ConfigError(f"{user[:40]!r} is not a mail account name (a-z, 0-9, . _ -)")
-        records = dict(self._records())
-        records[user] = hash_password(password)
-        tmp = self._accounts_file.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(records, out, indent=1, sort_keys=True)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, self._accounts_file)
+        record = hash_password(password)
+        with self.locked():
+            records = dict(self._records())
+            records[user] = record
+            tmp = self.root / f".accounts.{os.getpid()}.{threading.get_ident()}.tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(records, out, indent=1, sort_keys=True)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self._accounts_file)
+            _fsync_dir(self.root)
         self.maildir(user)
 
     def authenticate(self, user: str, password: str) -> bool:
