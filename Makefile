@@ -39,7 +39,7 @@ test: lint typecheck pytest
 # Every benchmark, one after another; each writes bench/results/<name>.{json,png}.
 BENCHES := bench/geo_bench.py bench/tcp_deadlock.py bench/tls_bench.py bench/cache_bench.py \
            bench/queue_bench.py bench/zen/run.py bench/rpc_bench.py \
-           bench/ftp_bench.py bench/smtp_bench.py bench/http_bench.py
+           bench/ftp_bench.py bench/smtp_bench.py bench/http_bench.py bench/ssh_bench.py
 
 bench: setup
 	@for script in $(BENCHES); do echo "== $$script"; $(BIN)/python $$script || exit 1; done
