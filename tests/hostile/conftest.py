@@ -357,7 +357,7 @@ def _dialogue(
     *,
     implicit_tls: bool,
 ) -> None:
-    """A line protocol with three-digit replies (FTP, SMTP): send each line, check each reply.
+    """A line protocol (FTP, SMTP, POP3): send each line, check how each reply starts.
 
     The first step's line is empty: the server speaks first. ``NNN-`` lines continue a reply.
     """
@@ -421,6 +421,23 @@ def _www(state: LabState, ep: BoundEndpoint, timeout: float) -> None:
         conn.close()
     assert response.status == 200, (response.status, body[:200])
     assert json.loads(body)["args"] == {"hostile": "suite"}, body[:200]
+
+
+def _pop3(state: LabState, ep: BoundEndpoint, timeout: float) -> None:
+    if ep.endpoint == "pop3":  # USER and PASS come only after STLS here: greeting and QUIT
+        steps = [(b"", b"+OK"), (b"QUIT", b"+OK")]
+    elif ep.endpoint == "pop3s":
+        account = state.account
+        steps = [
+            (b"", b"+OK"),
+            (b"USER " + account.user.encode(), b"+OK"),
+            (b"PASS " + account.password.encode(), b"+OK"),
+            (b"STAT", b"+OK"),
+            (b"QUIT", b"+OK"),
+        ]
+    else:
+        raise NoNormalClient
+    _dialogue(state, ep, timeout, steps, implicit_tls=ep.endpoint == "pop3s")
 
 
 def _ssh(state: LabState, ep: BoundEndpoint, timeout: float) -> None:
@@ -538,6 +555,7 @@ NORMAL_CLIENTS: dict[str, NormalClient] = {
     "smtp": _smtp,
     "ssh": _ssh,
     "telnet": _telnet,
+    "pop3": _pop3,
 }
 
 
