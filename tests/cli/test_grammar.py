@@ -37,7 +37,13 @@ except ImportError:  # pragma: no cover - depends on the installed typer
 ROOT = Path(__file__).resolve().parents[2]
 
 #: Commands that start servers as a side effect of another job (their verb says which job).
-NOT_SERVE_VERBS = {"lab up": "starts the whole lab, every service at once"}
+NOT_SERVE_VERBS = {
+    "lab up": "starts the whole lab, every service at once",
+    "playground up": "builds the book's network of namespaces, with their servers",
+}
+
+#: Command groups that are infrastructure, not a chapter of the book.
+INFRASTRUCTURE = {"lab", "tour", "playground"}
 
 #: Verbs that name a server command by another name than ``serve``.
 SERVER_VERBS = {"server", "servers", "pythagoras", "daemon", "run-server"}
@@ -225,7 +231,14 @@ def test_usage_errors_exit_2_end_to_end(args: list[str], tmp_path: Path) -> None
 
 
 #: Commands that run something rather than report a result: no --json.
-NO_REPORT = {"lab up": "runs the lab", "lab down": "stops it"}
+NO_REPORT = {
+    "lab up": "runs the lab",
+    "lab down": "stops it",
+    "playground up": "runs the playground",
+    "playground down": "stops it",
+    "playground exec": "runs the user's command in a host",
+    "playground shell": "an interactive shell",
+}
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
@@ -252,7 +265,7 @@ def test_help_lists_the_topics_in_book_order_with_their_chapters() -> None:
     assert done.returncode == 0, done.stderr
     rows = re.findall(r"^[│|]?\s+([a-z]+)\s+ch\. (\d+)\b", done.stdout, flags=re.MULTILINE)
     assert rows, done.stdout
-    topics_in_tree = {name.split()[0] for name in COMMANDS} - {"lab", "tour"}
+    topics_in_tree = {name.split()[0] for name in COMMANDS} - INFRASTRUCTURE
     unlabelled = topics_in_tree - {topic for topic, _ in rows}
     assert not unlabelled, f"topics without a chapter in wirelab --help: {sorted(unlabelled)}"
     chapters = [int(number) for _, number in rows]

@@ -79,8 +79,10 @@ def _register_commands() -> None:
         groups = getattr(module, "apps", None) or [module.app]
         for group in groups:
             chapter = topic_chapter(module) or _chapter_in_help(group)
-            topics.append((chapter or 99, len(topics), group, _chapter_help(group, chapter)))
-    for _, _, group, help_text in sorted(topics, key=lambda t: t[:2]):  # book order
+            topics.append((chapter or 0, len(topics), group, _chapter_help(group, chapter)))
+    for _, _, group, help_text in sorted(
+        topics, key=lambda t: t[:2]
+    ):  # infrastructure, then book order
         app.add_typer(group, short_help=help_text)
 
 
