@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -111,3 +113,21 @@ def test_a_stdlib_client_in_the_cli_process_resolves_the_names_too(in_lab: LabSt
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == in_lab.endpoint("tcp", "sixteen").address
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare(1)")
+def test_another_network_namespace_keeps_its_own_names(wirelab_lab: LabState) -> None:
+    """In a playground host (its own network namespace) the lab's loopback is not reachable."""
+    code = "from wirelab.net.addresses import lab_address; print(lab_address('www.example.com'))"
+    env = dict(os.environ, WIRELAB_HOME=wirelab_lab.directory)
+    here = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert here.stdout.strip() == wirelab_lab.endpoint("tcp", "sixteen").address, here.stderr
+    there = subprocess.run(
+        ["unshare", "--net", sys.executable, "-c", code],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    if there.returncode != 0 and "unshare" in there.stderr:
+        pytest.skip(f"cannot make a network namespace here: {there.stderr.strip()}")
+    assert there.stdout.strip() == "None", there.stderr

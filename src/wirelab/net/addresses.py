@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import errno
 import math
+import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -111,12 +112,21 @@ def parse_port(value: str | int, proto: str = "tcp") -> int:
     return port
 
 
+def _same_network(pid: int) -> bool:
+    """Whether process ``pid`` shares our network namespace (True when we cannot tell)."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net") == os.readlink("/proc/self/ns/net")
+    except OSError:
+        return True
+
+
 def lab_address(host: str) -> str | None:
     """The running lab's address for a playground name (``mail.example.com``), else ``None``.
 
     A name a lab service plays (its endpoints carry ``host``) gets that service's address;
     any other name in :data:`LAB_DOMAIN` gets the address the lab listens on. ``None`` for
-    names outside the domain, or when no lab runs.
+    names outside the domain, when no lab runs, or from another network namespace (a
+    playground host, where the names are the playground's).
     """
     name = host.rstrip(".").lower()
     if name != LAB_DOMAIN and not name.endswith("." + LAB_DOMAIN):
@@ -126,6 +136,8 @@ def lab_address(host: str) -> str | None:
     try:
         state = LabState.load()
     except ConfigError:
+        return None
+    if not _same_network(state.pid):  # a playground host: its own loopback, its own names
         return None
     endpoints = [ep for ep in state.endpoints if ep.host.lower() == name] or list(state.endpoints)
     if not endpoints:
