@@ -218,3 +218,31 @@ def link(
         )
     )
     console.print(f"{a} <-> {b}: {what} on {', '.join(changed)}")
+
+
+@app.command("tour")
+def tour(json_output: JsonOption = False, state_dir: StateDirOption = None) -> None:
+    """Run the book's chapter steps from h1 through NAT to the server room, and check them."""
+    from wirelab.playground.steps import run_steps
+
+    state = _running(state_dir)
+    if not state.services:
+        raise ConfigError("the playground runs no servers (it was started with --bare)")
+    results = []
+    for result in run_steps(state.playground()):
+        results.append(result)
+        if not json_output:
+            mark = "ok" if result.ok else "FAILED"
+            console.print(f"ch. {result.chapter:<2} {result.title}: {mark}", markup=False)
+            console.print(f"  $ {result.command}", markup=False)
+            for line in result.output.splitlines()[:12]:
+                console.print(f"    {line}", markup=False)
+            if result.why:
+                console.print(f"  -> {result.why}", markup=False)
+    if json_output:
+        print_json([r.to_json() for r in results])
+    failed = [r.title for r in results if not r.ok]
+    if failed:
+        raise WirelabError(
+            f"{len(failed)} step(s) did not show what the book shows: {', '.join(failed)}"
+        )

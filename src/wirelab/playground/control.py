@@ -87,10 +87,11 @@ def load_state(state_dir: Path) -> PlaygroundState:
     return state
 
 
-def start_reaper(prefix: str, pid: int) -> subprocess.Popen[bytes]:
-    """Start the process that cleans ``prefix`` up once process ``pid`` is gone."""
+def start_reaper(prefix: str, pid: int, directory: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start the process that cleans ``prefix`` (and ``directory``) up once ``pid`` is gone."""
+    extra = [str(directory)] if directory is not None else []
     return subprocess.Popen(
-        [sys.executable, "-m", "wirelab.playground.reaper", prefix, str(pid)],
+        [sys.executable, "-m", "wirelab.playground.reaper", prefix, str(pid), *extra],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -172,8 +173,8 @@ def run_playground(
             cleanup_prefix(old.prefix)
         path.unlink(missing_ok=True)
     state_dir.mkdir(parents=True, exist_ok=True)
-    reaper = start_reaper(prefix, os.getpid())
     pg = Playground(prefix, state_dir / "playground" / prefix)
+    reaper = start_reaper(prefix, os.getpid(), pg.directory)
     previous = signal.signal(signal.SIGTERM, _raise_stop)
     began = time.monotonic()
     try:

@@ -440,4 +440,6 @@ class Playground:
                 proc.kill()
                 proc.wait(timeout=3)
         self.processes.clear()
-        return cleanup_prefix(self.prefix)
+        removed = cleanup_prefix(self.prefix)
+        shutil.rmtree(self.directory, ignore_errors=True)
+        return removed

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
 import signal
 import sys
 import time
@@ -40,16 +41,18 @@ def wait_for_exit(pid: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``PREFIX PID``: wait for PID to exit, then clean up PREFIX."""
+    """``PREFIX PID [DIR]``: wait for PID to exit, then clean up PREFIX (and remove DIR)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 2 or not args[1].isdigit():
-        print("usage: python -m wirelab.playground.reaper PREFIX PID", file=sys.stderr)
+    if len(args) not in (2, 3) or not args[1].isdigit():
+        print("usage: python -m wirelab.playground.reaper PREFIX PID [DIR]", file=sys.stderr)
         return 2
     prefix = check_prefix(args[0])
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     wait_for_exit(int(args[1]))
     cleanup_prefix(prefix)
+    if len(args) == 3:
+        shutil.rmtree(args[2], ignore_errors=True)
     return 0
 
 

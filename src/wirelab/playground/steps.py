@@ -1,0 +1,183 @@
+"""The book's chapters in the playground: steps run from ``h1`` through NAT to the server room.
+
+Each step runs a real ``wirelab`` command inside a host (``ip netns exec``) and checks what
+the book says the playground shows: the server sees the modem's address, the path MTU is
+1500, the backbone's DNS knows example.com, broadcasts stay on their LAN, and the route from
+h1 to www crosses modemA, isp, backbone and example.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from wirelab.playground.netns import Playground
+
+__all__ = ["BOOK_PATH", "Step", "StepResult", "run_steps", "wirelab_in"]
+
+#: What a traceroute from h1 to www shows (the book's expected path).
+BOOK_PATH = ("192.168.1.1", "10.25.1.1", "10.1.1.1", "10.130.1.1", "10.130.1.4")
+#: The port the broadcast step listens on.
+BROADCAST_PORT = "1070"
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One step's outcome: what ran, what it printed, and whether the book's claim held."""
+
+    chapter: int
+    title: str
+    command: str
+    output: str
+    ok: bool
+    why: str
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "chapter": self.chapter,
+            "title": self.title,
+            "command": self.command,
+            "output": self.output,
+            "ok": self.ok,
+            "why": self.why,
+        }
+
+
+Step = Callable[[Playground, Path], StepResult]
+
+
+def wirelab_in(pg: Playground, host: str, args: Sequence[str], home: Path) -> list[str]:
+    """``ip netns exec NS python -m wirelab ARGS`` with a lab home of the host's own."""
+    return pg.argv(host, ["env", f"WIRELAB_HOME={home}", sys.executable, "-m", "wirelab", *args])
+
+
+def _run(pg: Playground, host: str, args: Sequence[str], home: Path) -> tuple[int, str]:
+    done = subprocess.run(
+        wirelab_in(pg, host, args, home),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=pg.env(host),
+        check=False,
+    )
+    return done.returncode, (done.stdout + done.stderr).strip()
+
+
+def _shown(host: str, args: Sequence[str]) -> str:
+    return f"wirelab playground exec {host} -- wirelab {' '.join(args)}"
+
+
+def step_nat(pg: Playground, home: Path) -> StepResult:
+    """Chapter 2: a UDP request from h1; www's log shows the modem's address, not h1's."""
+    args = ["udp", "client", "www.example.com", "-p", "1060", "--json"]
+    code, out = _run(pg, "h1", args, home)
+    log = pg.host_dir("www") / "udp.log"
+    seen = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+    ok = code == 0 and "10.25.1.65:" in seen and "192.168.1.11" not in seen
+    why = "www saw 10.25.1.65 (modemA), not 192.168.1.11" if ok else f"www's log: {seen[-200:]}"
+    return StepResult(2, "the server sees the modem's address", _shown("h1", args), out, ok, why)
+
+
+def step_mtu(pg: Playground, home: Path) -> StepResult:
+    """Chapter 2: big_sender's MTU probe from h1 to www reports 1500."""
+    args = ["udp", "mtu", "www.example.com", "-p", "1060", "--json"]
+    code, out = _run(pg, "h1", args, home)
+    try:
+        mtu = json.loads(out[out.index("{") :])["mtu"] if code == 0 else None
+    except (ValueError, KeyError):
+        mtu = None
+    return StepResult(2, "the path MTU is 1500", _shown("h1", args), out, mtu == 1500, f"mtu {mtu}")
+
+
+def step_broadcast(pg: Playground, home: Path) -> StepResult:
+    """Chapter 2: a broadcast from h1 reaches h2 and h3 on homeA, never h4 on homeB."""
+    listen = ["udp", "listen", "0.0.0.0", "-p", BROADCAST_PORT, "-t", "4", "--json"]
+    listeners = {
+        h: subprocess.Popen(
+            wirelab_in(pg, h, listen, home),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=pg.env(h),
+        )
+        for h in ("h2", "h3", "h4")
+    }
+    try:
+        _wait_bound(pg, ("h2", "h3", "h4"), int(BROADCAST_PORT))
+        args = ["udp", "broadcast", "192.168.1.255", "-p", BROADCAST_PORT, "--json"]
+        code, out = _run(pg, "h1", args, home)
+        heard = {}
+        for h, proc in listeners.items():
+            stdout, _ = proc.communicate(timeout=30)
+            heard[h] = "192.168.1.11" in stdout
+    finally:
+        for proc in listeners.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    ok = code == 0 and heard == {"h2": True, "h3": True, "h4": False}
+    why = ", ".join(f"{h} {'heard it' if v else 'heard nothing'}" for h, v in heard.items())
+    return StepResult(2, "broadcasts stay on homeA", _shown("h1", args), out, ok, why)
+
+
+def _wait_bound(pg: Playground, hosts: Sequence[str], port: int, timeout: float = 20) -> None:
+    """Wait until a UDP socket is bound to ``port`` in each host (``ss`` in the namespace)."""
+    deadline = time.monotonic() + timeout
+    waiting = list(hosts)
+    while waiting and time.monotonic() < deadline:
+        for h in list(waiting):
+            done = subprocess.run(
+                pg.argv(h, ["ss", "-Hlun", f"sport = :{port}"]),
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
+            if done.stdout.strip():
+                waiting.remove(h)
+        time.sleep(0.1)
+
+
+def step_dns(pg: Playground, home: Path) -> StepResult:
+    """Chapter 4: the backbone's DNS gives example.com's MX: mail.example.com, 10.130.1.3."""
+    args = ["dns", "mx", "example.com", "-s", "10.1.1.1", "--json"]
+    code, out = _run(pg, "h1", args, home)
+    ok = code == 0 and "mail.example.com" in out and "10.130.1.3" in out
+    return StepResult(4, "DNS on the backbone", _shown("h1", args), out, ok, "MX 10 mail")
+
+
+def step_zen(pg: Playground, home: Path) -> StepResult:
+    """Chapter 7: the zen server on ftp answers h1 over TCP through the NAT."""
+    args = ["zen", "client", "ftp.example.com", "-p", "1060"]
+    code, out = _run(pg, "h1", args, home)
+    ok = code == 0 and "Beautiful is better than? Ugly." in out
+    return StepResult(7, "TCP through NAT to the server room", _shown("h1", args), out, ok, "")
+
+
+def step_traceroute(pg: Playground, home: Path) -> StepResult:
+    """The route from h1 to www: modemA, isp, backbone, example, www."""
+    del home
+    argv = [sys.executable, "-m", "wirelab.playground.probe", "traceroute", "www.example.com"]
+    done = pg.exec("h1", argv, timeout=60)
+    hops = [line.split()[1] for line in done.stdout.splitlines() if line.strip()]
+    ok = tuple(hops) == BOOK_PATH
+    shown = "wirelab playground exec h1 -- python -m wirelab.playground.probe traceroute www"
+    return StepResult(
+        2, "the hops from h1 to www", shown, done.stdout.rstrip(), ok, " -> ".join(hops)
+    )
+
+
+STEPS: tuple[Step, ...] = (step_nat, step_mtu, step_broadcast, step_traceroute, step_dns, step_zen)
+
+
+def run_steps(pg: Playground, steps: Sequence[Step] = STEPS) -> Iterator[StepResult]:
+    """Run each step in a playground whose servers are up; yield results as they come."""
+    with tempfile.TemporaryDirectory(prefix="wirelab-pg-") as home:
+        for step in steps:
+            yield step(pg, Path(home))
