@@ -138,3 +138,24 @@ def test_cli_send_over_implicit_tls(
     assert done.returncode == 0, done.stderr
     assert '"tls": true' in done.stdout and '"authenticated": true' in done.stdout
     assert len(_store(wirelab_lab).messages("brandon")) == before + 1
+
+
+def test_cli_send_file_with_unix_line_ends(
+    lab_smtp: ServiceView, wirelab_lab: LabState, wirelab_env: dict[str, str], tmp_path: Path
+) -> None:
+    message = tmp_path / "note.eml"
+    message.write_bytes(b"Subject: unix\nMessage-ID: <unix-lf@example.org>\n\nLF only.\n")
+    done = run_wirelab(
+        "smtp",
+        "send",
+        "me@example.org",
+        "brandon@example.com",
+        "-s",
+        "mail.example.com",
+        "--file",
+        str(message),
+        env=wirelab_env,
+    )
+    assert done.returncode == 0, done.stderr
+    stored = [m.read_bytes() for m in _store(wirelab_lab).messages("brandon")]
+    assert b"Subject: unix\r\nMessage-ID: <unix-lf@example.org>\r\n\r\nLF only.\r\n" in stored

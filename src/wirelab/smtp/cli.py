@@ -138,6 +138,7 @@ def send(
 ) -> None:
     """Send a message to one or more recipients; the envelope stays apart from the headers."""
     from wirelab.mail.messages import build_text
+    from wirelab.smtp.client import crlf
     from wirelab.smtp.client import send as smtp_send
 
     if starttls not in ("require", "if-offered", "never"):
@@ -147,7 +148,7 @@ def send(
             raise typer.BadParameter(f"{address[:60]!r} is not an e-mail address")
     if file is not None:
         try:
-            data = file.read_bytes()
+            data = crlf(file.read_bytes())  # a Unix file's LF line ends become CRLF
         except OSError as exc:
             raise ConfigError(f"cannot read {file}: {exc.strerror or exc}") from exc
     else:

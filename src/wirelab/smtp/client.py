@@ -18,6 +18,7 @@ Errors come in the book's three classes, each one line: name resolution
 
 from __future__ import annotations
 
+import re
 import smtplib
 import socket
 import ssl
@@ -42,6 +43,7 @@ __all__ = [
     "SMTPError",
     "SendResult",
     "Trace",
+    "crlf",
     "ehlo",
     "mail_exchanger",
     "send",
@@ -159,6 +161,18 @@ class SendResult:
             "tls": self.tls,
             "authenticated": self.authenticated,
         }
+
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+def crlf(data: bytes) -> bytes:
+    """``data`` with every line end (LF, CR or CRLF) made CRLF, as SMTP requires.
+
+    A file written on Unix ends lines with LF; sent as it is, a careful server (ours) refuses
+    the bare LFs. smtplib converts line ends only for ``str`` messages, never for bytes.
+    """
+    return _LINE_END.sub(b"\r\n", data)
 
 
 def _reply_text(reply: bytes | str) -> str:
