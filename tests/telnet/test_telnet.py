@@ -190,3 +190,17 @@ def test_at_the_cap_silent_sessions_make_room_for_a_user(lab: LabContext) -> Non
                     writer.close()
 
     assert asyncio.run(go()) == "/\n"
+
+
+def test_a_client_that_never_logs_in_is_cut_at_the_login_timeout(lab: LabContext) -> None:
+    async def go() -> tuple[bytes, float]:
+        async with running_telnet(lab, login_timeout=0.5) as server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            start = time.monotonic()
+            data = await asyncio.wait_for(reader.read(), 10)  # EOF when the server gives up
+            writer.close()
+            await writer.wait_closed()
+            return data, time.monotonic() - start
+
+    data, waited = asyncio.run(go())
+    assert b"login: " in data and waited < 3
