@@ -305,3 +305,14 @@ def test_at_the_cap_silent_connections_make_room_for_a_user(lab: LabContext) -> 
                     writer.close()
 
     assert asyncio.run(go()) == "brandon\n"
+
+
+def test_port_forwarding_is_refused(lab: LabContext) -> None:
+    async def go() -> None:
+        async with running_ssh(lab) as server, connect(target(lab, server.port)) as conn:
+            with pytest.raises(asyncssh.ChannelOpenError):
+                await conn.open_connection("127.0.0.1", server.port)
+            with pytest.raises(asyncssh.ChannelListenError):
+                await conn.forward_remote_port("127.0.0.1", 0, "127.0.0.1", server.port)
+
+    asyncio.run(go())

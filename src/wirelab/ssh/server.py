@@ -43,6 +43,9 @@ from wirelab.shell.minimal import MAX_LINE, MinimalShell
 
 __all__ = ["SSHAccount", "SSHListener", "SSHSettings", "open_ssh_server"]
 
+#: The most peer addresses whose failed logins are counted at once.
+MAX_TRACKED_PEERS = 4096
+
 log = logging.getLogger("wirelab.ssh.server")
 
 
@@ -148,6 +151,8 @@ class _LabSSHServer(asyncssh.SSHServer):
             log.info("ssh: %s logged in as %s with a password", self._peer, username)
             return True
         settings = self._settings
+        if len(settings.failures) >= MAX_TRACKED_PEERS and self._peer not in settings.failures:
+            settings.failures.clear()  # bounded memory; the delays start again from one
         settings.failures[self._peer] += 1
         count = settings.failures[self._peer]
         delay = min(settings.failure_delay * count, settings.max_failure_delay)

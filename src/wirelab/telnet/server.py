@@ -36,6 +36,9 @@ from wirelab.shell.minimal import MAX_LINE, MinimalShell
 
 __all__ = ["TelnetAccount", "TelnetListener", "TelnetSettings", "open_telnet_server"]
 
+#: The most peer addresses whose failed logins are counted at once.
+MAX_TRACKED_PEERS = 4096
+
 log = logging.getLogger("wirelab.telnet.server")
 
 #: What the server says first: the reader should know the wire is not private.
@@ -170,6 +173,8 @@ async def _session(settings: TelnetSettings, reader: Any, writer: Any, peer: str
             settings.failures.pop(peer, None)
             log.info("telnet: %s logged in as %s (in cleartext)", peer, found.user)
             break
+        if len(settings.failures) >= MAX_TRACKED_PEERS and peer not in settings.failures:
+            settings.failures.clear()  # bounded memory; the delays start again from one
         settings.failures[peer] += 1
         count = settings.failures[peer]
         delay = min(settings.failure_delay * count, settings.max_failure_delay)
