@@ -316,3 +316,20 @@ def test_port_forwarding_is_refused(lab: LabContext) -> None:
                 await conn.forward_remote_port("127.0.0.1", 0, "127.0.0.1", server.port)
 
     asyncio.run(go())
+
+
+def test_uploads_stop_at_the_home_quota(lab: LabContext, tmp_path: Path) -> None:
+    from wirelab.errors import ProtocolError
+
+    (tmp_path / "big").write_bytes(b"x" * 300_000)
+
+    async def go() -> None:
+        async with (
+            running_ssh(lab, home_quota=200_000) as server,
+            connect(target(lab, server.port)) as conn,
+        ):
+            with pytest.raises(ProtocolError, match="quota"):
+                await sftp_put(conn, tmp_path / "big", "big")
+
+    asyncio.run(go())
+    assert (home(lab) / "big").stat().st_size <= 200_000

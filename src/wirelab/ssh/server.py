@@ -14,7 +14,9 @@ Bad input: a failed login waits :attr:`SSHSettings.failure_delay` seconds times 
 failures of that peer address so far (at most :attr:`SSHSettings.max_failure_delay`) and is
 logged with the user and peer, never the password; authentication must finish within
 :attr:`SSHSettings.login_timeout`; a shell that reads nothing for
-:attr:`SSHSettings.idle_timeout` is closed; at most :attr:`SSHSettings.max_connections`
+:attr:`SSHSettings.idle_timeout` is closed; SFTP and SCP writes stop at
+:attr:`SSHSettings.home_quota` bytes in the home (counted when a session starts, and each
+write of the session after); at most :attr:`SSHSettings.max_connections`
 connections at once: at the cap, the oldest connection that has not logged in is closed to
 make room (a crowd of silent or dribbling connections cannot lock users out), and only when
 every connection is logged in is the newcomer refused (a log line a second at most).
@@ -71,6 +73,7 @@ class SSHSettings:
     idle_timeout: float = 600.0
     command_timeout: float = 30.0
     max_connections: int = 64
+    home_quota: int = 4 << 30
     failures: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     connections: set[asyncssh.SSHServerConnection] = field(default_factory=set)
     pending: dict[asyncssh.SSHServerConnection, None] = field(default_factory=dict)
@@ -177,7 +180,16 @@ def _sftp_factory(settings: SSHSettings) -> Any:
             if account is None:  # pragma: no cover - authentication let it in
                 raise asyncssh.SFTPPermissionDenied("no lab home")
             self._home = os.fsencode(os.path.realpath(account.home))
+            self._room = settings.home_quota - _usage(account.home)
             super().__init__(chan, chroot=self._home)
+
+        def write(self, file_obj: object, offset: int, data: bytes) -> Any:
+            if len(data) > self._room:
+                raise asyncssh.SFTPFailure(
+                    f"the lab home quota of {settings.home_quota} bytes is reached"
+                )
+            self._room -= len(data)
+            return super().write(file_obj, offset, data)
 
         def map_path(self, path: bytes) -> bytes:
             mapped = super().map_path(path)
@@ -205,6 +217,16 @@ def _sftp_factory(settings: SSHSettings) -> Any:
             return posixpath.normpath(target)
 
     return LabSFTPServer
+
+
+def _usage(home: Path) -> int:
+    """Bytes of the regular files under ``home`` (links not followed)."""
+    total = 0
+    for root, _dirs, files in os.walk(home):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
 
 
 def _session(settings: SSHSettings) -> Any:
