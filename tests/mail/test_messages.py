@@ -138,8 +138,8 @@ def test_cli_build_tree_show(tmp_path: Path) -> None:
 
 
 def test_cli_show_reads_stdin_and_bad_input_is_one_line(tmp_path: Path) -> None:
-    built = run_wirelab("mail", "build", "--unicode")
-    show = run_wirelab("mail", "show", input=built.stdout)
+    built = build_unicode("a@example.com", "Þeodcyning", "b@example.com", "Hwæt")
+    show = run_wirelab("mail", "show", input=built.decode("ascii"))
     assert show.returncode == 0 and "Hwæt! We Gardena" in show.stdout
     missing = run_wirelab("mail", "tree", str(tmp_path / "nope.eml"))
     assert missing.returncode in (1, 2) and "Traceback" not in missing.stderr
