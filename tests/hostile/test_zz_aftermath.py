@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import gc
-
-from tests.hostile.conftest import lab_rss_by_process, served, service_endpoints
+from tests.hostile.conftest import (
+    lab_rss_by_process,
+    release_free_memory,
+    served,
+    service_endpoints,
+)
 from wirelab.lab.state import LabState
 
 MiB = 1 << 20
@@ -17,7 +20,7 @@ def test_lab_memory_after_the_suite(
     wirelab_lab: LabState, lab_baseline: dict[int, tuple[str, int]]
 ) -> None:
     """The lab's resident memory (its process and all under it) is bounded after the suite."""
-    gc.collect()
+    release_free_memory()
     now = lab_rss_by_process(wirelab_lab)
     grown = sum(rss for _, rss in now.values()) - sum(rss for _, rss in lab_baseline.values())
     changes = sorted(
