@@ -106,7 +106,7 @@ def test_many_slow_and_noisy_clients_stall_nobody(front: tuple[str, int]) -> Non
             sock.close()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def short_front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
     tmp = tmp_path_factory.mktemp("front")
     backend = GunicornProcess(
