@@ -205,3 +205,75 @@ def test_threaded_server_closes_cleanly() -> None:
     server: ThreadedServer = start_wsgiref(build("time-raw"), sock)
     server.close()
     assert sock.fileno() == -1
+
+
+def test_gunicorn_serves_https_with_our_context(tmp_path: Path) -> None:
+    """gunicorn's own TLS (certfile/keyfile through our ssl_context hook), verified by a
+    client that trusts only the lab CA."""
+    from wirelab.net.ca import LabCA
+    from wirelab.net.tlsctx import client_context
+
+    ca = LabCA.load_or_create(tmp_path / "ca")
+    cert, key = ca.server_cert_for(["www.example.com"], tmp_path / "ca")
+    sock = listen("127.0.0.1", 0)
+    with GunicornProcess(
+        "wirelab.http.apps:build('time-raw')",
+        sock,
+        certfile=cert,
+        keyfile=key,
+        logfile=tmp_path / "g.log",
+    ) as child:
+        child.spawn()
+        ctx = client_context(cafile=ca.cert_path)
+        child.wait_ready(ctx, "www.example.com")
+        with (
+            socket.create_connection(child.address, timeout=5) as raw,
+            ctx.wrap_socket(raw, server_hostname="www.example.com") as tls,
+        ):
+            assert tls.version() in ("TLSv1.2", "TLSv1.3")
+            tls.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            answer = b""
+            while chunk := tls.recv(4096):
+                answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+@pytest.mark.parametrize("server", ["gunicorn", "waitress", "wsgiref"])
+def test_serve_command_runs_until_sigterm(server: str) -> None:
+    """``wirelab http serve`` as a user runs it: the listening line, answers, ``stopped``."""
+    import re
+    import signal
+    import sys
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "wirelab",
+            "http",
+            "serve",
+            "-p",
+            "0",
+            "--server",
+            server,
+            "--app",
+            "time-werkzeug",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        while line and "listening at" not in line:
+            line = proc.stderr.readline()
+        match = re.search(r"listening at 127\.0\.0\.1:(\d+) \(time-werkzeug on " + server, line)
+        assert match, line
+        port = int(match.group(1))
+        assert requests.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.communicate(timeout=15)[1]
+    assert proc.returncode == 0, rest
+    assert rest.strip().splitlines()[-1] == "stopped"
