@@ -180,11 +180,12 @@ def parse_loss(text: str) -> int:
 
 
 def _loss_rules(device: str, permille: int) -> str:
+    rule = "drop" if permille >= 1000 else f"numgen random mod 1000 < {permille} drop"
     return (
         f"table netdev wlfault_{device} {{\n"
         "  chain egress {\n"
         f'    type filter hook egress device "{device}" priority filter; policy accept;\n'
-        f"    numgen random mod 1000 < {permille} drop\n"
+        f"    {rule}\n"
         "  }\n"
         "}\n"
     )

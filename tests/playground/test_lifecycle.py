@@ -1,0 +1,224 @@
+"""Up fast, down clean: by ``down``, by Ctrl-C, and when the controlling process is killed.
+
+"Nothing left" means: no namespace with the playground's prefix, no ``/etc/netns`` entry, no
+process inside any of its namespaces, no interface added to the machine's own namespace, and
+no instance directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_wirelab
+from tests.playground.conftest import namespaces_of, processes_in, require_netns
+from wirelab.playground.control import start_reaper
+from wirelab.playground.netns import Playground, cleanup_prefix, run
+from wirelab.playground.topology import BRIDGES, HOSTS
+
+pytestmark = pytest.mark.netns
+
+
+def machine_links() -> list[str]:
+    return sorted(ln["ifname"] for ln in json.loads(run(["ip", "-j", "link", "show"])))
+
+
+def assert_nothing_left(prefix: str, directory: Path | None = None) -> None:
+    assert namespaces_of(prefix) == []
+    assert list(Path("/etc/netns").glob(f"{prefix}-*")) == []
+    assert processes_in(prefix) == []
+    if directory is not None:
+        assert not directory.exists()
+
+
+def left_over(prefix: str, directory: Path | None = None) -> bool:
+    return bool(
+        namespaces_of(prefix)
+        or list(Path("/etc/netns").glob(f"{prefix}-*"))
+        or processes_in(prefix)
+        or (directory is not None and directory.exists())
+    )
+
+
+def wait_until_gone(prefix: str, directory: Path | None = None, timeout: float = 30) -> float:
+    """Seconds until nothing of ``prefix`` is left (at most ``timeout``)."""
+    started = time.monotonic()
+    while left_over(prefix, directory) and time.monotonic() - started < timeout:
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+def test_up_takes_under_10_s_and_down_leaves_nothing(tmp_path: Path) -> None:
+    require_netns()
+    before = machine_links()
+    prefix = f"wlu{os.getpid()}"
+    pg = Playground(prefix, tmp_path / prefix)
+    try:
+        started = time.monotonic()
+        pg.up()
+        up_seconds = time.monotonic() - started
+        assert len(namespaces_of(prefix)) == len(HOSTS) + len(BRIDGES) == 15
+        assert machine_links() == before
+        pg.spawn("h2", [sys.executable, "-c", "import time; time.sleep(60)"], label="sleeper")
+        assert len(processes_in(prefix)) == 1
+        started = time.monotonic()
+        pg.down()
+        down_seconds = time.monotonic() - started
+    finally:
+        cleanup_prefix(prefix)
+    print(f"playground up {up_seconds:.2f} s, down {down_seconds:.2f} s")
+    assert up_seconds < 10
+    assert_nothing_left(prefix, tmp_path / prefix)
+    assert machine_links() == before
+
+
+def test_a_failed_build_removes_what_it_made(tmp_path: Path) -> None:
+    """A name clash half-way (the namespaces exist already) leaves the first one untouched
+    and removes nothing of it, and a second playground cannot take the same prefix."""
+    require_netns()
+    prefix = f"wlf{os.getpid()}"
+    first = Playground(prefix, tmp_path / "first")
+    try:
+        first.up()
+        second = Playground(prefix, tmp_path / "second")
+        with pytest.raises(Exception, match="already exists"):
+            second._build({})
+        assert len(namespaces_of(prefix)) == 15
+    finally:
+        first.down()
+    assert_nothing_left(prefix)
+
+
+def _start_controller(state_dir: Path, *args: str) -> tuple[subprocess.Popen[bytes], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wirelab", "playground", "up", "--state-dir", str(state_dir), *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    path = state_dir / "playground.json"
+    while not path.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            _, err = proc.communicate()
+            pytest.fail(f"the playground did not come up: {err.decode()[-400:]}")
+        time.sleep(0.1)
+    return proc, json.loads(path.read_text())["prefix"]
+
+
+def test_killed_controller_leaves_nothing(tmp_path: Path) -> None:
+    """SIGKILL the controller of a playground with its servers: the reaper removes it all."""
+    require_netns()
+    proc, prefix = _start_controller(tmp_path)
+    try:
+        assert len(processes_in(prefix)) >= 3  # DNS, UDP and zen servers in their hosts
+        proc.kill()
+        proc.communicate(timeout=10)
+        seconds = wait_until_gone(prefix, tmp_path / "playground" / prefix)
+        print(f"reaper cleaned up {seconds:.2f} s after SIGKILL")
+        assert_nothing_left(prefix, tmp_path / "playground" / prefix)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        cleanup_prefix(prefix)
+
+
+def test_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
+    require_netns()
+    proc, prefix = _start_controller(tmp_path, "--bare")
+    try:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err.decode()
+        assert "playground removed" in err.decode()
+        assert_nothing_left(prefix, tmp_path / "playground" / prefix)
+        assert not (tmp_path / "playground.json").exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        cleanup_prefix(prefix)
+
+
+def test_reaper_cleans_a_prefix_after_its_process_dies(tmp_path: Path) -> None:
+    require_netns()
+    prefix = f"wlr{os.getpid()}"
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    reaper = start_reaper(prefix, owner.pid, tmp_path / prefix)
+    try:
+        Playground(prefix, tmp_path / prefix).up()
+        owner.kill()
+        owner.wait()
+        assert reaper.wait(timeout=30) == 0
+        assert_nothing_left(prefix, tmp_path / prefix)
+    finally:
+        owner.kill()
+        owner.wait()
+        reaper.kill()
+        reaper.wait()
+        cleanup_prefix(prefix)
+
+
+def test_cli_detached_status_exec_link_down(tmp_path: Path) -> None:
+    require_netns()
+    home = ["--state-dir", str(tmp_path)]
+    env = dict(os.environ, NO_COLOR="1", COLUMNS="200", WIRELAB_HOME=str(tmp_path / "lab"))
+    started = time.monotonic()
+    done = run_wirelab("playground", "up", "--detach", "--bare", *home, env=env)
+    assert done.returncode == 0, done.stderr
+    print(f"wirelab playground up --detach --bare: {time.monotonic() - started:.2f} s")
+    prefix = json.loads((tmp_path / "playground.json").read_text())["prefix"]
+    try:
+        status = run_wirelab("playground", "status", "--json", *home, env=env)
+        assert status.returncode == 0, status.stderr
+        document = json.loads(status.stdout)
+        assert document["prefix"] == prefix
+        assert document["nodes"]["www"]["interfaces"]["eth0"]["addresses"] == ["10.130.1.4/24"]
+
+        shown = run_wirelab(
+            "playground", "exec", *home, "h4", "--", "ip", "-4", "-o", "addr", env=env
+        )
+        assert shown.returncode == 0, shown.stderr
+        assert "192.168.1.14/24" in shown.stdout
+        failed = run_wirelab("playground", "exec", *home, "h1", "--", "false", env=env)
+        assert failed.returncode == 1
+
+        link = run_wirelab(
+            "playground", "link", *home, "isp", "backbone", "--loss", "5%", "--json", env=env
+        )
+        assert link.returncode == 0, link.stderr
+        assert json.loads(link.stdout)["interfaces"] == [
+            f"{prefix}-isp:eth0",
+            f"{prefix}-backbone:eth0",
+        ]
+        rules = run_wirelab(
+            "playground", "exec", *home, "isp", "--", "nft", "list", "ruleset", env=env
+        )
+        assert "numgen random mod 1000 < 50 drop" in rules.stdout
+        cleared = run_wirelab("playground", "link", *home, "isp", "backbone", "--clear", env=env)
+        assert cleared.returncode == 0
+
+        for args, message in (
+            (("exec", *home, "h9", "--", "true"), "no host 'h9'"),
+            (("link", *home, "h1", "www", "--loss", "1%"), "not neighbours"),
+            (("link", *home, "h1", "modemA"), "say --delay, --loss or --rate"),
+        ):
+            bad = run_wirelab("playground", *args, env=env)
+            assert bad.returncode == 1
+            assert bad.stderr.count("\n") == 1 and message in bad.stderr, bad.stderr
+    finally:
+        down = run_wirelab("playground", "down", *home, env=env)
+        cleanup_prefix(prefix)
+    assert down.returncode == 0, down.stderr
+    assert_nothing_left(prefix, tmp_path / "playground" / prefix)
+    gone = run_wirelab("playground", "status", *home, env=env)
+    assert gone.returncode == 1 and "no playground is running" in gone.stderr

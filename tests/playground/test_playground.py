@@ -1,0 +1,319 @@
+"""The running playground against the book: addresses, forwarding, NAT, broadcast, MTU, hops,
+DNS, TCP through NAT, the CA in every host, link faults, and a closed world.
+
+Every test runs real programs inside the namespaces (``ip netns exec``): our ``wirelab``
+commands for the chapter steps, and small stdlib scripts as independent peers.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from wirelab.playground.netns import Playground, run
+from wirelab.playground.picture import draw_png, live_state, text_diagram
+from wirelab.playground.steps import (
+    BOOK_PATH,
+    step_broadcast,
+    step_dns,
+    step_mtu,
+    step_nat,
+    step_traceroute,
+    step_zen,
+)
+from wirelab.playground.topology import BRIDGES, HOSTS, LINKS
+
+pytestmark = pytest.mark.netns
+
+
+def py(
+    pg: Playground, name: str, code: str, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    """Run a Python snippet in host ``name``."""
+    return pg.exec(name, [sys.executable, "-c", textwrap.dedent(code)], timeout=timeout)
+
+
+def test_live_addresses_routes_and_mtu_match_the_topology(playground: Playground) -> None:
+    live = live_state(playground)
+    assert set(live["nodes"]) == {h.name for h in HOSTS} | set(BRIDGES)
+    for h in HOSTS:
+        interfaces = live["nodes"][h.name]["interfaces"]
+        for device, addresses in h.addresses.items():
+            assert interfaces[device]["addresses"] == list(addresses), (h.name, device)
+        routes = live["nodes"][h.name]["routes"]
+        for route in h.routes:
+            assert " ".join(route.argv()) in routes, (h.name, route)
+    mtus = {i["mtu"] for n in live["nodes"].values() for i in n["interfaces"].values()}
+    assert mtus == {1500}
+    assert len(live["links"]) == len(LINKS)
+    assert "modemA 10.25.1.65, 192.168.1.1 (eth0) --- (eth1) isp 10.25.1.1" in text_diagram(live)
+
+
+def test_forwarding_is_set_explicitly(playground: Playground) -> None:
+    for h in HOSTS:
+        out = playground.exec(h.name, ["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.strip()
+        assert out == ("1" if h.forwarding else "0"), h.name
+
+
+def test_modems_masquerade_with_nftables(playground: Playground) -> None:
+    assert playground.nat in ("nftables", "iptables")
+    if playground.nat == "nftables":
+        rules = playground.exec("modemA", ["nft", "list", "ruleset"]).stdout
+        assert 'oifname "eth0" masquerade' in rules
+        assert playground.exec("isp", ["nft", "list", "ruleset"]).stdout.strip() == ""
+
+
+def test_chapter2_server_sees_the_modems_address(playground: Playground, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = step_nat(playground, tmp_path)
+    assert result.ok, (result.why, result.output)
+
+
+def test_chapter2_h4_comes_from_modemB(playground: Playground) -> None:
+    """An independent stdlib client on h4: www's UDP server logs modemB's address."""
+    done = py(
+        playground,
+        "h4",
+        """
+        import socket
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(5)
+            s.sendto(b"from h4", ("10.130.1.4", 1060))
+            print(s.recv(100).decode())
+        """,
+    )
+    assert done.stdout.strip() == "Your data was 7 bytes long", done.stderr
+    log = (playground.host_dir("www") / "udp.log").read_text()
+    assert "10.25.1.66:" in log
+    assert "192.168.1.14" not in log
+
+
+def test_chapter2_mtu_is_1500(playground: Playground, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = step_mtu(playground, tmp_path)
+    assert result.ok, (result.why, result.output)
+
+
+def test_chapter2_broadcast_reaches_h2_and_h3_not_h4(playground: Playground, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = step_broadcast(playground, tmp_path)
+    assert result.ok, (result.why, result.output)
+
+
+def test_traceroute_shows_the_books_hops(playground: Playground, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = step_traceroute(playground, tmp_path)
+    assert result.ok, result.output
+    assert result.why == " -> ".join(BOOK_PATH)
+
+
+def test_chapter4_dns_on_the_backbone(playground: Playground, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = step_dns(playground, tmp_path)
+    assert result.ok, result.output
+
+
+def test_dns_answers_an_independent_client(playground: Playground) -> None:
+    """dnspython on h4 (behind the other NAT) asks 10.1.1.1 over UDP and TCP."""
+    done = py(
+        playground,
+        "h4",
+        """
+        import dns.message, dns.query
+        for name, rtype in (("www.example.com", "A"), ("h1.example.com", "A"),
+                            ("smtp.example.com", "CNAME"), ("google.com", "A")):
+            q = dns.message.make_query(name, rtype)
+            for answer in (dns.query.udp(q, "10.1.1.1", timeout=5),
+                           dns.query.tcp(q, "10.1.1.1", timeout=5)):
+                print(name, answer.rcode(), [r.to_text() for a in answer.answer for r in a])
+        """,
+    )
+    lines = done.stdout.splitlines()
+    assert lines[0] == "www.example.com 0 ['10.130.1.4']", done.stderr
+    assert lines[2] == "h1.example.com 0 ['192.168.1.11']"
+    assert lines[4] == "smtp.example.com 0 ['mail.example.com.']"
+    assert lines[6].startswith("google.com 5 ") or lines[6].startswith("google.com 3 ")
+
+
+def test_chapter7_tcp_through_nat(playground: Playground, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = step_zen(playground, tmp_path)
+    assert result.ok, result.output
+
+
+def test_hosts_behind_nat_cannot_be_reached_from_outside(playground: Playground) -> None:
+    """A server on h1 is reachable from h2 (same LAN) but not from www, by any address."""
+    server = subprocess.Popen(
+        playground.argv(
+            "h1",
+            [
+                sys.executable,
+                "-c",
+                "import socket,time\n"
+                "s=socket.create_server(('0.0.0.0',2222))\n"
+                "print('ready',flush=True)\n"
+                "time.sleep(30)\n",
+            ],
+        ),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        probe = """
+        import socket, sys
+        for address in sys.argv[1:]:
+            try:
+                socket.create_connection((address, 2222), timeout=2).close()
+                print(address, "connected")
+            except OSError as exc:
+                print(address, type(exc).__name__)
+        """
+        inside = playground.exec(
+            "h2", [sys.executable, "-c", textwrap.dedent(probe), "192.168.1.11"]
+        )
+        assert inside.stdout.strip() == "192.168.1.11 connected"
+        outside = playground.exec(
+            "www", [sys.executable, "-c", textwrap.dedent(probe), "192.168.1.11", "10.25.1.65"]
+        )
+        results = dict(line.split() for line in outside.stdout.splitlines())
+        assert results["10.25.1.65"] == "ConnectionRefusedError"  # modemA answers, forwards nothing
+        assert results["192.168.1.11"] != "connected"
+    finally:
+        server.kill()
+        server.communicate()
+
+
+def test_lab_ca_is_in_every_host_directory(playground: Playground) -> None:
+    first = (playground.host_dir("h1") / "ca.crt").read_bytes()
+    assert first.startswith(b"-----BEGIN CERTIFICATE-----")
+    for h in HOSTS:
+        assert (playground.host_dir(h.name) / "ca.crt").read_bytes() == first
+    done = py(playground, "h1", "import os, ssl; print(ssl.get_default_verify_paths().cafile)")
+    assert done.stdout.strip() == str(playground.host_dir("h1") / "ca.crt")
+
+
+def test_resolv_conf_inside_points_at_the_backbone(playground: Playground) -> None:
+    done = playground.exec("h3", ["cat", "/etc/resolv.conf"])
+    assert done.stdout.splitlines() == ["nameserver 10.1.1.1", "search example.com"]
+
+
+def _udp_replies(pg: Playground, count: int) -> int:
+    done = py(
+        pg,
+        "h1",
+        f"""
+        import socket
+        got = 0
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(0.3)
+            for n in range({count}):
+                s.sendto(b"x", ("10.130.1.4", 1060))
+                try:
+                    s.recv(100)
+                    got += 1
+                except TimeoutError:
+                    pass
+        print(got)
+        """,
+    )
+    return int(done.stdout)
+
+
+def test_link_loss_and_rate_then_clear(playground: Playground) -> None:
+    try:
+        changed = playground.shape("h1", "modemA", loss="100%", rate="1mbit")
+        assert changed == [f"{playground.prefix}-h1:eth1", f"{playground.prefix}-homeA:h1"]
+        assert "tbf" in playground.exec("h1", ["tc", "qdisc", "show", "dev", "eth1"]).stdout
+        assert _udp_replies(playground, 3) == 0
+    finally:
+        playground.shape("h1", "modemA", clear=True)
+    assert _udp_replies(playground, 3) == 3
+    assert "tbf" not in playground.exec("h1", ["tc", "qdisc", "show", "dev", "eth1"]).stdout
+
+
+def test_rate_limit_slows_a_transfer(playground: Playground) -> None:
+    """1 Mbit/s on modemA's side of the isp wire: 200 kB take well over a second."""
+    code = """
+    import socket, sys, time
+    data = b"x" * 200_000
+    s = socket.create_connection(("10.130.1.4", 2223), timeout=20)
+    start = time.monotonic()
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+    s.recv(1)
+    print(round(time.monotonic() - start, 2))
+    """
+    sink = subprocess.Popen(
+        playground.argv(
+            "www",
+            [
+                sys.executable,
+                "-c",
+                "import socket\n"
+                "s=socket.create_server(('0.0.0.0',2223))\n"
+                "print('ready',flush=True)\n"
+                "c,_=s.accept()\n"
+                "while c.recv(65536): pass\n"
+                "c.sendall(b'k')\n",
+            ],
+        ),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
+        playground.shape("modemA", "isp", rate="1mbit")
+        seconds = float(py(playground, "h1", code, timeout=60).stdout)
+        assert seconds > 1.2  # 1.6 Mbit at 1 Mbit/s
+    finally:
+        playground.shape("modemA", "isp", clear=True)
+        sink.kill()
+        sink.communicate()
+
+
+def test_nothing_inside_reaches_outside(playground: Playground) -> None:
+    """The machine's own addresses and listeners are out of reach from every host."""
+    ours = json.loads(run(["ip", "-j", "-4", "addr", "show"]))
+    addresses = [a["local"] for ln in ours for a in ln.get("addr_info", [])]
+    listener = socket.create_server(("0.0.0.0", 0))
+    port = listener.getsockname()[1]
+    probe = """
+    import socket, sys
+    port = int(sys.argv[1])
+    for address in sys.argv[2:]:
+        try:
+            socket.create_connection((address, port), timeout=1).close()
+            print(address, "REACHED")
+        except OSError as exc:
+            print(address, type(exc).__name__)
+    """
+    outside = [a for a in addresses if not a.startswith("127.")] + ["8.8.8.8", "192.0.2.1"]
+    try:
+        for h in ("h1", "modemA", "isp", "backbone", "www"):
+            done = playground.exec(
+                h, [sys.executable, "-c", textwrap.dedent(probe), str(port), *outside]
+            )
+            assert "REACHED" not in done.stdout, (h, done.stdout)
+            assert done.stdout.count("\n") == len(outside), done.stderr
+            # and the machine's listener on loopback is not the host's loopback
+            done = playground.exec(
+                h, [sys.executable, "-c", textwrap.dedent(probe), str(port), "127.0.0.1"]
+            )
+            assert done.stdout.strip() == "127.0.0.1 ConnectionRefusedError"
+    finally:
+        listener.close()
+
+
+def test_no_playground_interface_lives_in_the_machines_namespace(playground: Playground) -> None:
+    ours = {ln["ifname"] for ln in json.loads(run(["ip", "-j", "link", "show"]))}
+    plumbing = {p.device for ln in LINKS for p in (ln.a, ln.b)} | {"br0"}
+    assert not (ours & plumbing) - {"eth0", "eth1", "eth2"}
+    for ln in json.loads(run(["ip", "-j", "link", "show"])):
+        assert not ln["ifname"].startswith(playground.prefix)
+        assert ln.get("master") is None or not ln["master"].startswith(playground.prefix)
+
+
+def test_status_picture_is_drawn_from_live_state(playground: Playground, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = draw_png(live_state(playground), tmp_path / "playground.png")
+    data = path.read_bytes()
+    assert data.startswith(b"\x89PNG") and len(data) > 10_000
