@@ -35,7 +35,7 @@ def test_get_no_follow(env: dict[str, str], www: Www) -> None:
 def test_get_status_error_exits_1_with_headers(env: dict[str, str], www: Www) -> None:
     done = run_wirelab("http", "get", f"{www.https}/status/404", env=env)
     assert done.returncode == 1
-    assert "HTTP 404" in done.stdout and "Server: gunicorn" in done.stdout
+    assert done.stdout.startswith("HTTP/1.1 404 NOT FOUND\n") and "Server: gunicorn" in done.stdout
     assert done.stderr.strip().endswith(
         f"404 Client Error: NOT FOUND for url: {www.https}/status/404"
     )

@@ -126,7 +126,7 @@ def get(
                     if json_out:
                         print_json({"error": str(exc), "status": exc.code, "headers": exc.headers})
                     else:
-                        console.print(f"HTTP {exc.code}", markup=False)
+                        console.print(exc.status_line, markup=False)
                         for name, value in exc.headers:
                             console.print(f"{name}: {value}", markup=False)
                     raise

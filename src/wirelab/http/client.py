@@ -79,9 +79,17 @@ MAX_REDIRECTS = 10
 class HTTPStatusError(ProtocolError):
     """The server answered with a status of 400 or more (``code``), with these headers."""
 
-    def __init__(self, message: str, *, code: int, headers: list[tuple[str, str]]) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int,
+        headers: list[tuple[str, str]],
+        status_line: str = "",
+    ) -> None:
         super().__init__(message, code=code)
         self.headers = headers
+        self.status_line = status_line or f"HTTP/1.1 {code}"
 
 
 # -- recording connections -------------------------------------------------------------------
@@ -488,6 +496,7 @@ class HTTPClient:
                 f"{exchange.status} {kind} Error: {exchange.reason} for url: {exchange.url}",
                 code=exchange.status,
                 headers=raw_headers,
+                status_line=f"{exchange.version} {exchange.status} {exchange.reason}",
             )
         return exchange
 
