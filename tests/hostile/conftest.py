@@ -712,6 +712,10 @@ KNOWN_FINDINGS: dict[tuple[str, str], str] = {
         "client 0.4 s into a burst of 250 is accepted and closed at once; ending the oldest "
         "child for a newcomer (at most 4 a second) does not reach it"
     ),
+    ("slowloris", "pop3"): (
+        "pop (chapter 14, in progress): while 250 slow connections are held, a new client on "
+        "pop3 is closed at once with no greeting"
+    ),
 }
 
 
