@@ -159,3 +159,16 @@ def test_cli_send_file_with_unix_line_ends(
     assert done.returncode == 0, done.stderr
     stored = [m.read_bytes() for m in _store(wirelab_lab).messages("brandon")]
     assert b"Subject: unix\r\nMessage-ID: <unix-lf@example.org>\r\n\r\nLF only.\r\n" in stored
+
+
+def test_cli_null_mx_is_a_name_service_error(
+    lab_smtp: ServiceView, wirelab_env: dict[str, str]
+) -> None:
+    """The lab zone's nomail.example.com has a null MX (RFC 7505): no server to try."""
+    done = run_wirelab(
+        "smtp", "send", "me@example.org", "someone@nomail.example.com", env=wirelab_env
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "wirelab: error: name service failure: nomail.example.com accepts no mail (null MX)"
+    )
