@@ -2,7 +2,7 @@
 
 As in the book's playground, where the www host ran httpbin under gunicorn on port 80 and, with
 the www certificate, on 443. Here one gunicorn (a child process of the lab: one ``gthread``
-worker of 8 threads) serves httpbin on a private loopback socket, and the lab's two endpoints
+worker of 32 threads) serves httpbin on a private loopback socket, and the lab's two endpoints
 are the buffering front of chapter 10's second deployment architecture
 (:mod:`wirelab.http.front`): ``http`` (10080) and ``https`` (10444, a lab-CA certificate for
 ``www.example.com`` and the loopback addresses). The front reads each request whole before
@@ -58,7 +58,7 @@ class WwwService(Service):
             listen("127.0.0.1", 0),  # private: only the front talks to it
             workers=1,
             worker_class="gthread",
-            threads=8,
+            threads=32,  # httpbin's /delay/10 and /drip hold a thread for their length
             forwarded_allow_ips="127.0.0.1",  # the front's X-Forwarded-* (it drops clients')
             logfile=lab.state_dir / "logs" / "www-gunicorn.log",
         )
