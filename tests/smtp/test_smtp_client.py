@@ -217,3 +217,19 @@ def test_cli_serve_listens_and_stops_on_sigterm(tmp_path: Path) -> None:
         child.send_signal(signal.SIGTERM)
         _, err = child.communicate(timeout=20)
     assert child.returncode == 0 and "stopped" in err
+
+
+def test_trace_of_a_large_message_is_cut(mail_host: MailHost) -> None:
+    trace: list[str] = []
+    body = b"Subject: big\r\n\r\n" + (b"y" * 76 + b"\r\n") * 2000
+    send(
+        "127.0.0.1",
+        mail_host.port,
+        "a@example.org",
+        [BRANDON],
+        body,
+        starttls="never",
+        trace=trace.append,
+    )
+    assert max(len(line) for line in trace) < 2100
+    assert any("characters in all" in line for line in trace)

@@ -49,6 +49,9 @@ __all__ = [
     "send",
 ]
 
+#: The longest trace line shown (``data:`` lines carry the whole message).
+MAX_TRACE_CHARS = 2000
+
 #: Receives one line of the conversation.
 Trace = Callable[[str], None]
 StartTLS = Literal["require", "if-offered", "never"]
@@ -83,6 +86,8 @@ class _TracingSMTP(smtplib.SMTP):
         text = " ".join(str(arg) for arg in args)
         if self._hiding and text.startswith("send:"):
             text = "send: (credentials hidden)"
+        if len(text) > MAX_TRACE_CHARS:  # the message itself: its start, and its size
+            text = f"{text[:MAX_TRACE_CHARS]}... ({len(text)} characters in all)"
         self._trace(text)
 
 
