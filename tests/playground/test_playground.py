@@ -8,27 +8,57 @@ commands for the chapter steps, and small stdlib scripts as independent peers.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from wirelab.playground.netns import Playground, run
 from wirelab.playground.picture import draw_png, live_state, text_diagram
-from wirelab.playground.steps import (
-    BOOK_PATH,
-    step_broadcast,
-    step_dns,
-    step_mtu,
-    step_nat,
-    step_traceroute,
-    step_zen,
-)
+from wirelab.playground.steps import BOOK_PATH
 from wirelab.playground.topology import BRIDGES, HOSTS, LINKS
 
 pytestmark = pytest.mark.netns
+
+#: What ``wirelab tour --playground`` must show, step by step (title: evidence in "why").
+TOUR = {
+    "the server sees the modem's address": "www saw 10.25.1.65 (modemA), not 192.168.1.11",
+    "the path MTU is 1500": "mtu 1500",
+    "broadcasts stay on homeA": "h2 heard it, h3 heard it, h4 heard nothing",
+    "the hops from h1 to www": " -> ".join(BOOK_PATH),
+    "DNS on the backbone": "MX 10 mail",
+    "TCP through NAT to the server room": "",
+}
+
+
+@pytest.fixture(scope="module")
+def tour_steps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, object]]:
+    """``wirelab tour --playground --json`` once: it builds a private playground (no other
+    is recorded in its state directory), runs the chapter steps from h1, and removes it."""
+    from tests.conftest import run_wirelab
+    from tests.playground.conftest import require_netns
+
+    require_netns()
+    home = tmp_path_factory.mktemp("tour-home")
+    env = dict(os.environ, WIRELAB_HOME=str(home), NO_COLOR="1", COLUMNS="200")
+    done = run_wirelab("tour", "--playground", "--json", env=env, timeout=180)
+    document = json.loads(done.stdout)
+    assert (done.returncode == 0) == document["ok"], done.stderr
+    assert not (home / "playground").exists() or not any((home / "playground").iterdir())
+    return {step["title"]: step for step in document["steps"]}
+
+
+@pytest.mark.parametrize("title", list(TOUR))
+def test_tour_shows_what_the_book_shows(
+    tour_steps: dict[str, dict[str, object]], title: str
+) -> None:
+    step = tour_steps[title]
+    assert step["ok"], (step["why"], step["output"])
+    assert step["why"] == TOUR[title]
 
 
 def py(
@@ -68,11 +98,6 @@ def test_modems_masquerade_with_nftables(playground: Playground) -> None:
         assert playground.exec("isp", ["nft", "list", "ruleset"]).stdout.strip() == ""
 
 
-def test_chapter2_server_sees_the_modems_address(playground: Playground, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    result = step_nat(playground, tmp_path)
-    assert result.ok, (result.why, result.output)
-
-
 def test_chapter2_h4_comes_from_modemB(playground: Playground) -> None:
     """An independent stdlib client on h4: www's UDP server logs modemB's address."""
     done = py(
@@ -90,27 +115,6 @@ def test_chapter2_h4_comes_from_modemB(playground: Playground) -> None:
     log = (playground.host_dir("www") / "udp.log").read_text()
     assert "10.25.1.66:" in log
     assert "192.168.1.14" not in log
-
-
-def test_chapter2_mtu_is_1500(playground: Playground, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    result = step_mtu(playground, tmp_path)
-    assert result.ok, (result.why, result.output)
-
-
-def test_chapter2_broadcast_reaches_h2_and_h3_not_h4(playground: Playground, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    result = step_broadcast(playground, tmp_path)
-    assert result.ok, (result.why, result.output)
-
-
-def test_traceroute_shows_the_books_hops(playground: Playground, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    result = step_traceroute(playground, tmp_path)
-    assert result.ok, result.output
-    assert result.why == " -> ".join(BOOK_PATH)
-
-
-def test_chapter4_dns_on_the_backbone(playground: Playground, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    result = step_dns(playground, tmp_path)
-    assert result.ok, result.output
 
 
 def test_dns_answers_an_independent_client(playground: Playground) -> None:
@@ -133,11 +137,6 @@ def test_dns_answers_an_independent_client(playground: Playground) -> None:
     assert lines[2] == "h1.example.com 0 ['192.168.1.11']"
     assert lines[4] == "smtp.example.com 0 ['mail.example.com.']"
     assert lines[6].startswith("google.com 5 ") or lines[6].startswith("google.com 3 ")
-
-
-def test_chapter7_tcp_through_nat(playground: Playground, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    result = step_zen(playground, tmp_path)
-    assert result.ok, result.output
 
 
 def test_hosts_behind_nat_cannot_be_reached_from_outside(playground: Playground) -> None:
@@ -313,7 +312,7 @@ def test_no_playground_interface_lives_in_the_machines_namespace(playground: Pla
         assert ln.get("master") is None or not ln["master"].startswith(playground.prefix)
 
 
-def test_status_picture_is_drawn_from_live_state(playground: Playground, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_status_picture_is_drawn_from_live_state(playground: Playground, tmp_path: Path) -> None:
     path = draw_png(live_state(playground), tmp_path / "playground.png")
     data = path.read_bytes()
     assert data.startswith(b"\x89PNG") and len(data) > 10_000

@@ -124,8 +124,17 @@ def tour(
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Start a private lab even if one is running.")
     ] = False,
+    playground: Annotated[
+        bool,
+        typer.Option("--playground", help="Run the chapter steps across the playground (root)."),
+    ] = False,
 ) -> None:
     """Run every chapter's programs against the lab and print what happened."""
+    if playground:  # the playground package owns these steps (wirelab playground tour)
+        from wirelab.playground.cli import run_tour
+
+        run_tour(json_output=json_output)
+        return
     selected = _select(chapter)
     results: list[StepResult] = []
     with _quiet_lab_logs(not debug_enabled()), _lab(fresh) as state:

@@ -21,7 +21,7 @@ from wirelab.playground.control import (
     run_playground,
     state_path,
 )
-from wirelab.playground.netns import check_capability, cleanup_prefix
+from wirelab.playground.netns import Playground, check_capability, cleanup_prefix
 from wirelab.playground.topology import HOSTS
 
 app = typer.Typer(
@@ -222,14 +222,38 @@ def link(
 
 @app.command("tour")
 def tour(json_output: JsonOption = False, state_dir: StateDirOption = None) -> None:
-    """Run the book's chapter steps from h1 through NAT to the server room, and check them."""
+    """Run the book's chapter steps from h1 through NAT to the server room, and check them.
+
+    Uses the running playground, else builds a private one for the tour and removes it after.
+    """
+    run_tour(json_output=json_output, state_dir=state_dir)
+
+
+def run_tour(*, json_output: bool = False, state_dir: Path | None = None) -> None:
+    """The playground tour (also ``wirelab tour --playground``)."""
+    from wirelab.playground.control import private_playground
+
+    try:
+        state: PlaygroundState | None = _running(state_dir)
+    except ConfigError:
+        state = None
+    if state is not None:
+        if not state.services:
+            raise ConfigError("the playground runs no servers (it was started with --bare)")
+        _tour(state.playground(), json_output)
+        return
+    check_capability()
+    if not json_output:
+        err_console.print("no playground is running: building a private one for the tour")
+    with private_playground(_dir(state_dir)) as pg:
+        _tour(pg, json_output)
+
+
+def _tour(pg: Playground, json_output: bool) -> None:
     from wirelab.playground.steps import run_steps
 
-    state = _running(state_dir)
-    if not state.services:
-        raise ConfigError("the playground runs no servers (it was started with --bare)")
     results = []
-    for result in run_steps(state.playground()):
+    for result in run_steps(pg):
         results.append(result)
         if not json_output:
             mark = "ok" if result.ok else "FAILED"
@@ -240,7 +264,7 @@ def tour(json_output: JsonOption = False, state_dir: StateDirOption = None) -> N
             if result.why:
                 console.print(f"  -> {result.why}", markup=False)
     if json_output:
-        print_json([r.to_json() for r in results])
+        print_json({"ok": all(r.ok for r in results), "steps": [r.to_json() for r in results]})
     failed = [r.title for r in results if not r.ok]
     if failed:
         raise WirelabError(

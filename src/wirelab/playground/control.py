@@ -8,13 +8,14 @@ the controller dies without cleaning up (SIGKILL).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ __all__ = [
     "STATE_FILE",
     "PlaygroundState",
     "load_state",
+    "private_playground",
     "run_playground",
     "start_reaper",
     "start_services",
@@ -191,6 +193,23 @@ def run_playground(
     finally:
         signal.signal(signal.SIGTERM, previous)
         path.unlink(missing_ok=True)
+        pg.down()
+        reaper.terminate()
+        reaper.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def private_playground(state_dir: Path) -> Iterator[Playground]:
+    """A playground with its servers for the length of a ``with`` block (a reaper guards it)."""
+    check_capability()
+    prefix = f"wl{os.getpid()}"
+    pg = Playground(prefix, state_dir / "playground" / prefix)
+    reaper = start_reaper(prefix, os.getpid(), pg.directory)
+    try:
+        pg.up(_ca_files(state_dir))
+        start_services(pg)
+        yield pg
+    finally:
         pg.down()
         reaper.terminate()
         reaper.wait(timeout=5)
