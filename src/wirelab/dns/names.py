@@ -81,7 +81,8 @@ def addrinfo(
             servers = ", ".join(str(ns) for ns in resolver.nameservers)
             via = f"DNS server {servers} port {resolver.port}"
             return AddrInfoReport(host, port, found.canonical, via, tuple(infos))
-    infos = resolve(host, port, type=type, flags=socket.AI_CANONNAME)
+    # What the system's resolver says, as the user asked: not the lab's shortcut for names.
+    infos = resolve(host, port, type=type, flags=socket.AI_CANONNAME, lab_names=False)
     canonical = next((i.canonname for i in infos if i.canonname), host)
     return AddrInfoReport(host, port, canonical, _SYSTEM, tuple(infos))
 
