@@ -213,13 +213,19 @@ def structure(bodystructure: Any, number: str = "") -> Part:
     ...; nested ones ``2.1``; the body of a message/rfc822 part ``N`` is ``N.1`` ... (or
     ``N.1`` itself when it is not multipart).
     """
-    if isinstance(bodystructure[0], list | tuple) and not isinstance(bodystructure[0], bytes):
+    if isinstance(bodystructure[0], list | tuple):
+        if isinstance(bodystructure[0], list):  # IMAPClient's form: ([parts], subtype, ...)
+            members, rest = list(bodystructure[0]), list(bodystructure[1:])
+        else:  # the wire's form, as nested in message/rfc822: (part, part, subtype, ...)
+            items = list(bodystructure)
+            split = next(i for i, v in enumerate(items) if not isinstance(v, list | tuple))
+            members, rest = items[:split], items[split:]
         children = [
             structure(child, f"{number}.{i}" if number else str(i))
-            for i, child in enumerate(bodystructure[0], 1)
+            for i, child in enumerate(members, 1)
         ]
-        subtype = _s(bodystructure[1]).lower()
-        params = _params(bodystructure[2]) if len(bodystructure) > 2 else {}
+        subtype = _s(rest[0]).lower() if rest else "mixed"
+        params = _params(rest[1]) if len(rest) > 1 else {}
         return Part(number, f"multipart/{subtype}", params, parts=children)
     main, sub = _s(bodystructure[0]).lower(), _s(bodystructure[1]).lower()
     part = Part(
