@@ -67,7 +67,7 @@ def ssh_threads(client: paramiko.SSHClient, args: list[str]) -> None:
             line = fileobj.readline()
 
     out1 = client.exec_command("tick 0.4 One Two Three")[1]
-    out2 = client.exec_command("tick 0.6 A B C")[1]
+    out2 = client.exec_command("tick 0.7 A B C")[1]
     threads = [threading.Thread(target=read_until_eof, args=(o,)) for o in (out1, out2)]
     for thread in threads:
         thread.start()

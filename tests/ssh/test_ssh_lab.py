@@ -68,3 +68,13 @@ def test_telnet_login_cli(lab_telnet: ServiceView, wirelab_env: dict[str, str]) 
     assert done.stdout.endswith("brandon\n")
     assert "> 'abc123'" in done.stdout  # -v shows the password as it crossed the wire
     assert "option: received SB TTYPE SEND: sent SB TTYPE IS mypython" in done.stdout
+
+
+def test_telnet_login_host_user_as_the_book(
+    lab_telnet: ServiceView, wirelab_env: dict[str, str]
+) -> None:
+    done = run_wirelab("telnet", "login", "ftp.example.com", "brandon", env=wirelab_env)
+    assert done.returncode == 0, done.stderr
+    assert "load average" in done.stdout  # exec uptime, as telnet_login.py
+    clash = run_wirelab("telnet", "login", "ftp.example.com", "brandon", "-u", "x", env=wirelab_env)
+    assert clash.returncode == 1 and "two account names" in clash.stderr

@@ -213,8 +213,10 @@ class MinimalShell:
         if not 0 <= seconds <= 10 or len(args) > 101:
             await _emit(err, "shell: usage: tick SECONDS WORD... (0-10 s, at most 100 words)\n")
             return 2
-        for word in args[1:]:
-            await asyncio.sleep(seconds)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for number, word in enumerate(args[1:], 1):  # on a fixed schedule: no drift
+            await asyncio.sleep(max(0.0, start + number * seconds - loop.time()))
             await _emit(out, word + "\n")
         return 0
 

@@ -58,8 +58,9 @@ __all__ = [
 BOOK_SHELL_LINES = ("echo Hello, world", "exit")
 #: What the book's ssh_commands.py runs, one channel each.
 BOOK_COMMANDS = ('echo "Hello, world!"', "uname", "uptime")
-#: F97 without a shell's ``;``: two channels whose lines interleave (One A Two B Three C).
-CONCURRENT_COMMANDS = ("tick 0.4 One Two Three", "tick 0.6 A B C")
+#: F97 without a shell's ``;``: two channels whose lines interleave (One A Two Three B C,
+#: at 0.6 1.0 1.2 1.8 2.0 3.0 s: at least 0.2 s apart, so the order holds on a busy machine).
+CONCURRENT_COMMANDS = ("tick 0.6 One Two Three", "tick 1.0 A B C")
 
 Progress = Callable[[str, int, int], None]
 

@@ -81,7 +81,7 @@ def _sftp(ctx: TourContext) -> None:
     ctx.check(same, "the SFTP round trip changed the bytes")
 
 
-@CHAPTER.step("two channels over one connection: their lines interleave (One A Two B Three C)")
+@CHAPTER.step("two channels over one connection: their lines interleave (One A Two Three B C)")
 def _channels(ctx: TourContext) -> None:
     async def go() -> list[tuple[int, str, float]]:
         async with ssh.connect(_target(ctx)) as conn:

@@ -36,6 +36,14 @@ app = typer.Typer(
 @app.command("login")
 def login_cmd(
     host: ClientHostArgument = None,
+    account: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="USER",
+            help="Account name (or -u). Default: the lab account (brandon).",
+            show_default=False,
+        ),
+    ] = None,
     port: PortOption = None,
     user: Annotated[
         str | None,
@@ -72,12 +80,17 @@ def login_cmd(
     timeout: TimeoutOption = 10.0,
     json_out: JsonOption = False,
 ) -> None:
-    """Log in (prompt matching; a timeout is a failure), run one command, print its output."""
+    """Log in (prompt matching; a timeout is a failure), run one command, print its output.
+
+    As the book's telnet_login.py: wirelab telnet login HOST USER (the lab's by default).
+    """
     from wirelab.errors import ConfigError
     from wirelab.telnet.client import login
 
+    if account is not None and user is not None and account != user:
+        raise ConfigError(f"two account names: {account!r} and -u {user!r}")
     server, number = lab_target("telnet", host, port)
-    user = user or LAB_ACCOUNTS[0].user
+    user = account or user or LAB_ACCOUNTS[0].user
     if password is None:
         password = os.environ.get("WIRELAB_TELNET_PASSWORD")
     if password is None and lab_state() is not None:
