@@ -82,6 +82,8 @@ def test_allowed_commands_run_in_the_home_with_exit_status(shell: MinimalShell) 
         "ls ..",
         "head notes.txt/../../secret",
         "wc --files0-from=x",
+        "date -s 2000-01-01",
+        "date -f notes.txt",
     ],
 )
 def test_paths_outside_the_home_are_refused(shell: MinimalShell, line: str) -> None:
@@ -131,3 +133,8 @@ def test_the_cli_reports_json_and_the_last_status(tmp_path: Path) -> None:
     report = json.loads(done.stdout)
     assert [(r["line"], r["status"]) for r in report] == [("show x", 0), ("false", 1)]
     assert report[0]["stdout"] == "Arguments: ['x']\n"
+
+
+def test_date_prints_but_sets_nothing(shell: MinimalShell) -> None:
+    status, out, _ = run(shell, "date -u +%Y")
+    assert status == 0 and out.strip().isdigit()

@@ -65,6 +65,12 @@ ALLOWED_COMMANDS = (
 #: Allowed programs whose non-option arguments are paths (checked against the home).
 FILE_COMMANDS = frozenset({"cat", "head", "ls", "wc"})
 
+#: Allowed programs whose arguments are limited further: ``date`` only prints (``-s`` would
+#: set the clock, ``-f FILE`` would read a file), so it takes a ``+FORMAT`` or ``-u/-R/-I``.
+_ARGUMENT_RULES = {
+    "date": lambda arg: arg.startswith("+") or arg in ("-u", "-R", "-I"),
+}
+
 #: The longest line the shell reads (characters).
 MAX_LINE = 4096
 
@@ -146,9 +152,12 @@ class MinimalShell:
         program = shutil.which(command, path=_PATH)
         if program is None:
             raise ShellRefused(f"command not installed here: {command}")
+        rule = _ARGUMENT_RULES.get(command)
         for arg in argv[1:]:
             if arg.startswith("--"):
                 raise ShellRefused(f"long options refused: {arg}")
+            if rule is not None and not rule(arg):
+                raise ShellRefused(f"{command} does not take {arg} here")
             if command in FILE_COMMANDS and not (arg.startswith("-") and len(arg) > 1):
                 self.confine(arg)
         return program
