@@ -84,6 +84,7 @@ def test_allowed_commands_run_in_the_home_with_exit_status(shell: MinimalShell) 
         "wc --files0-from=x",
         "date -s 2000-01-01",
         "date -f notes.txt",
+        "ls -RL",
     ],
 )
 def test_paths_outside_the_home_are_refused(shell: MinimalShell, line: str) -> None:
