@@ -68,7 +68,7 @@ FILE_COMMANDS = frozenset({"cat", "head", "ls", "wc"})
 #: Allowed programs whose arguments are limited further: ``date`` only prints (``-s`` would
 #: set the clock, ``-f FILE`` would read a file), so it takes a ``+FORMAT`` or ``-u/-R/-I``;
 #: ``ls`` does not follow links (``-L``).
-_ARGUMENT_RULES = {
+_ARGUMENT_RULES: dict[str, Callable[[str], bool]] = {
     "date": lambda arg: arg.startswith("+") or arg in ("-u", "-R", "-I"),
     # ls -L follows links: a link to outside the home would be listed through
     "ls": lambda arg: not (arg.startswith("-") and "L" in arg),
