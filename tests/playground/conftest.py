@@ -58,7 +58,7 @@ def playground(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Playground]
     try:
         ca = LabCA.load_or_create(base / "ca")
         pg.up({"ca.crt": ca.cert_pem})
-        start_services(pg)
+        start_services(pg, base)
         yield pg
     finally:
         pg.down()

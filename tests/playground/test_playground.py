@@ -316,3 +316,27 @@ def test_status_picture_is_drawn_from_live_state(playground: Playground, tmp_pat
     path = draw_png(live_state(playground), tmp_path / "playground.png")
     data = path.read_bytes()
     assert data.startswith(b"\x89PNG") and len(data) > 10_000
+
+
+def test_server_room_mail_ftp_and_web_answer_through_nat(playground: Playground) -> None:
+    """Independent stdlib clients on h1: SMTP on mail:25, FTP on ftp:21, httpbin on www:80,
+    which reports the caller's address: modemA's, as the book's playground shows."""
+    done = py(
+        playground,
+        "h1",
+        """
+        import ftplib, json, smtplib, urllib.request
+        with smtplib.SMTP("mail.example.com", 25, timeout=10) as smtp:
+            code, text = smtp.ehlo("h1.example.com")
+            print("smtp", code, b"STARTTLS" in text)
+        ftp = ftplib.FTP("ftp.example.com", timeout=10)
+        print("ftp", ftp.getwelcome()[:3])
+        ftp.close()
+        with urllib.request.urlopen("http://www.example.com/get", timeout=20) as reply:
+            print("http", reply.status, json.load(reply)["origin"])
+        """,
+        timeout=60,
+    )
+    assert done.stdout.splitlines() == ["smtp 250 True", "ftp 220", "http 200 10.25.1.65"], (
+        done.stderr[-600:]
+    )

@@ -21,8 +21,8 @@ from wirelab.playground.control import (
     run_playground,
     state_path,
 )
-from wirelab.playground.netns import Playground, check_capability, cleanup_prefix
-from wirelab.playground.topology import HOSTS
+from wirelab.playground.netns import Playground, check_capability, cleanup_prefix, parse_loss
+from wirelab.playground.topology import HOSTS, path_between
 
 app = typer.Typer(
     name="playground",
@@ -41,7 +41,30 @@ StateDirOption = Annotated[
         file_okay=False,
     ),
 ]
-HostArgument = Annotated[str, typer.Argument(help="A playground host (h1, modemA, www ...).")]
+
+
+def _check_host(value: str) -> str:
+    """Argument callback: a host the playground does not have is a usage error (exit 2)."""
+    if value not in {h.name for h in HOSTS}:
+        known = ", ".join(h.name for h in HOSTS)
+        raise typer.BadParameter(f"no host {value[:40]!r} in the playground (hosts: {known})")
+    return value
+
+
+def _check_loss(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        parse_loss(value)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value
+
+
+HostArgument = Annotated[
+    str,
+    typer.Argument(help="A playground host (h1, modemA, www ...).", callback=_check_host),
+]
 #: Seconds ``up --detach`` waits for the background playground.
 DETACH_TIMEOUT = 60.0
 
@@ -184,16 +207,22 @@ def shell(host: HostArgument, state_dir: StateDirOption = None) -> None:
 
 @app.command("link")
 def link(
-    a: Annotated[str, typer.Argument(help="One host.")],
-    b: Annotated[str, typer.Argument(help="A neighbour of that host.")],
+    a: Annotated[str, typer.Argument(help="One host.", callback=_check_host)],
+    b: Annotated[str, typer.Argument(help="A neighbour of that host.", callback=_check_host)],
     delay: Annotated[str | None, typer.Option("--delay", help="Added delay: 50ms.")] = None,
-    loss: Annotated[str | None, typer.Option("--loss", help="Packets lost: 10%.")] = None,
+    loss: Annotated[
+        str | None, typer.Option("--loss", help="Packets lost: 10%.", callback=_check_loss)
+    ] = None,
     rate: Annotated[str | None, typer.Option("--rate", help="Bandwidth: 1mbit.")] = None,
     clear: Annotated[bool, typer.Option("--clear", help="Remove every fault.")] = False,
     json_output: JsonOption = False,
     state_dir: StateDirOption = None,
 ) -> None:
     """Add delay, loss or a rate limit between two neighbours (tc netem), or --clear them."""
+    if not path_between(a, b):
+        raise typer.BadParameter(f"{a} and {b} are not neighbours in the playground")
+    if not clear and not (delay or loss or rate):
+        raise typer.BadParameter("say --delay, --loss or --rate (or --clear)")
     changed = (
         _running(state_dir).playground().shape(a, b, delay=delay, loss=loss, rate=rate, clear=clear)
     )

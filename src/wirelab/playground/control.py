@@ -30,6 +30,7 @@ __all__ = [
     "private_playground",
     "run_playground",
     "start_reaper",
+    "host_servers",
     "start_services",
 ]
 
@@ -105,22 +106,29 @@ def _wirelab(*args: str) -> list[str]:
     return [sys.executable, "-m", "wirelab", *args]
 
 
-#: ``(host, label, argv)``: each prints "listening at" once ready.
-SERVICES: tuple[tuple[str, str, list[str]], ...] = (
-    (
-        "backbone",
-        "dns",
-        [sys.executable, "-m", "wirelab.playground.hostd", "dns", "10.1.1.1", "53"],
-    ),
-    ("www", "udp", _wirelab("udp", "serve", "0.0.0.0", "-p", BOOK_PORT)),
-    ("ftp", "zen", _wirelab("zen", "serve", "0.0.0.0", "-p", BOOK_PORT)),
-)
+def host_servers(home: Path) -> list[tuple[str, str, list[str]]]:
+    """``(host, label, argv)`` of every server the playground runs, as the book's hosts did.
+
+    Each prints "listening at" once ready. ``home`` is the lab directory the lab's servers use
+    (its CA, the mail store), shared by every host.
+    """
+    lab = ["env", f"WIRELAB_HOME={home}", sys.executable, "-m", "wirelab"]
+    return [
+        ("backbone", "dns", [sys.executable, "-m", "wirelab.playground.hostd", "dns"]),
+        ("www", "udp", [*lab, "udp", "serve", "0.0.0.0", "-p", BOOK_PORT]),
+        ("www", "http", [*lab, "http", "serve", "0.0.0.0", "-p", "80", "--app", "httpbin"]),
+        ("ftp", "zen", [*lab, "zen", "serve", "0.0.0.0", "-p", BOOK_PORT]),
+        ("ftp", "ftp", [*lab, "ftp", "serve", "0.0.0.0", "-p", "21"]),
+        ("mail", "smtp", [*lab, "smtp", "serve", "0.0.0.0", "-p", "25"]),
+    ]
 
 
-def start_services(pg: Playground, *, timeout: float = SERVICE_TIMEOUT) -> dict[str, str]:
+def start_services(
+    pg: Playground, home: Path, *, timeout: float = SERVICE_TIMEOUT
+) -> dict[str, str]:
     """Start every host's servers and wait until each says it is listening."""
     started = {}
-    for name, label, argv in SERVICES:
+    for name, label, argv in host_servers(home):
         pg.spawn(name, argv, label=label)
         started[f"{name}/{label}"] = str(pg.host_dir(name) / f"{label}.log")
     deadline = time.monotonic() + timeout
@@ -181,7 +189,7 @@ def run_playground(
     began = time.monotonic()
     try:
         pg.up(_ca_files(state_dir))
-        started = start_services(pg) if services else {}
+        started = start_services(pg, state_dir) if services else {}
         state = PlaygroundState(prefix, os.getpid(), str(pg.directory), pg.nat, started)
         path.write_text(json.dumps(state.to_json(), indent=2) + "\n", encoding="utf-8")
         if ready is not None:
@@ -207,7 +215,7 @@ def private_playground(state_dir: Path) -> Iterator[Playground]:
     reaper = start_reaper(prefix, os.getpid(), pg.directory)
     try:
         pg.up(_ca_files(state_dir))
-        start_services(pg)
+        start_services(pg, state_dir)
         yield pg
     finally:
         pg.down()
