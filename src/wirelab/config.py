@@ -82,6 +82,9 @@ DEFAULT_PORTS: dict[tuple[str, str], int] = {
     ("pop3", "pop3s"): 10995,
     ("imap", "imap"): 10143,
     ("imap", "imaps"): 10993,
+    # chapter 16: SSH (the book's 22) and Telnet (23), shifted
+    ("ssh", "ssh"): 10022,
+    ("telnet", "telnet"): 10023,
 }
 
 #: The lab FTP server's passive data ports (first, last): fixed, so a firewall rule can name
