@@ -156,7 +156,8 @@ def test_client_killed_mid_retr_leaves_store_intact(pop_host: PopHost) -> None:
     assert sorted(m.key for m in pop_host.store.messages("brandon")) == before
 
 
-def test_second_session_for_a_maildrop_is_refused(pop_host: PopHost) -> None:
+def test_second_session_for_a_maildrop_is_refused_with_the_lock(make_pop_host: object) -> None:
+    pop_host = make_pop_host(exclusive_lock=True)  # type: ignore[operator]
     first = _tls(pop_host)
     first.apop("brandon", "abc123")
     second = _tls(pop_host)
@@ -220,7 +221,7 @@ def test_commands_pipelined_before_stls_are_discarded(pop_host: PopHost) -> None
 
 
 def test_connection_cap_and_idle_timeout(make_pop_host: object) -> None:
-    host = make_pop_host(max_connections=1, idle_timeout=0.5)  # type: ignore[operator]
+    host = make_pop_host(max_connections=1, idle_timeout=0.5, evict_idlest=False)  # type: ignore[operator]
     first = socket.create_connection((HOST, host.port), timeout=10)
     try:
         assert first.recv(512).startswith(b"+OK")
@@ -247,3 +248,18 @@ def test_eight_bit_mail_round_trips(pop_host: PopHost) -> None:
         assert b"\r\n".join(lines) + b"\r\n" == data.encode("latin-1")
     finally:
         client.quit()
+
+
+def test_a_full_server_closes_the_idlest_for_a_newcomer(make_pop_host: object) -> None:
+    host = make_pop_host(max_connections=2)  # type: ignore[operator]
+    slow = [socket.create_connection((HOST, host.port), timeout=10) for _ in range(2)]
+    try:
+        for sock in slow:
+            assert sock.recv(512).startswith(b"+OK")
+        time.sleep(0.6)
+        client = poplib.POP3(HOST, host.port, timeout=10)
+        assert client.getwelcome().startswith(b"+OK")
+        client.quit()
+    finally:
+        for sock in slow:
+            sock.close()

@@ -57,7 +57,8 @@ class IMAPSettings:
         implicit_tls: TLS from the first byte (the ``imaps`` endpoint).
         max_literal: the largest literal (an APPEND'd message) taken, in bytes.
         max_line: the longest command line, in bytes.
-        max_connections: connections at once; one more is told ``* BYE``.
+        max_connections: connections at once; when full, the connection quiet for longest
+            is closed to serve the newcomer.
         idle_timeout: seconds a connection may stay silent (RFC 9051 says 30 minutes).
         hostname: the name in the greeting.
     """
@@ -312,6 +313,7 @@ async def open_imap_server(host: str | None, port: int, settings: IMAPSettings) 
             idle_timeout=settings.idle_timeout,
             on_overload=refuse,
             ssl_context=settings.tls_context if settings.implicit_tls else None,
+            evict_idlest=True,
         )
         server.executor = executor
         await server.start(listen_tcp(host, port))

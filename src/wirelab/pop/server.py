@@ -5,11 +5,12 @@ delivers into, so a message sent over SMTP is fetched over POP3 byte for byte. T
 does only what the core asks: check a password (scrypt, in a thread), start TLS, read a
 message file, and, after QUIT and nothing else, unlink the messages marked deleted.
 
-* One session per maildrop at a time (RFC 1939's exclusive lock): a second login to the same
-  account is told ``-ERR [IN-USE]``.
+* With :attr:`POP3Settings.exclusive_lock`, one session per maildrop at a time (RFC 1939's
+  lock): a second login to the same account is told ``-ERR [IN-USE]``.
 * A failed login waits :attr:`POP3Settings.auth_failure_delay` before its ``-ERR``; three
   close the connection. Passwords and digests never reach a log line.
-* Connection cap (``-ERR [SYS/TEMP]`` to one more) and idle timeout from ConnectionServer.
+* Connection cap and idle timeout from ConnectionServer; when full, the quietest connection
+  is closed to serve a newcomer (a slow-client flood cannot lock users out).
 """
 
 from __future__ import annotations
@@ -65,6 +66,12 @@ class POP3Settings:
         max_connections: sessions at once; one more is told ``-ERR [SYS/TEMP]``.
         idle_timeout: seconds a session may stay silent (RFC 1939 says at least 600).
         auth_failure_delay: seconds before the ``-ERR`` of a failed login.
+        evict_idlest: when full, close the connection quiet for longest (a session that
+            never QUITs deletes nothing) and serve the newcomer, so slow clients cannot
+            hold every slot; ``False`` refuses the newcomer with ``-ERR [SYS/TEMP]``.
+        exclusive_lock: one session per maildrop (RFC 1939's lock; a second login gets
+            ``-ERR [IN-USE]``). Off by default, as Dovecot's ``pop3_lock_session``: Maildir
+            messages never change, and a deletion by key is harmless twice.
     """
 
     store: MailStore
@@ -75,6 +82,8 @@ class POP3Settings:
     max_connections: int = 64
     idle_timeout: float = 600.0
     auth_failure_delay: float = 1.0
+    evict_idlest: bool = True
+    exclusive_lock: bool = False
 
 
 def apply_deletions(store: MailStore, user: str, keys: tuple[str, ...]) -> int:
@@ -231,7 +240,7 @@ class _Connection:
             await asyncio.sleep(settings.auth_failure_delay)
             return self.session.login_result(user, False)
         lock = (store.root, user)
-        if lock in _LOCKED:
+        if settings.exclusive_lock and lock in _LOCKED:
             return self.session.login_result(
                 user, False, reason="[IN-USE] the maildrop is in use by another session"
             )
@@ -264,4 +273,5 @@ async def open_pop3_server(host: str | None, port: int, settings: POP3Settings) 
         idle_timeout=settings.idle_timeout,
         on_overload=refuse,
         ssl_context=settings.tls_context if settings.implicit_tls else None,
+        evict_idlest=settings.evict_idlest,
     )

@@ -24,9 +24,7 @@ def _opener(lab: LabContext, *, implicit_tls: bool) -> Any:
         from wirelab.smtp.service import MAIL_HOSTNAMES, lab_mail_store
 
         store = await asyncio.to_thread(lab_mail_store, lab)
-        context = await asyncio.to_thread(
-            lab.server_ssl_context, [*MAIL_HOSTNAMES, "pop.example.com"]
-        )
+        context = await asyncio.to_thread(lab.server_ssl_context, list(MAIL_HOSTNAMES))
         settings = POP3Settings(
             store,
             tls_context=context,
