@@ -441,6 +441,23 @@ def _pop3(state: LabState, ep: BoundEndpoint, timeout: float) -> None:
     _dialogue(state, ep, timeout, steps, implicit_tls=ep.endpoint == "pop3s")
 
 
+def _imap(state: LabState, ep: BoundEndpoint, timeout: float) -> None:
+    if ep.endpoint == "imap":  # LOGIN comes only after STARTTLS here: greeting and LOGOUT
+        steps = [(b"", b"* OK"), (b"a1 LOGOUT", b"* BYE")]
+    elif ep.endpoint == "imaps":
+        account = state.account
+        login = f'a1 LOGIN {account.user} "{account.password}"'.encode()
+        steps = [
+            (b"", b"* OK"),
+            (login, b"a1 OK"),
+            (b"a2 EXAMINE INBOX", b"* "),
+            (b"a3 LOGOUT", b""),
+        ]
+    else:
+        raise NoNormalClient
+    _dialogue(state, ep, timeout, steps, implicit_tls=ep.endpoint == "imaps")
+
+
 def _ssh(state: LabState, ep: BoundEndpoint, timeout: float) -> None:
     import paramiko  # type: ignore[import-untyped]
 
@@ -557,6 +574,7 @@ NORMAL_CLIENTS: dict[str, NormalClient] = {
     "ssh": _ssh,
     "telnet": _telnet,
     "pop3": _pop3,
+    "imap": _imap,
 }
 
 
@@ -711,10 +729,6 @@ KNOWN_FINDINGS: dict[tuple[str, str], str] = {
         "zen (docs/decisions/0071): while 32 slow connections hold every child, a normal "
         "client 0.4 s into a burst of 250 is accepted and closed at once; ending the oldest "
         "child for a newcomer (at most 4 a second) does not reach it"
-    ),
-    ("slowloris", "pop3"): (
-        "pop (chapter 14, in progress): while 250 slow connections are held, a new client on "
-        "pop3 is closed at once with no greeting"
     ),
 }
 
