@@ -319,16 +319,21 @@ def test_status_picture_is_drawn_from_live_state(playground: Playground, tmp_pat
 
 
 def test_server_room_mail_ftp_and_web_answer_through_nat(playground: Playground) -> None:
-    """Independent stdlib clients on h1: SMTP on mail:25, FTP on ftp:21, httpbin on www:80,
-    which reports the caller's address: modemA's, as the book's playground shows."""
+    """Independent stdlib clients on h1: SMTP on mail:25 with STARTTLS verified against the
+    lab CA the host trusts, FTP on ftp:21, httpbin on www:80, which reports the caller's
+    address: modemA's, as the book's playground shows."""
     done = py(
         playground,
         "h1",
         """
         import ftplib, json, smtplib, urllib.request
+        import ssl
         with smtplib.SMTP("mail.example.com", 25, timeout=10) as smtp:
             code, text = smtp.ehlo("h1.example.com")
             print("smtp", code, b"STARTTLS" in text)
+            # the lab CA from the host's directory (SSL_CERT_FILE), full verification
+            smtp.starttls(context=ssl.create_default_context())
+            print("tls", smtp.sock.version() in ("TLSv1.2", "TLSv1.3"), smtp.ehlo()[0])
         ftp = ftplib.FTP("ftp.example.com", timeout=10)
         print("ftp", ftp.getwelcome()[:3])
         ftp.close()
@@ -337,6 +342,9 @@ def test_server_room_mail_ftp_and_web_answer_through_nat(playground: Playground)
         """,
         timeout=60,
     )
-    assert done.stdout.splitlines() == ["smtp 250 True", "ftp 220", "http 200 10.25.1.65"], (
-        done.stderr[-600:]
-    )
+    assert done.stdout.splitlines() == [
+        "smtp 250 True",
+        "tls True 250",
+        "ftp 220",
+        "http 200 10.25.1.65",
+    ], done.stderr[-600:]
