@@ -71,6 +71,12 @@ def test_structure_tree_of_the_nested_message(imap_host: ImapHost) -> None:
         assert numbers["1.2.2"] == "image/gif"
         assert numbers["3"] == "message/rfc822"
         assert numbers["3.1"] == "text/plain" and numbers["3.2"] == "application/gzip"
+        gif, notes = tree.find("1.2.2"), tree.find("2")
+        assert gif is not None and gif.filename == "blue-dot.gif"
+        assert notes is not None and (notes.disposition, notes.filename) == (
+            "attachment",
+            "notes.txt",
+        )
         part, data = imap.fetch_part(client, "INBOX", uid, "1.2.2")
         assert part.type == "image/gif" and data.startswith(b"GIF8")
         _, text = imap.fetch_part(client, "INBOX", uid, "3.1")

@@ -46,6 +46,8 @@ def test_client_reads_dovecot_without_marking_seen(dovecot: tuple[Dovecot, LabCA
             nested = next(m for m in found if m.subject == NESTED_SUBJECT)
             numbers = {p.number: p.type for p in nested.parts.walk()}
             assert numbers["1.2.2"] == "image/gif" and numbers["3.2"] == "application/gzip"
+            gif = nested.parts.find("1.2.2")
+            assert gif is not None and gif.filename == "blue-dot.gif"
             _, gif = imap.fetch_part(client, "INBOX", nested.uid, "1.2.2")
             assert gif.startswith(b"GIF8")
             whole = imap.fetch_message(client, "INBOX", nested.uid)

@@ -199,6 +199,15 @@ def _params(value: Any) -> dict[str, str]:
 
 
 def _disposition(value: Any) -> tuple[str | None, str | None]:
+    if isinstance(value, bytes | str) and value:
+        # RFC 3501 wants ("attachment" ("filename" "x")); pymap sends the header's text
+        from email.message import Message
+
+        holder = Message()
+        holder["Content-Disposition"] = _s(value)
+        kind = holder.get_content_disposition()
+        name = holder.get_param("filename", header="content-disposition")
+        return kind, name if isinstance(name, str) else None
     if not isinstance(value, tuple | list) or not value:
         return None, None
     kind = _s(value[0]).lower() or None
