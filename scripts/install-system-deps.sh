@@ -9,6 +9,10 @@ for entry in $PACKAGES; do
     command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/bin/$bin" ] || [ -x "/usr/sbin/$bin" ] \
         || missing="$missing $pkg"
 done
+# Dovecot's POP3 and IMAP servers (chapters 14-15: independent servers for our clients'
+# tests) are not on PATH: look for their programs
+[ -x /usr/lib/dovecot/pop3 ] || missing="$missing dovecot-pop3d"
+[ -x /usr/lib/dovecot/imap ] || missing="$missing dovecot-imapd"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "wirelab: missing system packages:$missing (install them with: sudo apt-get install$missing)" >&2
@@ -40,4 +44,8 @@ if [ -x /etc/init.d/ssh ]; then /etc/init.d/ssh stop >/dev/null 2>&1 || true; fi
 if command -v systemctl >/dev/null 2>&1; then systemctl disable --now nginx >/dev/null 2>&1 || true; fi
 if [ -x /etc/init.d/nginx ]; then /etc/init.d/nginx stop >/dev/null 2>&1 || true; fi
 if [ -s /run/nginx.pid ] && command -v nginx >/dev/null 2>&1; then nginx -s quit >/dev/null 2>&1 || true; fi
+# dovecot (chapters 14-15's independent POP3 and IMAP servers in tests) starts the system
+# service on ports 110/143/993/995; the tests run their own from a config they write.
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now dovecot >/dev/null 2>&1 || true; fi
+if [ -x /etc/init.d/dovecot ]; then /etc/init.d/dovecot stop >/dev/null 2>&1 || true; fi
 exit 0

@@ -67,6 +67,12 @@ def dovecot_server(
 ) -> Iterator[Dovecot]:
     """Dovecot serving POP3 (STLS, APOP) and IMAP (STARTTLS) plus their implicit-TLS ports."""
     binary = need("dovecot")
+    for program, package in (("pop3", "dovecot-pop3d"), ("imap", "dovecot-imapd")):
+        if not os.access(f"/usr/lib/dovecot/{program}", os.X_OK):
+            message = f"{package} is not installed (apt-get install {package})"
+            if os.environ.get("WIRELAB_REQUIRE_SERVICES", "") not in ("", "0"):
+                pytest.fail(message)
+            pytest.skip(message)
     if os.geteuid() != 0:
         pytest.skip("the test's Dovecot runs as root (it drops to its own users)")
     # not under pytest's base temp: every pytest run resets that to 0700, and Dovecot's
