@@ -116,7 +116,7 @@ def up(
         return
     directory.mkdir(parents=True, exist_ok=True)
     log_path = directory / "playground.log"
-    argv = [sys.executable, "-m", "wirelab", "playground", "up", "--state-dir", str(directory)]
+    argv = [sys.executable, "-m", "wirelab.playground.control", str(directory)]
     if bare:
         argv.append("--bare")
     with log_path.open("wb") as log:

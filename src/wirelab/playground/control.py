@@ -26,11 +26,12 @@ from wirelab.playground.netns import Playground, check_capability, cleanup_prefi
 __all__ = [
     "STATE_FILE",
     "PlaygroundState",
+    "host_servers",
     "load_state",
+    "main",
     "private_playground",
     "run_playground",
     "start_reaper",
-    "host_servers",
     "start_services",
 ]
 
@@ -227,3 +228,34 @@ def _alive(pid: int) -> bool:
     from wirelab.lab.state import pid_alive
 
     return pid_alive(pid)
+
+
+def _print_ready(state: PlaygroundState, seconds: float) -> None:
+    print(
+        f"playground {state.prefix} up in {seconds:.1f} s (NAT by {state.nat})",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m wirelab.playground.control STATE_DIR [--bare]``: the detached controller.
+
+    What ``wirelab playground up --detach`` starts in the background: the same controller
+    as ``up`` in the foreground, without the CLI's start-up cost.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0].startswith("-") or set(args[1:]) - {"--bare"}:
+        print("usage: python -m wirelab.playground.control STATE_DIR [--bare]", file=sys.stderr)
+        return 2
+    try:
+        run_playground(Path(args[0]), services="--bare" not in args, ready=_print_ready)
+    except WirelabError as exc:
+        print(f"wirelab: error: {exc}", file=sys.stderr)
+        return 1
+    print("playground removed", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
