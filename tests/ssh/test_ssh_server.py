@@ -333,3 +333,21 @@ def test_uploads_stop_at_the_home_quota(lab: LabContext, tmp_path: Path) -> None
 
     asyncio.run(go())
     assert (home(lab) / "big").stat().st_size <= 200_000
+
+
+def test_a_command_writing_too_much_is_cut_by_the_client(
+    lab: LabContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wirelab.errors import RemoteProtocolError
+    from wirelab.ssh import client
+
+    monkeypatch.setattr(client, "MAX_OUTPUT", 10_000)
+
+    async def go() -> None:
+        async with running_ssh(lab) as server, connect(target(lab, server.port)) as conn:
+            (home(lab) / "big").write_bytes(b"x" * 50_000)
+            with pytest.raises(RemoteProtocolError, match="more than 10000"):
+                await run_commands(conn, ["cat big"])
+            assert (await run_commands(conn, ["whoami"]))[0].stdout == "brandon\n"
+
+    asyncio.run(go())

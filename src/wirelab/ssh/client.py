@@ -33,6 +33,7 @@ from wirelab.errors import (
     ConnectError,
     ConnectionRefused,
     ProtocolError,
+    RemoteProtocolError,
     Timeout,
     TransportError,
     WirelabError,
@@ -63,6 +64,9 @@ BOOK_COMMANDS = ('echo "Hello, world!"', "uname", "uptime")
 CONCURRENT_COMMANDS = ("tick 0.6 One Two Three", "tick 1.0 A B C")
 
 Progress = Callable[[str, int, int], None]
+
+#: The most characters kept from one command's stdout (and from its stderr).
+MAX_OUTPUT = 8 << 20
 
 
 class HostKeyRefused(TransportError):
@@ -195,21 +199,37 @@ async def run_commands(
     for command in commands:
         start = time.monotonic()
         try:
-            done = await asyncio.wait_for(conn.run(command, check=False), timeout)
+            results.append(await asyncio.wait_for(_one_command(conn, command), timeout))
         except TimeoutError as exc:
             raise Timeout(f"{command!r} did not finish within {timeout:g} s") from exc
         except asyncssh.Error as exc:
             raise ConnectError(f"channel for {command!r} failed: {exc}") from exc
-        results.append(
-            CommandResult(
-                command,
-                _text(done.stdout),
-                _text(done.stderr),
-                done.exit_status,
-                time.monotonic() - start,
-            )
-        )
+        results[-1].seconds = time.monotonic() - start
     return results
+
+
+async def _one_command(conn: asyncssh.SSHClientConnection, command: str) -> CommandResult:
+    """Run ``command`` on a channel, keeping at most :data:`MAX_OUTPUT` of each stream."""
+    async with conn.create_process(command, stdin=asyncssh.DEVNULL) as process:
+
+        async def bounded(stream: asyncssh.SSHReader[str], name: str) -> str:
+            kept: list[str] = []
+            size = 0
+            while chunk := await stream.read(65536):
+                size += len(chunk)
+                if size > MAX_OUTPUT:
+                    process.close()
+                    raise RemoteProtocolError(
+                        f"{command!r} wrote more than {MAX_OUTPUT} characters to {name}"
+                    )
+                kept.append(chunk)
+            return "".join(kept)
+
+        out, err = await asyncio.gather(
+            bounded(process.stdout, "stdout"), bounded(process.stderr, "stderr")
+        )
+        done = await process.wait(check=False)
+    return CommandResult(command, out, err, done.exit_status)
 
 
 async def run_concurrently(
