@@ -242,12 +242,18 @@ async def run_concurrently(
     """
     start = time.monotonic()
     arrived: list[tuple[int, str, float]] = []
+    size = [0]
 
     async def one(index: int, command: str) -> None:
         async with conn.create_process(command) as process:
             async for line in process.stdout:
                 if not line:  # end of the channel's output
                     break
+                size[0] += len(line)
+                if size[0] > MAX_OUTPUT:
+                    raise RemoteProtocolError(
+                        f"the channels wrote more than {MAX_OUTPUT} characters"
+                    )
                 arrived.append((index, line.rstrip("\n"), time.monotonic() - start))
             await process.wait()
 
@@ -273,7 +279,20 @@ async def shell_transcript(
         async with conn.create_process(term_type=term, term_size=(80, 24)) as process:
             for line in lines:
                 process.stdin.write(line + "\r")
-            output = await asyncio.wait_for(process.stdout.read(), timeout)
+
+            async def read_all() -> str:
+                kept: list[str] = []
+                size = 0
+                while chunk := await process.stdout.read(65536):
+                    size += len(chunk)
+                    if size > MAX_OUTPUT:
+                        raise RemoteProtocolError(
+                            f"the shell wrote more than {MAX_OUTPUT} characters"
+                        )
+                    kept.append(chunk)
+                return "".join(kept)
+
+            output = await asyncio.wait_for(read_all(), timeout)
     except TimeoutError as exc:
         raise Timeout(f"the shell did not end within {timeout:g} s") from exc
     except asyncssh.Error as exc:
