@@ -32,6 +32,8 @@ TOUR = {
     "the hops from h1 to www": " -> ".join(BOOK_PATH),
     "DNS on the backbone": "MX 10 mail",
     "TCP through NAT to the server room": "",
+    "httpbin on www sees the modem": "httpbin saw origin 10.25.1.65",
+    "SMTP with STARTTLS on mail": "STARTTLS verified against the lab CA",
 }
 
 

@@ -160,6 +160,28 @@ def step_zen(pg: Playground, home: Path) -> StepResult:
     return StepResult(7, "TCP through NAT to the server room", _shown("h1", args), out, ok, "")
 
 
+def step_http(pg: Playground, home: Path) -> StepResult:
+    """Chapter 9: httpbin on www, asked from h1, reports its caller as modemA."""
+    args = ["http", "get", "http://www.example.com/get"]
+    code, out = _run(pg, "h1", args, home)
+    ok = code == 0 and '"origin": "10.25.1.65"' in out
+    why = "httpbin saw origin 10.25.1.65" if ok else "origin not 10.25.1.65"
+    return StepResult(9, "httpbin on www sees the modem", _shown("h1", args), out, ok, why)
+
+
+def step_smtp(pg: Playground, home: Path) -> StepResult:
+    """Chapter 13: mail.example.com:25 greets h1 and upgrades to verified TLS."""
+    args = ["smtp", "ehlo", "mail.example.com", "-p", "25", "--starttls", "--json"]
+    code, out = _run(pg, "h1", args, home)
+    try:
+        tls = json.loads(out[out.index("{") :]).get("tls") if code == 0 else None
+    except ValueError:
+        tls = None
+    ok = tls is True
+    why = "STARTTLS verified against the lab CA" if ok else f"tls {tls}"
+    return StepResult(13, "SMTP with STARTTLS on mail", _shown("h1", args), out, ok, why)
+
+
 def step_traceroute(pg: Playground, home: Path) -> StepResult:
     """The route from h1 to www: modemA, isp, backbone, example, www."""
     del home
@@ -173,7 +195,16 @@ def step_traceroute(pg: Playground, home: Path) -> StepResult:
     )
 
 
-STEPS: tuple[Step, ...] = (step_nat, step_mtu, step_broadcast, step_traceroute, step_dns, step_zen)
+STEPS: tuple[Step, ...] = (
+    step_nat,
+    step_mtu,
+    step_broadcast,
+    step_traceroute,
+    step_dns,
+    step_zen,
+    step_http,
+    step_smtp,
+)
 
 
 def run_steps(pg: Playground, steps: Sequence[Step] = STEPS) -> Iterator[StepResult]:
