@@ -216,6 +216,7 @@ def test_cli_detached_status_exec_link_down(tmp_path: Path) -> None:
             (("link", *home, "h1", "www", "--loss", "1%"), "not neighbours"),
             (("link", *home, "h1", "modemA", "--loss", "200%"), "not between 0% and 100%"),
             (("link", *home, "h1", "modemA"), "say --delay, --loss or --rate"),
+            (("up", *home, "--bare", "--real"), "cannot be --real"),
         ):
             bad = run_wirelab("playground", *args, env=env)
             assert bad.returncode == 2, bad.stderr  # usage errors
@@ -227,3 +228,51 @@ def test_cli_detached_status_exec_link_down(tmp_path: Path) -> None:
     assert_nothing_left(prefix, tmp_path / "playground" / prefix)
     gone = run_wirelab("playground", "status", *home, env=env)
     assert gone.returncode == 1 and "no playground is running" in gone.stderr
+
+
+def test_real_daemons_replace_the_lab_ftp_and_web_servers(tmp_path: Path) -> None:
+    """--real: vsftpd on ftp:21 and nginx on www:80, answering h1 through the NAT."""
+    require_netns()
+    import shutil
+
+    from tests.playground.conftest import services_required
+    from wirelab.playground.control import start_services
+
+    missing = [
+        d for d in ("vsftpd", "nginx") if not (shutil.which(d) or Path(f"/usr/sbin/{d}").exists())
+    ]
+    if missing:
+        if services_required():
+            pytest.fail(f"--real needs {', '.join(missing)} (WIRELAB_REQUIRE_SERVICES=1)")
+        pytest.skip(f"{', '.join(missing)} not installed")
+    prefix = f"wlx{os.getpid()}"
+    pg = Playground(prefix, tmp_path / prefix)
+    try:
+        pg.up()
+        started = start_services(pg, tmp_path, real=True)
+        assert {"www/nginx", "ftp/vsftpd"} <= set(started)
+        assert not {"www/http", "ftp/ftp"} & set(started)  # the lab's own are not started
+        done = pg.exec(
+            "h1",
+            [
+                sys.executable,
+                "-c",
+                "import ftplib, urllib.request\n"
+                "f = ftplib.FTP('ftp.example.com', timeout=10)\n"
+                "print(f.getwelcome()); f.login(); print(f.nlst()); f.quit()\n"
+                "page = urllib.request.urlopen('http://www.example.com/', timeout=10)\n"
+                "print(page.read()[:36])\n",
+            ],
+            timeout=60,
+        )
+        assert done.stdout.splitlines() == [
+            "220 vsftpd on ftp.example.com (wirelab playground)",
+            "['README']",
+            "b'<html><body><h1>www.example.com</h1>'",
+        ], done.stderr[-500:]
+        access = (pg.directory / "www" / "nginx" / "nginx-access.log").read_text()
+        assert access.startswith("10.25.1.65 ")
+    finally:
+        pg.down()
+        cleanup_prefix(prefix)
+    assert_nothing_left(prefix, tmp_path / prefix)

@@ -105,20 +105,28 @@ def up(
     bare: Annotated[
         bool, typer.Option("--bare", help="Only the network: start no servers in the hosts.")
     ] = False,
+    real: Annotated[
+        bool,
+        typer.Option(
+            "--real", help="vsftpd on ftp and nginx on www instead of the lab's, where installed."
+        ),
+    ] = False,
     state_dir: StateDirOption = None,
 ) -> None:
     """Build the playground and keep it up until Ctrl-C (or `down` when detached)."""
     check_capability()
     directory = _dir(state_dir)
+    if bare and real:
+        raise typer.BadParameter("--bare starts no servers: it cannot be --real")
     if not detach:
-        run_playground(directory, services=not bare, ready=_ready)
+        run_playground(directory, services=not bare, real=real, ready=_ready)
         err_console.print("playground removed")
         return
     directory.mkdir(parents=True, exist_ok=True)
     log_path = directory / "playground.log"
     argv = [sys.executable, "-m", "wirelab.playground.control", str(directory)]
-    if bare:
-        argv.append("--bare")
+    argv += ["--bare"] if bare else []
+    argv += ["--real"] if real else []
     with log_path.open("wb") as log:
         child = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True

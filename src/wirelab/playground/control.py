@@ -125,19 +125,37 @@ def host_servers(home: Path) -> list[tuple[str, str, list[str]]]:
 
 
 def start_services(
-    pg: Playground, home: Path, *, timeout: float = SERVICE_TIMEOUT
+    pg: Playground, home: Path, *, real: bool = False, timeout: float = SERVICE_TIMEOUT
 ) -> dict[str, str]:
-    """Start every host's servers and wait until each says it is listening."""
-    started = {}
+    """Start every host's servers and wait until each is ready.
+
+    A lab server is ready when its log says "listening at"; with ``real``, the installed
+    daemons of :mod:`wirelab.playground.real` replace the lab's FTP and web servers, and are
+    ready when their port listens inside their host.
+    """
+    from wirelab.playground.real import real_servers
+
+    plan: list[tuple[str, str, list[str], int | None]] = []
+    daemons = real_servers(pg.directory) if real else []
+    taken = {(host, port) for host, _, _, port in daemons}
+    lab_ports = {"www/http": 80, "ftp/ftp": 21}
     for name, label, argv in host_servers(home):
+        if (name, lab_ports.get(f"{name}/{label}")) not in taken:
+            plan.append((name, label, argv, None))
+    plan += daemons
+    started = {}
+    for name, label, argv, _ in plan:
         pg.spawn(name, argv, label=label)
         started[f"{name}/{label}"] = str(pg.host_dir(name) / f"{label}.log")
     deadline = time.monotonic() + timeout
-    waiting = dict(started)
+    waiting = {f"{name}/{label}": port for name, label, _, port in plan}
     while waiting:
-        for key, log in list(waiting.items()):
-            text = Path(log).read_text(encoding="utf-8", errors="replace")
-            if "listening at" in text:
+        for key, port in list(waiting.items()):
+            text = Path(started[key]).read_text(encoding="utf-8", errors="replace")
+            host = key.split("/")[0]
+            if (port is None and "listening at" in text) or (
+                port is not None and _listening(pg, host, port)
+            ):
                 del waiting[key]
             elif pg.processes[key].poll() is not None:
                 last = text.strip().splitlines()[-1:] or ["no output"]
@@ -146,6 +164,17 @@ def start_services(
             raise WirelabError(f"servers not ready in {timeout:g} s: {', '.join(waiting)}")
         time.sleep(0.1)
     return started
+
+
+def _listening(pg: Playground, host: str, port: int) -> bool:
+    done = subprocess.run(
+        pg.argv(host, ["ss", "-Hltn", f"sport = :{port}"]),
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    return bool(done.stdout.strip())
 
 
 def _ca_files(state_dir: Path) -> dict[str, bytes]:
@@ -167,6 +196,7 @@ def run_playground(
     state_dir: Path,
     *,
     services: bool = True,
+    real: bool = False,
     ready: Callable[[PlaygroundState, float], None] | None = None,
 ) -> None:
     """Build the playground and keep it up until Ctrl-C or SIGTERM; then remove it all."""
@@ -190,7 +220,7 @@ def run_playground(
     began = time.monotonic()
     try:
         pg.up(_ca_files(state_dir))
-        started = start_services(pg, state_dir) if services else {}
+        started = start_services(pg, state_dir, real=real) if services else {}
         state = PlaygroundState(prefix, os.getpid(), str(pg.directory), pg.nat, started)
         path.write_text(json.dumps(state.to_json(), indent=2) + "\n", encoding="utf-8")
         if ready is not None:
@@ -239,17 +269,25 @@ def _print_ready(state: PlaygroundState, seconds: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m wirelab.playground.control STATE_DIR [--bare]``: the detached controller.
+    """``python -m wirelab.playground.control STATE_DIR [--bare] [--real]``: detached controller.
 
     What ``wirelab playground up --detach`` starts in the background: the same controller
     as ``up`` in the foreground, without the CLI's start-up cost.
     """
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0].startswith("-") or set(args[1:]) - {"--bare"}:
-        print("usage: python -m wirelab.playground.control STATE_DIR [--bare]", file=sys.stderr)
+    if not args or args[0].startswith("-") or set(args[1:]) - {"--bare", "--real"}:
+        print(
+            "usage: python -m wirelab.playground.control STATE_DIR [--bare] [--real]",
+            file=sys.stderr,
+        )
         return 2
     try:
-        run_playground(Path(args[0]), services="--bare" not in args, ready=_print_ready)
+        run_playground(
+            Path(args[0]),
+            services="--bare" not in args,
+            real="--real" in args,
+            ready=_print_ready,
+        )
     except WirelabError as exc:
         print(f"wirelab: error: {exc}", file=sys.stderr)
         return 1
