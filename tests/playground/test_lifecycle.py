@@ -276,3 +276,27 @@ def test_real_daemons_replace_the_lab_ftp_and_web_servers(tmp_path: Path) -> Non
         pg.down()
         cleanup_prefix(prefix)
     assert_nothing_left(prefix, tmp_path / prefix)
+
+
+def test_down_stale_removes_a_crashed_playground_by_its_prefix(tmp_path: Path) -> None:
+    """A playground whose controller died without a reaper (prefix wlz<dead pid>) is found
+    and removed by `down --stale`; a live one (this test's own) is left alone."""
+    require_netns()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    crashed = f"wlz{dead.pid}"
+    alive = f"wly{os.getpid()}"
+    try:
+        Playground(crashed, tmp_path / crashed).up()
+        Playground(alive, tmp_path / alive).up()
+        env = dict(os.environ, NO_COLOR="1", COLUMNS="200")
+        done = run_wirelab("playground", "down", "--stale", "--state-dir", str(tmp_path), env=env)
+        assert done.returncode == 0, done.stderr
+        assert crashed in done.stdout
+        assert alive not in done.stdout
+        assert_nothing_left(crashed)
+        assert len(namespaces_of(alive)) == 15
+    finally:
+        cleanup_prefix(crashed)
+        cleanup_prefix(alive)
+    assert_nothing_left(alive)

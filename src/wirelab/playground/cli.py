@@ -21,7 +21,13 @@ from wirelab.playground.control import (
     run_playground,
     state_path,
 )
-from wirelab.playground.netns import Playground, check_capability, cleanup_prefix, parse_loss
+from wirelab.playground.netns import (
+    Playground,
+    check_capability,
+    cleanup_prefix,
+    list_prefixes,
+    parse_loss,
+)
 from wirelab.playground.topology import HOSTS, path_between
 
 app = typer.Typer(
@@ -67,6 +73,12 @@ HostArgument = Annotated[
 ]
 #: Seconds ``up --detach`` waits for the background playground.
 DETACH_TIMEOUT = 60.0
+
+
+def _prefix_pid(prefix: str) -> int:
+    """The controller PID a prefix carries (``wl4242`` -> 4242; 0 when it carries none)."""
+    digits = prefix[len(prefix.rstrip("0123456789")) :]
+    return int(digits) if digits else 0
 
 
 def _dir(state_dir: Path | None) -> Path:
@@ -149,11 +161,32 @@ def up(
 
 
 @app.command("down")
-def down(state_dir: StateDirOption = None) -> None:
+def down(
+    stale: Annotated[
+        bool,
+        typer.Option(
+            "--stale",
+            help="Also remove every playground on this machine whose controller is gone "
+            "(a crashed run), found by its wl<pid> prefix.",
+        ),
+    ] = False,
+    state_dir: StateDirOption = None,
+) -> None:
     """Stop the playground: every server, namespace, bridge and link it made."""
     from wirelab.lab.state import pid_alive
 
     directory = _dir(state_dir)
+    if stale:
+        check_capability()
+        removed = [p for p in list_prefixes() if not pid_alive(_prefix_pid(p))]
+        for prefix in removed:
+            cleanup_prefix(prefix)
+        console.print(
+            f"removed {len(removed)} stale playground(s){': ' if removed else ''}"
+            + ", ".join(removed)
+        )
+        if not state_path(directory).exists():
+            return
     state = load_state(directory)
     if pid_alive(state.pid):
         os.kill(state.pid, signal.SIGTERM)
