@@ -294,6 +294,29 @@ def fetch(
 
 
 @app.command()
+def browse(
+    host: ClientHostArgument = None,
+    port: PortOption = None,
+    user: UserOption = "brandon",
+    password: PasswordOption = None,
+    starttls: StartTLSOption = False,
+    cafile: CaFileOption = None,
+    timeout: TimeoutOption = 30.0,
+) -> None:
+    """Browse interactively: folders, messages, their parts, any part (q quits).
+
+    Nothing is marked seen: folders are examined read-only and parts fetched with BODY.PEEK.
+    """
+    from wirelab.imap.browse import MailBrowser
+
+    if not sys.stdout.isatty():
+        raise ConfigError("imap browse needs a terminal (use imap summary and fetch in scripts)")
+    target = host or "mail.example.com"
+    with _session(host, port, user, password, starttls, cafile, timeout) as client:
+        MailBrowser(client, target).run()
+
+
+@app.command()
 def serve(
     host: ServeHostArgument = LOOPBACK,
     port: PortOption = None,
