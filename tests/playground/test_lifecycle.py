@@ -67,11 +67,15 @@ def test_up_takes_under_10_s_and_down_leaves_nothing(tmp_path: Path) -> None:
         assert len(namespaces_of(prefix)) == len(HOSTS) + len(BRIDGES) == 15
         assert machine_links() == before
         pg.spawn("h2", [sys.executable, "-c", "import time; time.sleep(60)"], label="sleeper")
+        deadline = time.monotonic() + 10  # until `ip netns exec` has entered h2
+        while not processes_in(prefix) and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert len(processes_in(prefix)) == 1
         started = time.monotonic()
         pg.down()
         down_seconds = time.monotonic() - started
     finally:
+        pg.down()  # waits for what it spawned, even when an assertion failed
         cleanup_prefix(prefix)
     print(f"playground up {up_seconds:.2f} s, down {down_seconds:.2f} s")
     assert up_seconds < 10

@@ -237,7 +237,13 @@ class Playground:
         names = [h.name for h in HOSTS] + list(BRIDGES)
         if _namespaces_of(self.prefix):
             raise ConfigError(f"a playground with prefix {self.prefix} already exists")
-        run(["ip", "-b", "-"], stdin="".join(f"netns add {self.ns(n)}\n" for n in names))
+        try:
+            run(["ip", "-b", "-"], stdin="".join(f"netns add {self.ns(n)}\n" for n in names))
+        except WirelabError as exc:
+            raise ServiceUnavailable(
+                "cannot create network namespaces here (the playground needs root with "
+                f"CAP_SYS_ADMIN and CAP_NET_ADMIN, e.g. not in an unprivileged container): {exc}"
+            ) from exc
         links = "".join(
             f"link add name {link.a.device} netns {self.ns(link.a.node)} type veth "
             f"peer name {link.b.device} netns {self.ns(link.b.node)}\n"
