@@ -7,6 +7,7 @@ import logging
 import random
 import socket
 import struct
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -156,13 +157,16 @@ def test_a_server_that_answers_nothing_is_not_verified(raw_server: RawServer) ->
     """The book's blocks server half-closes at once and only reads: our client sends the
     book's blocks and succeeds, with nothing verified."""
     got: list[bytes] = []
+    done = threading.Event()
 
     def book_server(conn: socket.socket) -> None:
         conn.shutdown(socket.SHUT_WR)
         while block := read_frame(conn):
             got.append(block)
+        done.set()
 
     report = send_blocks(*raw_server(book_server), BOOK_BLOCKS)
+    assert done.wait(10), "the book-like server never saw the end of the blocks"
     assert got == list(BOOK_BLOCKS)
     assert report.summary is None and report.verified is False
     assert report.to_json()["verified"] is False and report.to_json()["server_received"] is None

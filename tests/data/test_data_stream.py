@@ -6,6 +6,7 @@ import hashlib
 import logging
 import socket
 import struct
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -91,12 +92,15 @@ def test_a_server_that_answers_nothing_is_not_verified(raw_server: RawServer) ->
     """The book's streamer server half-closes at once and never answers: not an error, but
     nothing is verified either."""
     received: list[bytes] = []
+    done = threading.Event()
 
     def book_server(conn: socket.socket) -> None:
         conn.shutdown(socket.SHUT_WR)
         received.append(read_to_eof(conn))
+        done.set()
 
     report = send_stream(*raw_server(book_server), ZEN)
+    assert done.wait(10), "the book-like server never saw the end of the stream"
     assert report.summary is None and report.verified is False
     assert report.to_json()["verified"] is False and report.to_json()["server_received"] is None
     assert report.to_json()["sent_sha256"] == hashlib.sha256(ZEN).hexdigest()
