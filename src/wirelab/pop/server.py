@@ -115,13 +115,25 @@ def apply_deletions(store: MailStore, user: str, keys: tuple[str, ...]) -> int:
     return failed
 
 
-def _listing(store: MailStore, user: str) -> list[Listing]:
-    return [Listing(m.key, m.size) for m in store.messages(user)]
+def _listing(store: MailStore, user: str) -> tuple[list[Listing], dict[str, Path]]:
+    found = store.messages(user)
+    return [Listing(m.key, m.size) for m in found], {m.key: m.path for m in found}
 
 
-def _read(store: MailStore, user: str, key: str) -> bytes | None:
+def _read(store: MailStore, user: str, key: str, paths: dict[str, Path]) -> bytes | None:
+    """Message ``key``: from the path seen at login, else (moved from ``new/`` to ``cur/``
+    by an IMAP client meanwhile) found again."""
+    path = paths.get(key)
+    if path is not None:
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return None
     for message in store.messages(user):
         if message.key == key:
+            paths[key] = message.path
             try:
                 return message.read_bytes()
             except OSError:
@@ -147,6 +159,7 @@ class _Connection:
         self.commands = CommandReader()
         self.lock: tuple[Path, str] | None = None
         self.pipelined = False
+        self.paths: dict[str, Path] = {}
 
     async def run(self) -> None:
         try:
@@ -183,7 +196,9 @@ class _Connection:
             return await self._perform(await self._login(action))
         if isinstance(action, Fetch):
             assert self.session.user is not None
-            data = await asyncio.to_thread(_read, settings.store, self.session.user, action.key)
+            data = await asyncio.to_thread(
+                _read, settings.store, self.session.user, action.key, self.paths
+            )
             if data is None:
                 self.writer.write(b"-ERR [SYS/TEMP] the message is no longer there\r\n")
             else:
@@ -246,7 +261,7 @@ class _Connection:
             )
         _LOCKED.add(lock)
         self.lock = lock
-        listing = await asyncio.to_thread(_listing, store, user)
+        listing, self.paths = await asyncio.to_thread(_listing, store, user)
         log.info("%s: %s logged in (%s, %d messages)", self.peer, user, how, len(listing))
         return self.session.login_result(user, True, listing)
 
