@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.interop.mail_peers import dovecot_server  # noqa: E402
+
 from wirelab.imap.server import IMAPSettings, open_imap_server  # noqa: E402
 from wirelab.mail.store import MailStore  # noqa: E402
 from wirelab.net.ca import LabCA  # noqa: E402
