@@ -5,6 +5,8 @@
   a :class:`~wirelab.lab.state.ServiceView`; the test is skipped if the service cannot run
   on this machine, unless ``WIRELAB_REQUIRE_SERVICES=1`` makes that a failure.
 * ``wirelab_env``: an environment for running ``wirelab`` commands against that lab.
+* ``lab_mailbox``: the lab account's mailbox (:class:`wirelab.pop.mailbox.LabMailbox`):
+  deliver, list and clear what the lab's POP3 and IMAP servers serve.
 
 The lab starts on first use only, so projects that never ask for it pay nothing.
 """
@@ -57,3 +59,11 @@ def _service_fixture(name: str) -> Callable[[LabState], ServiceView]:
 
 for _svc in services():
     globals()[f"lab_{_svc.name}"] = _service_fixture(_svc.name)
+
+
+@pytest.fixture
+def lab_mailbox(wirelab_lab: LabState) -> object:
+    """The lab account's mailbox (deliver, messages, clear) and its POP3/IMAP addresses."""
+    from wirelab.pop.mailbox import LabMailbox
+
+    return LabMailbox(wirelab_lab)

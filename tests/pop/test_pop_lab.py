@@ -29,3 +29,32 @@ def test_cli_uses_the_lab_by_name(
     done = run_wirelab("imap", "info", "--json", env=wirelab_env)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["EXISTS"] == count
+
+
+def test_lab_mailbox_fixture_serves_what_it_delivers(lab_mailbox: object) -> None:
+    import imaplib
+    import poplib
+
+    from wirelab.pop.mailbox import LabMailbox
+
+    assert isinstance(lab_mailbox, LabMailbox)
+    saved = lab_mailbox.messages()
+    try:
+        lab_mailbox.clear()
+        data = b"Subject: fixture\r\n\r\nfrom the lab_mailbox fixture\r\n"
+        lab_mailbox.deliver(data)
+        assert lab_mailbox.messages() == [data]
+        pop = poplib.POP3_SSL(*lab_mailbox.pop3s, context=lab_mailbox.ssl_context())
+        pop.user(lab_mailbox.user)
+        pop.pass_(lab_mailbox.password)
+        assert b"\r\n".join(pop.retr(1)[1]) + b"\r\n" == data
+        pop.quit()
+        imap = imaplib.IMAP4_SSL(*lab_mailbox.imaps, ssl_context=lab_mailbox.ssl_context())
+        imap.login(lab_mailbox.user, lab_mailbox.password)
+        imap.select("INBOX", readonly=True)
+        assert imap.fetch("1", "(BODY.PEEK[])")[1][0][1] == data
+        imap.logout()
+    finally:
+        lab_mailbox.clear()
+        for message in saved:
+            lab_mailbox.deliver(message)
