@@ -191,10 +191,11 @@ def test_slow_connections_cannot_spawn_past_the_cap(caplog: pytest.LogCaptureFix
     """Issue 11 item 4: 500 slow connections once started 256 children (5.9 GB, load 30)
     and normal clients got nothing. Now: 8 children at most, the rest refused at once (one
     log line), idle children exit, and a normal client is served as soon as a slot frees.
-    Here no child is ended to make room (evictions off): while all 8 are held, a new client
-    is refused too; the next test shows the default, which ends the idlest."""
+    Here no connection waits and no child is ended to make room (``max_pending=0``,
+    evictions off): while all 8 are held, a new client is refused too; the next tests show
+    the default, which keeps newcomers on a stack and ends the oldest child for them."""
     caplog.set_level(logging.WARNING, logger="wirelab.zen.inetd")
-    limits = NowaitLimits(max_children=8, child_idle=2.0, evictions_per_second=0)
+    limits = NowaitLimits(max_children=8, child_idle=2.0, evictions_per_second=0, max_pending=0)
     slow: list[socket.socket] = []
     with running("nowait", limits=limits) as server, Sampler() as sampler:
         address = server.listener.getsockname()[:2]
@@ -207,6 +208,9 @@ def test_slow_connections_cannot_spawn_past_the_cap(caplog: pytest.LogCaptureFix
             readable = set(select.select(slow, [], [], 0)[0])  # readable: EOF or reset
             states = [_state(sock, 0.1) if sock in readable else "held" for sock in slow]
             assert states.count("held") == 8 and states.count("closed") == 32, states
+            deadline = time.monotonic() + 10.0  # children start a few at a time
+            while server.started < 8 and time.monotonic() < deadline:
+                time.sleep(0.05)
             assert server.started == 8 and server.refused == 32
             began = time.monotonic()
             with socket.create_connection(address, timeout=5) as normal:
@@ -265,11 +269,56 @@ def test_a_new_client_takes_the_slot_of_the_oldest_child(caplog: pytest.LogCaptu
     assert len(ended) == 1, [r.getMessage() for r in ended]
 
 
+def test_a_client_after_a_slowloris_burst_is_served_first(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The hostile suite's slowloris on a small scale: 40 slow connections against 4 children.
+    Newcomers that find every slot taken wait on a bounded stack (the oldest closed past 16),
+    and the newest waiting one takes the next freed slot: a normal client that arrives after
+    the burst is on top and is answered within 2 s plus one child start-up, while the oldest
+    children are ended at most 4 a second, never past the cap."""
+    caplog.set_level(logging.WARNING, logger="wirelab.zen.inetd")
+    limits = NowaitLimits(max_children=4, child_idle=5.0, evictions_per_second=4.0, max_pending=16)
+    slow: list[socket.socket] = []
+    with running("nowait", limits=limits) as server, Sampler() as sampler:
+        address = server.listener.getsockname()[:2]
+        try:
+            began_burst = time.monotonic()
+            for _ in range(40):
+                sock = socket.create_connection(address, timeout=5)
+                slow.append(sock)
+                sock.sendall(b"Simple is")  # a question begun and never finished
+            time.sleep(0.4)  # the hostile probe's client comes 0.4 s into the burst
+            allowed = SERVED_WITHIN + _start_up_seconds()
+            began = time.monotonic()
+            assert ask(*address, [Q])[0].answer == "Complex."
+            took = time.monotonic() - began
+            assert took < allowed, f"{took:.2f} s, allowed {allowed:.2f} s"
+            # It went ahead of slow connections that came before it and still wait: adaptive
+            # LIFO, not first come first served. Past the stack's 16, the oldest were closed.
+            waiting = len(server._pending)
+            assert waiting > 0, "nobody older was waiting: this proved nothing"
+            readable = set(select.select(slow, [], [], 0)[0])
+            assert len(readable) >= 40 - 4 - 16
+            elapsed = time.monotonic() - began_burst
+            assert 1 <= server.evicted <= 4 + 4.0 * elapsed + 1, (server.evicted, elapsed)
+        finally:
+            for sock in slow:
+                sock.close()
+    assert 0 < sampler.most <= 4, sampler.most
+    assert server.most_pending == 16, server.most_pending
+    assert 1 <= server.most_starting <= server.max_starting, server.most_starting
+    assert server.started <= 4 + server.evicted + server.terminated + 1
+    lines = [r.getMessage() for r in caplog.records]
+    assert sum("waiting for a child, the bound" in line for line in lines) == 1, lines
+
+
 def test_evictions_are_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
     """A burst of newcomers ends at most ``evictions_per_second`` children (no fork storm);
-    the others are refused at once, with one line for each kind of overload."""
+    beyond the waiting stack's bound the oldest waiting are closed at once, with one line for
+    each kind of overload."""
     caplog.set_level(logging.WARNING, logger="wirelab.zen.inetd")
-    limits = NowaitLimits(max_children=2, child_idle=5.0, evictions_per_second=1.0)
+    limits = NowaitLimits(max_children=2, child_idle=5.0, evictions_per_second=1.0, max_pending=4)
     socks: list[socket.socket] = []
     with running("nowait", limits=limits) as server, Sampler() as sampler:
         address = server.listener.getsockname()[:2]
@@ -283,15 +332,25 @@ def test_evictions_are_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
                 sock = socket.create_connection(address, timeout=10)
                 socks.append(sock)
                 sock.sendall(b"Simple is")
-            deadline = time.monotonic() + 5.0
-            while server.evicted + server.refused < 20 and time.monotonic() < deadline:
+            began = time.monotonic()
+            deadline = began + 5.0
+            while server.refused < 14 and time.monotonic() < deadline:
                 time.sleep(0.05)
-            # each newcomer either ended a child (and waits for its slot) or was refused
-            assert server.evicted <= 3 and server.evicted + server.refused >= 20
+            time.sleep(0.5)
+            # The oldest past the stack's 4 were closed; the stack ends 1 child a second, and
+            # the newest waiting connection takes the freed slot.
+            newcomers = server.started - 2
+            assert server.refused + len(server._pending) + newcomers == 20
+            assert len(server._pending) <= 4 and server.refused >= 20 - 4 - 2, server.refused
+            assert 1 <= server.evicted <= 2 + (time.monotonic() - began) * 1.0, server.evicted
+            closed = [sock for sock in socks[2:] if _state(sock, 0.01) == "closed"]
+            assert len(closed) >= server.refused
+            assert all(_state(sock, 0.01) != "closed" for sock in socks[-3:])  # the newest
         finally:
             for sock in socks:
                 sock.close()
     assert sampler.most <= 2
+    assert server.most_pending == 4
     lines = [r.getMessage() for r in caplog.records]
     assert sum("ending the oldest" in line for line in lines) == 1
     assert sum("refusing connections" in line for line in lines) == 1

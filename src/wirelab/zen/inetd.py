@@ -25,21 +25,25 @@ is bounded the way inetd's ``nowait.N`` and xinetd's ``instances``/``cps`` bound
   our per-child budget, stays under 1 GB), fewer on a machine with less memory free;
 * at most ``per_minute`` children started in any 60 seconds (a fork storm costs CPU: a
   Python start is ~40 ms of it);
-* when every child is taken, a new client still gets one: the oldest child is ended (its
-  connection shut down, the child terminated) and the new client takes the slot as soon as
-  that child has exited, so the cap is never exceeded. The oldest, because a normal client
-  asks and goes, while a slow client that holds a slot can look busy but not young. At most
-  ``evictions_per_second`` children are ended this way, so a flood cannot become a fork storm;
-* beyond that (or the rate), a connection is accepted and closed at once, with one warning
-  line per burst (not one per connection), so clients learn at once instead of waiting in
-  the backlog;
+* when every child is taken, a new connection waits on a bounded stack (``max_pending``,
+  64) and the newest waiting connection gets the next freed slot (adaptive LIFO, as large
+  services serve under overload: the newest client is the one still likely to be there and
+  to be a normal one arriving after a burst). While connections wait, the oldest child is
+  ended (its connection shut down, the child terminated) to free a slot, so the cap is never
+  exceeded. The oldest, because a normal client asks and goes, while a slow client that
+  holds a slot can look busy but not young. At most ``evictions_per_second`` children are
+  ended this way, so a flood cannot become a fork storm;
+* when the stack overflows, its oldest connection is closed; a connection that waited
+  ``pending_timeout`` seconds is closed too, one whose client left is dropped without a
+  child, and over the start rate a newcomer is closed at once. One warning line per burst
+  (not one per connection);
 * each child closes its client after ``child_idle`` seconds without progress, and the
   super-server terminates any child older than ``child_lifetime``, so a client that trickles
   a byte now and then cannot keep a slot forever.
 
-No slot is reserved (on loopback a normal client and a hostile one look alike); a new
-client is served within a child's start-up time by ending the oldest child, as long as the
-eviction rate allows, else as soon as a child exits.
+No slot is reserved (on loopback a normal client and a hostile one look alike); a client
+that arrives after a burst is on top of the stack and takes the next freed slot: within
+``1 / evictions_per_second`` seconds (0.25 s) plus a child's start-up time.
 """
 
 from __future__ import annotations
@@ -73,6 +77,8 @@ __all__ = [
     "DEFAULT_CHILD_LIFETIME",
     "DEFAULT_EVICTIONS_PER_SECOND",
     "DEFAULT_MAX_CHILDREN",
+    "DEFAULT_MAX_PENDING",
+    "DEFAULT_PENDING_TIMEOUT",
     "DEFAULT_PER_MINUTE",
     "DEFAULT_WAIT_IDLE",
     "MAX_LOG_BYTES",
@@ -112,8 +118,14 @@ DEFAULT_CHILD_LIFETIME = 60.0
 #: Children ended per second (at most, in a burst of as many) to make room for new clients.
 DEFAULT_EVICTIONS_PER_SECOND = 4.0
 
-#: Seconds a client waits for the slot of an ended child before it is closed after all.
-_PENDING_TIMEOUT = 2.0
+#: Accepted connections that wait for a slot, at most (the newest is served first).
+DEFAULT_MAX_PENDING = 64
+
+#: Seconds an accepted connection waits for a slot before it is closed.
+DEFAULT_PENDING_TIMEOUT = 10.0
+
+#: Seconds after which a child that has not said it is ready counts as started anyway.
+_START_GRACE = 5.0
 
 #: The listen backlog: a burst of connections waits here while children start.
 _BACKLOG = 1024
@@ -180,8 +192,14 @@ class NowaitLimits:
         per_minute: children started in any 60 seconds (xinetd's ``cps``, per minute).
         child_idle: seconds a child keeps a client that makes no progress.
         child_lifetime: seconds after which the super-server terminates a child.
-        evictions_per_second: children ended per second, when all are taken, to make room
-            for a new client (the oldest first); 0 refuses new clients instead.
+        evictions_per_second: children ended per second, while connections wait for a slot,
+            to make room for them (the oldest child first); 0 ends none.
+        max_pending: accepted connections waiting for a slot, at most (the newest is served
+            first, the oldest closed on overflow); 0 closes a newcomer at once when every slot
+            is taken (and then no child is ended for it).
+        pending_timeout: seconds a connection waits for a slot before it is closed.
+        max_starting: children starting up at once (not yet ready to read their client);
+            ``None`` for the number of CPUs, at least 2.
     """
 
     max_children: int | None = None
@@ -189,6 +207,9 @@ class NowaitLimits:
     child_idle: float = DEFAULT_CHILD_IDLE
     child_lifetime: float = DEFAULT_CHILD_LIFETIME
     evictions_per_second: float = DEFAULT_EVICTIONS_PER_SECOND
+    max_pending: int = DEFAULT_MAX_PENDING
+    pending_timeout: float = DEFAULT_PENDING_TIMEOUT
+    max_starting: int | None = None
 
     def __post_init__(self) -> None:
         if self.max_children is not None and self.max_children < 1:
@@ -199,6 +220,12 @@ class NowaitLimits:
             raise ConfigError("child_idle and child_lifetime must be finite and above zero")
         if not 0 <= self.evictions_per_second < float("inf"):
             raise ConfigError("evictions_per_second must be finite and not below zero")
+        if self.max_pending < 0:
+            raise ConfigError(f"max_pending must not be below zero, not {self.max_pending}")
+        if not 0 < self.pending_timeout < float("inf"):
+            raise ConfigError("pending_timeout must be finite and above zero")
+        if self.max_starting is not None and self.max_starting < 1:
+            raise ConfigError(f"max_starting must be at least 1, not {self.max_starting}")
 
 
 class InetdServer:
@@ -234,6 +261,7 @@ class InetdServer:
         self.mode = mode
         self.limits = limits or NowaitLimits()
         self.max_children = self.limits.max_children or default_max_children()
+        self.max_starting = self.limits.max_starting or max(2, os.cpu_count() or 2)
         if mode == "nowait":
             idle = min(config.idle_timeout, self.limits.child_idle)
             config = dataclasses.replace(config, idle_timeout=idle)
@@ -242,19 +270,26 @@ class InetdServer:
         self.children: list[subprocess.Popen[bytes]] = []
         #: Children started since the start.
         self.started = 0
-        #: Connections refused for the cap or the rate since the start.
+        #: Connections closed without a child (the rate, the stack's bound, its timeout).
         self.refused = 0
+        #: The most connections that waited for a slot at once.
+        self.most_pending = 0
+        #: The most children starting up at once.
+        self.most_starting = 0
         #: Children terminated for their age since the start.
         self.terminated = 0
         #: Children ended to make room for a new client since the start.
         self.evicted = 0
         self._born: dict[int, float] = {}
         self._conns: dict[int, socket.socket] = {}  # a nowait child's connection, our copy
+        #: Accepted connections waiting for a slot, oldest first (served from the right).
         self._pending: collections.deque[tuple[socket.socket, float]] = collections.deque()
         self._tokens = max(1.0, self.limits.evictions_per_second)
         self._tokens_at = time.monotonic()
         self._evict_log = OverloadLog()
         self._terminating: dict[int, float] = {}
+        #: Children still starting up: pid -> (the read end of their ready pipe, when started).
+        self._starting: dict[int, tuple[int, float]] = {}
         self._recent: collections.deque[float] = collections.deque()
         self._overload = OverloadLog()
         self.log_path = log_path
@@ -302,20 +337,36 @@ class InetdServer:
     def _spawn(self, stdin: socket.socket) -> bool:
         """Start a child on ``stdin``; False (logged, after a pause) when the OS refused."""
         self._rotate_log()
+        command = self._command()
+        ready_r = ready_w = -1
         try:
+            if self.mode == "nowait":
+                # The child closes its end once it can read its client: until then it counts
+                # against max_starting (start-ups share the CPU; a few at a time finish sooner).
+                ready_r, ready_w = os.pipe()
+                command += ["--ready-fd", str(ready_w)]
             child = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
-                self._command(),
+                command,
                 stdin=stdin.fileno(),
                 stdout=subprocess.DEVNULL,
                 stderr=self._log if self._log is not None else None,
+                pass_fds=(ready_w,) if ready_w >= 0 else (),
             )
         except (OSError, subprocess.SubprocessError) as exc:
+            for fd in (ready_r, ready_w):
+                if fd >= 0:
+                    os.close(fd)
             # Out of descriptors or processes: like a real inetd, drop this one and go on.
             if self._spawn_errors.ready():
                 log.warning("cannot start a %s child (%s); dropping connections", self.mode, exc)
             time.sleep(_POLL)
             return False
         now = time.monotonic()
+        if ready_w >= 0:
+            os.close(ready_w)
+            self._starting[child.pid] = (ready_r, now)
+            self.most_starting = max(self.most_starting, len(self._starting))
+            self._sel.register(ready_r, selectors.EVENT_READ, child.pid)
         self.children.append(child)
         self._born[child.pid] = now
         if self.mode == "nowait":
@@ -332,6 +383,13 @@ class InetdServer:
             return f"{len(self._recent)} children started in the last minute, the rate limit"
         return None
 
+    def _may_evict(self, now: float) -> bool:
+        """True when the eviction rate (a token bucket) allows ending a child now."""
+        rate = self.limits.evictions_per_second
+        self._tokens = min(max(1.0, rate), self._tokens + (now - self._tokens_at) * rate)
+        self._tokens_at = now
+        return rate > 0 and self._tokens >= 1
+
     def _evict(self, now: float) -> bool:
         """End the oldest child, if the eviction rate allows.
 
@@ -339,11 +397,8 @@ class InetdServer:
         but it cannot look young. A normal client asks and goes; a child that has run longest is
         the likeliest to be held by a client that will not let go.
         """
-        rate = self.limits.evictions_per_second
-        self._tokens = min(max(1.0, rate), self._tokens + (now - self._tokens_at) * rate)
-        self._tokens_at = now
         candidates = [c for c in self.children if c.pid not in self._terminating]
-        if rate <= 0 or self._tokens < 1 or not candidates:
+        if not self._may_evict(now) or not candidates:
             return False
         self._tokens -= 1
         victim = min(candidates, key=lambda child: self._born[child.pid])
@@ -360,46 +415,96 @@ class InetdServer:
         if count is not None:
             log.warning(
                 "inetd-nowait: %d children running, the cap; ending the oldest (%.1f s old) "
-                "for each new client (%d ended since the last such line)",
+                "for the newest waiting client (%d ended since the last such line)",
                 len(self.children),
                 now - self._born[victim.pid],
                 count,
             )
         return True
 
-    def _admit(self, conn: socket.socket, ready: list[socket.socket]) -> None:
-        """Give a new connection a slot now (into ``ready``, started after the accepts), a slot
-        soon (an ended child's), or a refusal."""
+    def _admit(self, conn: socket.socket) -> None:
+        """Put a new connection on top of the waiting stack (or close it: gone, over the rate,
+        or no stack); the stack's oldest is closed when it overflows."""
         if _gone(conn):
             conn.close()
             return
         now = time.monotonic()
-        why = self._too_fast(now, len(ready))
-        busy = len(self.children) + len(ready)
-        if why is None and busy < self.max_children and not self._pending:
-            ready.append(conn)
+        free = self._free_slots()
+        why = self._too_fast(now, min(free, len(self._pending)))
+        if why is not None:
+            self._refuse(conn, why)
             return
-        if why is None and len(self.children) >= self.max_children and self._evict(now):
-            # (Only when every slot holds a running child: slots taken by children about to
-            # start are not worth ending a child for.)
-            self._pending.append((conn, now))
-            return
-        self._refuse(conn, why or f"{busy} children running, the cap")
+        self._pending.append((conn, now))
+        # Those with a free slot are started as soon as the accepts are done; beyond them, at
+        # most max_pending wait.
+        while len(self._pending) > free + self.limits.max_pending:
+            oldest, _ = self._pending.popleft()
+            why = f"{len(self.children)} children running, the cap"
+            if self.limits.max_pending:
+                why = f"{self.limits.max_pending} connections waiting for a child, the bound"
+                why += " (the oldest closed first)"
+            self._refuse(oldest, why)
+        self.most_pending = max(self.most_pending, len(self._pending) - free)
+
+    def _free_slots(self) -> int:
+        return max(0, self.max_children - len(self.children))
+
+    def _started(self, pid: int) -> None:
+        """Child ``pid`` is ready (or gone, or past the grace): it no longer counts as starting."""
+        entry = self._starting.pop(pid, None)
+        if entry is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self._sel.unregister(entry[0])
+            os.close(entry[0])
 
     def _start_pending(self) -> None:
-        """Start children for connections waiting on a freed slot; drop those waiting too long."""
-        now = time.monotonic()
-        while self._pending and (
-            len(self.children) < self.max_children or now - self._pending[0][1] > _PENDING_TIMEOUT
-        ):
-            conn, since = self._pending.popleft()
+        """Start children for the newest waiting connections while slots are free (accepting
+        again after each start, so a newcomer goes on top); drop those waiting too long or gone;
+        end the oldest children, within the eviction rate, for those still waiting."""
+        while self._pending:
+            now = time.monotonic()
+            while self._pending and now - self._pending[0][1] > self.limits.pending_timeout:
+                conn, _ = self._pending.popleft()
+                self._refuse(conn, f"no slot for {self.limits.pending_timeout:g} s")
+            if not self._pending or len(self.children) >= self.max_children:
+                break
+            if len(self._starting) >= self.max_starting:
+                break  # the next start when one of these is ready (the newest still first)
+            conn, _ = self._pending.pop()  # the newest
+            if _gone(conn):
+                conn.close()
+                continue
             why = self._too_fast(now)
-            if now - since > _PENDING_TIMEOUT or why is not None:
-                self._refuse(conn, why or "no child left its slot in time")
+            if why is not None:
+                self._refuse(conn, why)
                 continue
             conn.setblocking(True)
             if not self._spawn(conn):
                 conn.close()
+            self._accept_waiting()
+        if self._pending:
+            self._make_room()
+
+    def _make_room(self) -> None:
+        """End the oldest children, within the eviction rate, for the connections waiting
+        (not counting slots already being freed)."""
+        now = time.monotonic()
+        if self._free_slots():
+            return  # (only when every slot holds a child: a free one is taken as starts allow)
+        wanted = len(self._pending) - len(self._terminating)
+        if wanted <= 0 or not self._may_evict(now) or self._too_fast(now) is not None:
+            return
+        # Only connections still there are worth a child's end.
+        kept: collections.deque[tuple[socket.socket, float]] = collections.deque()
+        for item in self._pending:
+            if _gone(item[0]):
+                item[0].close()
+            else:
+                kept.append(item)
+        self._pending = kept
+        wanted = len(self._pending) - len(self._terminating)
+        while wanted > 0 and self._evict(now):
+            wanted -= 1
 
     def _refuse(self, conn: socket.socket, why: str) -> None:
         """Close an over-the-bound connection at once; one warning line per burst."""
@@ -419,24 +524,14 @@ class InetdServer:
             if not self._spawn(self.listener):
                 self._watch(True)  # nobody took it: try again on the next connection
             return
-        # Decide for every waiting connection first (refusing is cheap), then start children
-        # (slow), deciding again after each start: a burst is sorted out at once, and a client
-        # that comes while we fork is not left behind the burst in the backlog.
+        # Accept every waiting connection first (cheap), then start children for the newest
+        # (slow), accepting again after each start: a burst is sorted out at once, and a
+        # client that comes while we fork goes on top, not behind the burst in the backlog.
         self._reap()
-        ready: list[socket.socket] = []
-        try:
-            self._accept_waiting(ready)
-            while ready:
-                conn = ready.pop(0)
-                conn.setblocking(True)
-                if not self._spawn(conn):
-                    conn.close()
-                self._accept_waiting(ready)
-        finally:
-            for conn in ready:
-                conn.close()
+        self._accept_waiting()
+        self._start_pending()
 
-    def _accept_waiting(self, ready: list[socket.socket]) -> None:
+    def _accept_waiting(self) -> None:
         """Accept what waits in the backlog and decide for each (see :meth:`_admit`)."""
         for _ in range(_ACCEPT_BATCH):
             try:
@@ -448,13 +543,17 @@ class InetdServer:
                     accept_backoff_log(exc)
                     time.sleep(0.1)
                 return
-            self._admit(conn, ready)
+            self._admit(conn)
 
     def _reap(self) -> None:
         now = time.monotonic()
         alive = []
         for child in self.children:
+            started = self._starting.get(child.pid)
+            if started is not None and now - started[1] > _START_GRACE:
+                self._started(child.pid)
             if child.poll() is not None:
+                self._started(child.pid)
                 self._born.pop(child.pid, None)
                 self._terminating.pop(child.pid, None)
                 conn = self._conns.pop(child.pid, None)
@@ -490,9 +589,16 @@ class InetdServer:
                 for key, _ in self._sel.select(_POLL):
                     if key.data is None:
                         return
+                    if isinstance(key.data, int):  # a child is ready: maybe start the next
+                        self._started(key.data)
+                        if self._pending:
+                            self._start_pending()
+                        continue
                     self._on_readable()
                 self._reap()
         finally:
+            for pid in list(self._starting):
+                self._started(pid)
             self._sel.close()
             self.listener.close()
             for conn, _ in self._pending:
@@ -566,11 +672,14 @@ def _inherited_socket() -> socket.socket:
     return sock
 
 
-def _nowait_child(config: ZenConfig) -> None:
+def _nowait_child(config: ZenConfig, ready_fd: int | None = None) -> None:
     from wirelab.zen.blocking import converse
 
     sock = _inherited_socket()
     sock.setblocking(True)
+    if ready_fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(ready_fd)  # tell our super-server we are up (under a real inetd: absent)
     converse(sock, config)
 
 
@@ -616,8 +725,27 @@ def main(argv: list[str] | None = None) -> None:
         "--evictions-per-second",
         type=float,
         default=DEFAULT_EVICTIONS_PER_SECOND,
-        help="nowait: oldest children ended per second for newcomers at the cap (0: refuse)",
+        help="nowait: oldest children ended per second for waiting newcomers at the cap",
     )
+    parser.add_argument(
+        "--max-pending",
+        type=int,
+        default=DEFAULT_MAX_PENDING,
+        help="nowait: connections waiting for a slot, newest served first (0: refuse at the cap)",
+    )
+    parser.add_argument(
+        "--pending-timeout",
+        type=float,
+        default=DEFAULT_PENDING_TIMEOUT,
+        help="nowait: seconds a connection waits for a slot",
+    )
+    parser.add_argument(
+        "--max-starting",
+        type=int,
+        default=None,
+        help="nowait: children starting up at once (default: the CPUs, at least 2)",
+    )
+    parser.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     # A parent that waits with sigwait() blocks these; exec keeps the mask, so undo it.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
@@ -627,7 +755,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     with contextlib.suppress(KeyboardInterrupt):
         if args.mode == "nowait-child":
-            _nowait_child(config)
+            _nowait_child(config, args.ready_fd)
         elif args.mode == "wait-child":
             _wait_child(config, args.wait_idle)
         else:
@@ -640,6 +768,9 @@ def main(argv: list[str] | None = None) -> None:
                     args.child_idle,
                     args.child_lifetime,
                     args.evictions_per_second,
+                    args.max_pending,
+                    args.pending_timeout,
+                    args.max_starting,
                 )
             except ConfigError as exc:
                 parser.error(str(exc))
