@@ -724,13 +724,7 @@ def _baseline_first(lab_baseline: dict[int, tuple[str, int]]) -> None:
 
 #: (probe, endpoint name) -> why it fails today. A listed pair that fails makes its test an
 #: xfail; one that passes makes it fail (strict): remove the entry once the fix lands.
-KNOWN_FINDINGS: dict[tuple[str, str], str] = {
-    ("slowloris", "zen.inetd-nowait"): (
-        "zen (docs/decisions/0071): while 32 slow connections hold every child, a normal "
-        "client 0.4 s into a burst of 250 is accepted and closed at once; ending the oldest "
-        "child for a newcomer (at most 4 a second) does not reach it"
-    ),
-}
+KNOWN_FINDINGS: dict[tuple[str, str], str] = {}
 
 
 @dataclass
