@@ -37,6 +37,9 @@ is bounded the way inetd's ``nowait.N`` and xinetd's ``instances``/``cps`` bound
   ``pending_timeout`` seconds is closed too, one whose client left is dropped without a
   child, and over the start rate a newcomer is closed at once. One warning line per burst
   (not one per connection);
+* at most ``max_starting`` children (the CPUs, at least 2) start up at once: a child closes
+  an inherited pipe (``--ready-fd``) once it can read its client, and only then does the next
+  start, so the newest waiting client's start-up does not share two cores with thirty others;
 * each child closes its client after ``child_idle`` seconds without progress, and the
   super-server terminates any child older than ``child_lifetime``, so a client that trickles
   a byte now and then cannot keep a slot forever.
