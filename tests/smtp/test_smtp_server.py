@@ -240,7 +240,7 @@ def test_too_many_recipients_are_refused(make_mail_host: Callable[..., MailHost]
 def test_connection_cap_refuses_one_more_with_421(
     make_mail_host: Callable[..., MailHost],
 ) -> None:
-    host = make_mail_host(max_connections=2)
+    host = make_mail_host(max_connections=2, evict_after=60.0)  # nobody is idle long enough
     peers = [Raw(host.port) for _ in range(2)]
     try:
         assert [p.reply()[0] for p in peers] == [220, 220]

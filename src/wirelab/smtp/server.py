@@ -78,6 +78,8 @@ class SMTPSettings:
         max_recipients: RCPT TO per message.
         max_connections: open connections at once; one more is told ``421`` and closed.
         idle_timeout: seconds a connection may stay silent.
+        evict_after: at the cap, a connection with no complete command for this long may be
+            closed to make room for a newcomer (a slowloris dribbles bytes, never commands).
         domains: the domains delivered locally.
     """
 
@@ -89,6 +91,7 @@ class SMTPSettings:
     max_recipients: int = 50
     max_connections: int = 100
     idle_timeout: float = 60.0
+    evict_after: float = 0.1
     domains: frozenset[str] = LAB_DOMAINS
     open_connections: list[int] = field(default_factory=lambda: [0])
     live: set[LabSMTP] = field(default_factory=set)
@@ -148,16 +151,12 @@ def _domains() -> str:
     return ", ".join(sorted(LAB_DOMAINS - {"localhost"}))
 
 
-#: A connection quiet for at least this long may be closed to make room for a new one.
-EVICT_AFTER = 0.5
-
-
 class LabSMTP(SMTP):
     """aiosmtpd's protocol with a connection cap shared by one server's connections.
 
     At the cap, the connection that has been quiet longest (no complete command for at least
-    :data:`EVICT_AFTER` seconds, not inside DATA) is told ``421`` and closed to make room: a
-    few hundred slow or silent connections cannot lock everyone else out. When every
+    :attr:`SMTPSettings.evict_after` seconds, not inside DATA) is told ``421`` and closed to
+    make room: a few hundred slow or silent connections cannot lock everyone else out. When every
     connection is busy, the newcomer gets the ``421`` instead. One warning line per burst.
     """
 
@@ -185,7 +184,7 @@ class LabSMTP(SMTP):
         candidates = [
             p
             for p in self._settings.live
-            if not p._in_data and now - p._last_active >= EVICT_AFTER and p.transport
+            if not p._in_data and now - p._last_active >= self._settings.evict_after and p.transport
         ]
         if not candidates:
             return False
