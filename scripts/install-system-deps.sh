@@ -2,7 +2,7 @@
 # Install the system daemons the lab runs, when they are missing and we may.
 # Each entry: the binary the lab looks for, then the Debian package that provides it.
 set -u
-PACKAGES="memcached:memcached dig:bind9-dnsutils vsftpd:vsftpd lftp:lftp curl:curl swaks:swaks ssh:openssh-client sshd:openssh-server nginx:nginx wrk:wrk ip:iproute2 nft:nftables sysctl:procps"
+PACKAGES="memcached:memcached dig:bind9-dnsutils vsftpd:vsftpd lftp:lftp curl:curl swaks:swaks ssh:openssh-client sshd:openssh-server nginx:nginx wrk:wrk ip:iproute2 nft:nftables sysctl:procps chromium:chromium certutil:libnss3-tools"
 missing=""
 for entry in $PACKAGES; do
     bin=${entry%%:*}; pkg=${entry#*:}
