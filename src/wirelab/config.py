@@ -74,6 +74,13 @@ DEFAULT_PORTS: dict[tuple[str, str], int] = {
     ("www", "http"): 10080,
     ("www", "https"): 10444,
     ("http", "serve"): 8000,
+    # chapter 11: the payments app (the book's Flask 5000, shifted): insecure on HTTP, hardened
+    # on HTTPS, the attacker's pages on a port of their own; the Django app; the test site
+    ("bank", "insecure"): 10500,
+    ("bank", "hardened"): 10501,
+    ("bank", "attacker"): 10502,
+    ("djbank", "http"): 10503,
+    ("tinysite", "http"): 10504,
     # chapter 13: the mail host's SMTP (the book's 25, STARTTLS and AUTH) and implicit TLS (465)
     ("smtp", "smtp"): 10025,
     ("smtp", "smtps"): 10465,
