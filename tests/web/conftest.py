@@ -1,0 +1,30 @@
+"""Chapter 11 test set-up: a real headless Chromium (Debian's) that trusts the lab CA."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+from wirelab.lab.state import LabState
+from wirelab.testing import services_required
+from wirelab.web.browser import lab_browser, unavailable_reason
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
+
+@pytest.fixture(scope="session")
+def browser(wirelab_lab: LabState) -> Iterator[Browser]:
+    """Headless Chromium trusting the session lab's CA; skipped (with why) where it cannot run.
+
+    Under ``WIRELAB_REQUIRE_SERVICES=1`` (``make test``, CI) a missing browser fails instead.
+    """
+    why = unavailable_reason()
+    if why is not None:
+        if services_required():
+            pytest.fail(f"the browser tests must run here: {why}")
+        pytest.skip(why)
+    with lab_browser(ca_file=wirelab_lab.ca) as chromium:
+        yield chromium
