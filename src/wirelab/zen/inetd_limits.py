@@ -1,8 +1,9 @@
 """The bounds of the ``nowait`` super-server (chapter 7): children, start rate, waiting, lifetimes.
 
 A process per connection costs a whole interpreter per client: about 16 MB resident each
-(Python 3.11; :mod:`wirelab.zen.inetd` imports asyncio only in the ``wait`` child to keep it so). Unbounded,
-500 slow clients once started 256 children, 5.9 GB and a load average of 30. So ``nowait``
+(Python 3.11; :mod:`wirelab.zen.inetd` imports asyncio only in the ``wait`` child to keep it
+so). Unbounded, 500 slow clients once started 256 children, 5.9 GB and a load average of 30.
+So ``nowait``
 is bounded the way inetd's ``nowait.N`` and xinetd's ``instances``/``cps`` bound a service
 (:class:`NowaitLimits`):
 
