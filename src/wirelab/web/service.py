@@ -1,0 +1,15 @@
+"""Chapter 11's lab services, one import per part of the chapter.
+
+Each part defines its service in its own package (a :class:`wirelab.web.serving.WSGIService`
+subclass) and adds it here with one line, so the lab finds every chapter 11 service through
+this module's ``SERVICES``.
+"""
+
+from __future__ import annotations
+
+from wirelab.lab.service import Service
+from wirelab.web.bank.service import BankService
+
+__all__ = ["SERVICES"]
+
+SERVICES: tuple[Service, ...] = (BankService(),)
