@@ -33,7 +33,13 @@ TOUR = {
     "DNS on the backbone": "MX 10 mail",
     "TCP through NAT to the server room": "",
     "httpbin on www sees the modem": "httpbin saw origin 10.25.1.65",
+    "HTTPS on www, verified": "verified TLS, origin 10.25.1.65",
     "SMTP with STARTTLS on mail": "STARTTLS verified against the lab CA",
+    "POP3S on mail": "POP3S verified, brandon's mailbox has messages",
+    "IMAPS on mail": "IMAPS verified, folder INBOX",
+    "Telnet on ftp": "logged in to ftp.example.com, ran echo",
+    "SSH on www and h2": "www and h2 answered with the pinned host key",
+    "anonymous FTP on ftp": "/pub holds academic, linux",
 }
 
 
@@ -350,3 +356,122 @@ def test_server_room_mail_ftp_and_web_answer_through_nat(playground: Playground)
         "ftp 220",
         "http 200 10.25.1.65",
     ], done.stderr[-600:]
+
+
+#: What listens in each server-room host (TCP), as the book's section 3.4 had it; SSH on all.
+LISTENING = {
+    "mail": {22, 25, 110, 143, 465, 993, 995},
+    "www": {22, 80, 443},
+    "ftp": {21, 22, 23, 990, 1060},
+    "h1": {22},
+    "backbone": {22, 53},
+}
+
+
+def test_server_room_services_listen_inside_their_hosts(playground: Playground) -> None:
+    """Every lab service is bound in its own host's namespace (``ss`` there), nowhere else."""
+    for name, ports in LISTENING.items():
+        done = playground.exec(name, ["ss", "-Hltn"])
+        found = {int(line.split()[3].rsplit(":", 1)[1]) for line in done.stdout.splitlines()}
+        # www's gunicorn listens on a private loopback port behind the front: not counted
+        public = {p for p in found if p < 2000}
+        assert public == ports, (name, done.stdout)
+
+
+def test_pop_imap_https_and_telnet_answer_independent_clients(playground: Playground) -> None:
+    """stdlib clients on h1, through modemA's NAT: POP3S and POP3+STLS on mail, IMAPS and
+    IMAP+STARTTLS on mail, HTTPS on www (verified against the lab CA the host trusts; httpbin
+    sees modemA), and the Telnet login prompt on ftp."""
+    done = py(
+        playground,
+        "h1",
+        """
+        import imaplib, json, poplib, socket, ssl, urllib.request
+        context = ssl.create_default_context()  # SSL_CERT_FILE: the host's lab CA
+        pop = poplib.POP3_SSL("mail.example.com", 995, context=context, timeout=10)
+        pop.user("brandon"); pop.pass_("abc123")
+        print("pop3s", pop.stat()[0] >= 1); pop.quit()
+        pop = poplib.POP3("mail.example.com", 110, timeout=10)
+        pop.stls(context=context); pop.user("brandon"); pop.pass_("abc123")
+        print("pop3 stls", pop.stat()[0] >= 1); pop.quit()
+        imap = imaplib.IMAP4_SSL("mail.example.com", 993, ssl_context=context, timeout=10)
+        imap.login("brandon", "abc123")
+        print("imaps", imap.select("INBOX", readonly=True)[0]); imap.logout()
+        imap = imaplib.IMAP4("mail.example.com", 143, timeout=10)
+        imap.starttls(ssl_context=context); imap.login("brandon", "abc123")
+        print("imap starttls", imap.select("INBOX", readonly=True)[0]); imap.logout()
+        with urllib.request.urlopen("https://www.example.com/get", timeout=20) as reply:
+            print("https", reply.status, json.load(reply)["origin"])
+        with socket.create_connection(("ftp.example.com", 23), timeout=10) as telnet:
+            seen = b""
+            while b"login:" not in seen:
+                chunk = telnet.recv(1024)
+                if not chunk:
+                    break
+                seen += chunk
+            print("telnet", b"ftp.example.com login:" in seen)
+        """,
+        timeout=90,
+    )
+    assert done.stdout.splitlines() == [
+        "pop3s True",
+        "pop3 stls True",
+        "imaps OK",
+        "imap starttls OK",
+        "https 200 10.25.1.65",
+        "telnet True",
+    ], done.stderr[-800:]
+
+
+def test_openssh_client_logs_in_to_every_kind_of_host(playground: Playground) -> None:
+    """OpenSSH's ssh(1) on h1, with the lab account's key and the host key pinned from h1's
+    known_hosts (strict checking): www in the server room, h2 on the same LAN, modemA."""
+    import shutil
+
+    if shutil.which("ssh") is None:
+        pytest.skip("OpenSSH's client is not installed")
+    home = playground.directory.parent
+    key = home / "ssh" / "keys" / "brandon"
+    known = playground.host_dir("h1") / "known_hosts"
+    for target in ("www.example.com", "h2", "modemA"):
+        done = playground.exec(
+            "h1",
+            [
+                "ssh", "-F", "/dev/null", "-i", str(key), "-p", "22",
+                "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+                "-o", f"UserKnownHostsFile={known}", "-o", "ConnectTimeout=10",
+                f"brandon@{target}", "echo", f"hello-{target}",
+            ],
+            timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, (target, done.stderr[-500:])
+        assert done.stdout.strip() == f"hello-{target}"
+
+
+def test_tour_chapter_selects_the_playground_steps(playground: Playground, tmp_path: Path) -> None:
+    """`wirelab tour --playground --chapter 14 --chapter 16` runs those chapters' steps only
+    (on the running playground recorded in the state directory); an unknown chapter fails
+    before anything is built."""
+    from tests.conftest import run_wirelab
+    from wirelab.playground.control import STATE_FILE, PlaygroundState
+
+    state = PlaygroundState(
+        playground.prefix, os.getpid(), str(playground.directory), playground.nat, {"x": ""}
+    )
+    (tmp_path / STATE_FILE).write_text(json.dumps(state.to_json()))
+    env = dict(os.environ, WIRELAB_HOME=str(tmp_path), NO_COLOR="1", COLUMNS="200")
+    done = run_wirelab(
+        "tour", "--playground", "--chapter", "14", "--chapter", "16", "--json",
+        env=env, timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-800:]
+    steps = json.loads(done.stdout)["steps"]
+    assert [(s["chapter"], s["title"]) for s in steps] == [
+        (14, "POP3S on mail"),
+        (16, "Telnet on ftp"),
+        (16, "SSH on www and h2"),
+    ]
+    assert all(s["ok"] for s in steps)
+    bad = run_wirelab("tour", "--playground", "--chapter", "3", env=env)
+    assert bad.returncode == 1
+    assert "the playground tour has no chapter 3 (chapters: 2, 4, 7, 9, 13" in bad.stderr

@@ -133,7 +133,7 @@ def tour(
     if playground:  # the playground package owns these steps (wirelab playground tour)
         from wirelab.playground.cli import run_tour
 
-        run_tour(json_output=json_output)
+        run_tour(json_output=json_output, chapters=chapter)
         return
     selected = _select(chapter)
     results: list[StepResult] = []

@@ -7,8 +7,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -29,6 +30,9 @@ from wirelab.playground.netns import (
     parse_loss,
 )
 from wirelab.playground.topology import HOSTS, path_between
+
+if TYPE_CHECKING:
+    from wirelab.playground.steps import Step
 
 app = typer.Typer(
     name="playground",
@@ -291,18 +295,32 @@ def link(
 
 
 @app.command("tour")
-def tour(json_output: JsonOption = False, state_dir: StateDirOption = None) -> None:
+def tour(
+    chapter: Annotated[
+        list[int] | None,
+        typer.Option("--chapter", help="Run only this chapter's steps (repeatable)."),
+    ] = None,
+    json_output: JsonOption = False,
+    state_dir: StateDirOption = None,
+) -> None:
     """Run the book's chapter steps from h1 through NAT to the server room, and check them.
 
     Uses the running playground, else builds a private one for the tour and removes it after.
     """
-    run_tour(json_output=json_output, state_dir=state_dir)
+    run_tour(json_output=json_output, state_dir=state_dir, chapters=chapter)
 
 
-def run_tour(*, json_output: bool = False, state_dir: Path | None = None) -> None:
-    """The playground tour (also ``wirelab tour --playground``)."""
+def run_tour(
+    *,
+    json_output: bool = False,
+    state_dir: Path | None = None,
+    chapters: list[int] | None = None,
+) -> None:
+    """The playground tour (also ``wirelab tour --playground [--chapter N ...]``)."""
     from wirelab.playground.control import private_playground
+    from wirelab.playground.steps import select
 
+    steps = select(chapters)  # an unknown chapter fails before anything is built
     try:
         state: PlaygroundState | None = _running(state_dir)
     except ConfigError:
@@ -310,20 +328,20 @@ def run_tour(*, json_output: bool = False, state_dir: Path | None = None) -> Non
     if state is not None:
         if not state.services:
             raise ConfigError("the playground runs no servers (it was started with --bare)")
-        _tour(state.playground(), json_output)
+        _tour(state.playground(), json_output, steps)
         return
     check_capability()
     if not json_output:
         err_console.print("no playground is running: building a private one for the tour")
     with private_playground(_dir(state_dir)) as pg:
-        _tour(pg, json_output)
+        _tour(pg, json_output, steps)
 
 
-def _tour(pg: Playground, json_output: bool) -> None:
+def _tour(pg: Playground, json_output: bool, steps: Sequence[Step]) -> None:
     from wirelab.playground.steps import run_steps
 
     results = []
-    for result in run_steps(pg):
+    for result in run_steps(pg, steps):
         results.append(result)
         if not json_output:
             mark = "ok" if result.ok else "FAILED"

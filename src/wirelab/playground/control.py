@@ -22,22 +22,27 @@ from typing import Any
 
 from wirelab.errors import ConfigError, WirelabError
 from wirelab.playground.netns import Playground, check_capability, cleanup_prefix
+from wirelab.playground.topology import HOSTS
 
 __all__ = [
     "STATE_FILE",
+    "HostServer",
     "PlaygroundState",
     "host_servers",
+    "known_hosts_patterns",
+    "lab_plan",
     "load_state",
     "main",
     "private_playground",
     "run_playground",
     "start_reaper",
     "start_services",
+    "write_known_hosts",
 ]
 
 STATE_FILE = "playground.json"
 #: Seconds the servers get to say "listening at".
-SERVICE_TIMEOUT = 20.0
+SERVICE_TIMEOUT = 45.0
 #: The chapter 2 and chapter 7 port of the book's examples.
 BOOK_PORT = "1060"
 
@@ -103,58 +108,109 @@ def start_reaper(prefix: str, pid: int, directory: Path | None = None) -> subpro
     )
 
 
-def _wirelab(*args: str) -> list[str]:
-    return [sys.executable, "-m", "wirelab", *args]
+@dataclass(frozen=True)
+class HostServer:
+    """One server process the playground starts in a host.
 
-
-def host_servers(home: Path) -> list[tuple[str, str, list[str]]]:
-    """``(host, label, argv)`` of every server the playground runs, as the book's hosts did.
-
-    Each prints "listening at" once ready. ``home`` is the lab directory the lab's servers use
-    (its CA, the mail store), shared by every host.
+    Attributes:
+        host: the host whose namespace it is started in.
+        label: its name in the host directory's logs (``LABEL.log``).
+        argv: the command.
+        ready: a line its log shows once it serves, or a TCP port that then listens in ``host``.
+        provides: the ``host/service`` keys it serves (``mail/pop3``, ``h1/ssh`` ...).
     """
+
+    host: str
+    label: str
+    argv: list[str]
+    ready: str | int
+    provides: tuple[str, ...]
+
+
+def lab_plan() -> dict[str, tuple[str, ...]]:
+    """Which lab services run in which host, as the book's section 3.4 had them.
+
+    The server room: SMTP, POP3 and IMAP on mail; httpbin over HTTP and HTTPS on www; FTP and
+    Telnet on ftp; and SSH on every host (the book's OpenSSH everywhere).
+    """
+    room = {"mail": ("smtp", "pop3", "imap"), "www": ("www",), "ftp": ("ftp", "telnet")}
+    return {h.name: (*room.get(h.name, ()), "ssh") for h in HOSTS}
+
+
+def host_servers(
+    home: Path, prefix: str, replaced: frozenset[str] = frozenset()
+) -> list[HostServer]:
+    """Every server the playground runs, as the book's hosts did, but those ``replaced``.
+
+    Each is ready once its log says "listening at" (the lab process: once every host is
+    ready). ``home`` is the lab directory the lab's servers use (its CA, the mail store, the
+    SSH host key), shared by every host; ``replaced`` holds ``host/service`` keys a real
+    daemon serves instead (``--real``).
+    """
+    from wirelab.playground.hostd import READY
+
     lab = ["env", f"WIRELAB_HOME={home}", sys.executable, "-m", "wirelab"]
-    return [
-        ("backbone", "dns", [sys.executable, "-m", "wirelab.playground.hostd", "dns"]),
-        ("www", "udp", [*lab, "udp", "serve", "0.0.0.0", "-p", BOOK_PORT]),
-        ("www", "http", [*lab, "http", "serve", "0.0.0.0", "-p", "80", "--app", "httpbin"]),
-        ("ftp", "zen", [*lab, "zen", "serve", "0.0.0.0", "-p", BOOK_PORT]),
-        ("ftp", "ftp", [*lab, "ftp", "serve", "0.0.0.0", "-p", "21"]),
-        ("mail", "smtp", [*lab, "smtp", "serve", "0.0.0.0", "-p", "25"]),
+    servers = []
+    if "backbone/dns" not in replaced:
+        hostd = [sys.executable, "-m", "wirelab.playground.hostd", "dns"]
+        servers.append(HostServer("backbone", "dns", hostd, "listening at", ("backbone/dns",)))
+    servers += [
+        HostServer(
+            "www",
+            "udp",
+            [*lab, "udp", "serve", "0.0.0.0", "-p", BOOK_PORT],
+            "listening at",
+            ("www/udp",),
+        ),
+        HostServer(
+            "ftp",
+            "zen",
+            [*lab, "zen", "serve", "0.0.0.0", "-p", BOOK_PORT],
+            "listening at",
+            ("ftp/zen",),
+        ),
     ]
+    plan = {
+        host: kept
+        for host, names in lab_plan().items()
+        if (kept := tuple(n for n in names if f"{host}/{n}" not in replaced))
+    }
+    if plan:
+        words = [f"{host}={','.join(names)}" for host, names in plan.items()]
+        argv = [sys.executable, "-m", "wirelab.playground.hostd", "lab", prefix, str(home)]
+        provides = tuple(f"{host}/{n}" for host, names in plan.items() for n in names)
+        servers.append(HostServer("mail", "lab", [*argv, *words], READY, provides))
+    return servers
 
 
 def start_services(
     pg: Playground, home: Path, *, real: bool = False, timeout: float = SERVICE_TIMEOUT
 ) -> dict[str, str]:
-    """Start every host's servers and wait until each is ready.
+    """Start every host's servers and wait until each is ready; ``{host/service: log}``.
 
-    A lab server is ready when its log says "listening at"; with ``real``, the installed
-    daemons of :mod:`wirelab.playground.real` replace the lab's FTP and web servers, and are
-    ready when their port listens inside their host.
+    A lab server is ready when its log says so; with ``real``, the installed daemons of
+    :mod:`wirelab.playground.real` replace the lab's servers they stand for, and are ready
+    when their port listens inside their host.
     """
     from wirelab.playground.real import real_servers
 
-    plan: list[tuple[str, str, list[str], int | None]] = []
     daemons = real_servers(pg.directory) if real else []
-    taken = {(host, port) for host, _, _, port in daemons}
-    lab_ports = {"www/http": 80, "ftp/ftp": 21}
-    for name, label, argv in host_servers(home):
-        if (name, lab_ports.get(f"{name}/{label}")) not in taken:
-            plan.append((name, label, argv, None))
-    plan += daemons
+    replaced = frozenset(key for d in daemons for key in d.replaces)
+    plan = host_servers(home, pg.prefix, replaced) + [d.server for d in daemons]
     started = {}
-    for name, label, argv, _ in plan:
-        pg.spawn(name, argv, label=label)
-        started[f"{name}/{label}"] = str(pg.host_dir(name) / f"{label}.log")
+    logs = {}
+    for server in plan:
+        pg.spawn(server.host, server.argv, label=server.label)
+        logs[server.label] = pg.host_dir(server.host) / f"{server.label}.log"
+        for key in server.provides:
+            started[key] = str(logs[server.label])
     deadline = time.monotonic() + timeout
-    waiting = {f"{name}/{label}": port for name, label, _, port in plan}
+    waiting = {f"{s.host}/{s.label}": s for s in plan}
     while waiting:
-        for key, port in list(waiting.items()):
-            text = Path(started[key]).read_text(encoding="utf-8", errors="replace")
-            host = key.split("/")[0]
-            if (port is None and "listening at" in text) or (
-                port is not None and _listening(pg, host, port)
+        for key, server in list(waiting.items()):
+            text = logs[server.label].read_text(encoding="utf-8", errors="replace")
+            if (isinstance(server.ready, str) and server.ready in text) or (
+                isinstance(server.ready, int) and _listening(pg, server.host, server.ready)
             ):
                 del waiting[key]
             elif pg.processes[key].poll() is not None:
@@ -163,7 +219,28 @@ def start_services(
         if time.monotonic() > deadline:
             raise WirelabError(f"servers not ready in {timeout:g} s: {', '.join(waiting)}")
         time.sleep(0.1)
+    keys = [d.host_key for d in daemons if d.host_key] if real else []
+    if not keys and any(key.endswith("/ssh") for key in started):
+        from wirelab.ssh.keys import host_key
+
+        keys.append(host_key(home).export_public_key().decode().strip())
+    if keys:
+        write_known_hosts(pg, keys[0])
     return started
+
+
+def known_hosts_patterns() -> str:
+    """Every name and address of the playground's hosts, as one known_hosts pattern list."""
+    names = {h.name for h in HOSTS} | {h.fqdn for h in HOSTS} | {"*.example.com"}
+    names |= {a.split("/")[0] for h in HOSTS for v in h.addresses.values() for a in v}
+    return ",".join(sorted(names))
+
+
+def write_known_hosts(pg: Playground, public_key: str) -> None:
+    """Pin the SSH host key every host presents on port 22 in each host's ``known_hosts``."""
+    line = f"{known_hosts_patterns()} {public_key}\n"
+    for h in HOSTS:
+        (pg.host_dir(h.name) / "known_hosts").write_text(line, encoding="ascii")
 
 
 def _listening(pg: Playground, host: str, port: int) -> bool:

@@ -10,9 +10,12 @@ is not installed is skipped, and ``status`` lists what runs.
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["nginx_config", "real_servers", "vsftpd_config"]
+from wirelab.playground.control import HostServer
+
+__all__ = ["RealDaemon", "nginx_config", "real_servers", "vsftpd_config"]
 
 #: The page nginx serves on www.example.com.
 INDEX = "<html><body><h1>www.example.com</h1><p>nginx in the wirelab playground</p></body></html>\n"
@@ -73,12 +76,26 @@ def vsftpd_config(directory: Path, address: str) -> str:
     )
 
 
-def real_servers(host_dir: Path) -> list[tuple[str, str, list[str], int]]:
-    """``(host, label, argv, port)`` for each installed daemon; writes their configurations."""
-    found: list[tuple[str, str, list[str], int]] = []
-    nginx = shutil.which("nginx") or (
-        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+@dataclass(frozen=True)
+class RealDaemon:
+    """An installed daemon started instead of the lab's servers it ``replaces``."""
+
+    server: HostServer
+    replaces: tuple[str, ...]
+    #: The SSH host key it presents (``TYPE BASE64``), for the hosts' ``known_hosts``.
+    host_key: str = ""
+
+
+def _find(name: str) -> str | None:
+    return shutil.which(name) or (
+        f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None
     )
+
+
+def real_servers(host_dir: Path) -> list[RealDaemon]:
+    """The installed daemons, their configurations written into ``host_dir/HOST/NAME``."""
+    found: list[RealDaemon] = []
+    nginx = _find("nginx")
     if nginx:
         www = host_dir / "www" / "nginx"
         for sub in (
@@ -88,10 +105,9 @@ def real_servers(host_dir: Path) -> list[tuple[str, str, list[str], int]]:
             (www / sub).mkdir(parents=True, exist_ok=True)
         (www / "html" / "index.html").write_text(INDEX, encoding="ascii")
         (www / "nginx.conf").write_text(nginx_config(www, "10.130.1.4"), encoding="ascii")
-        found.append(("www", "nginx", [nginx, "-c", str(www / "nginx.conf"), "-p", str(www)], 80))
-    vsftpd = shutil.which("vsftpd") or (
-        "/usr/sbin/vsftpd" if Path("/usr/sbin/vsftpd").exists() else None
-    )
+        argv = [nginx, "-c", str(www / "nginx.conf"), "-p", str(www)]
+        found.append(RealDaemon(HostServer("www", "nginx", argv, 80, ("www/nginx",)), ("www/www",)))
+    vsftpd = _find("vsftpd")
     if vsftpd:
         ftp = host_dir / "ftp" / "vsftpd"
         for sub in ("pub", "empty"):
@@ -101,5 +117,8 @@ def real_servers(host_dir: Path) -> list[tuple[str, str, list[str], int]]:
         (ftp / "empty").chmod(0o555)
         (ftp / "pub" / "README").write_text("the playground's ftp.example.com\n", encoding="ascii")
         (ftp / "vsftpd.conf").write_text(vsftpd_config(ftp, "10.130.1.2"), encoding="ascii")
-        found.append(("ftp", "vsftpd", [vsftpd, str(ftp / "vsftpd.conf")], 21))
+        argv = [vsftpd, str(ftp / "vsftpd.conf")]
+        found.append(
+            RealDaemon(HostServer("ftp", "vsftpd", argv, 21, ("ftp/vsftpd",)), ("ftp/ftp",))
+        )
     return found

@@ -9,17 +9,29 @@ h1 to www crosses modemA, isp, backbone and example.
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from wirelab.errors import ConfigError
 from wirelab.playground.netns import Playground
 
-__all__ = ["BOOK_PATH", "Step", "StepResult", "run_steps", "wirelab_in"]
+__all__ = [
+    "BOOK_PATH",
+    "CHAPTER_STEPS",
+    "Step",
+    "StepResult",
+    "chapters",
+    "run_steps",
+    "select",
+    "wirelab_in",
+]
 
 #: What a traceroute from h1 to www shows (the book's expected path).
 BOOK_PATH = ("192.168.1.1", "10.25.1.1", "10.1.1.1", "10.130.1.1", "10.130.1.4")
@@ -57,20 +69,37 @@ def wirelab_in(pg: Playground, host: str, args: Sequence[str], home: Path) -> li
     return pg.argv(host, ["env", f"WIRELAB_HOME={home}", sys.executable, "-m", "wirelab", *args])
 
 
-def _run(pg: Playground, host: str, args: Sequence[str], home: Path) -> tuple[int, str]:
+def _run(
+    pg: Playground,
+    host: str,
+    args: Sequence[str],
+    home: Path,
+    env: Mapping[str, str] | None = None,
+) -> tuple[int, str]:
     done = subprocess.run(
         wirelab_in(pg, host, args, home),
         capture_output=True,
         text=True,
         timeout=60,
-        env=pg.env(host),
+        env={**pg.env(host), **(env or {})},
         check=False,
     )
     return done.returncode, (done.stdout + done.stderr).strip()
 
 
-def _shown(host: str, args: Sequence[str]) -> str:
-    return f"wirelab playground exec {host} -- wirelab {' '.join(args)}"
+def _shown(host: str, args: Sequence[str], env: Mapping[str, str] | None = None) -> str:
+    where = "".join(f"{k}={v} " for k, v in (env or {}).items())
+    command = f"{'env ' if where else ''}{where}wirelab {shlex.join(args)}"
+    return f"wirelab playground exec {host} -- {command}"
+
+
+def _json(out: str) -> Any:
+    """The JSON document a ``--json`` command printed (after any stderr line), else None."""
+    starts = [i for i in (out.find("{"), out.find("[")) if i >= 0]
+    try:
+        return json.loads(out[min(starts) :]) if starts else None
+    except ValueError:
+        return None
 
 
 def step_nat(pg: Playground, home: Path) -> StepResult:
@@ -182,6 +211,78 @@ def step_smtp(pg: Playground, home: Path) -> StepResult:
     return StepResult(13, "SMTP with STARTTLS on mail", _shown("h1", args), out, ok, why)
 
 
+def step_https(pg: Playground, home: Path) -> StepResult:
+    """Chapters 6 and 9: httpbin over HTTPS on www:443, verified against the lab CA."""
+    args = ["http", "get", "https://www.example.com/get"]
+    code, out = _run(pg, "h1", args, home)
+    ok = code == 0 and '"origin": "10.25.1.65"' in out
+    why = "verified TLS, origin 10.25.1.65" if ok else "no verified reply with origin 10.25.1.65"
+    return StepResult(9, "HTTPS on www, verified", _shown("h1", args), out, ok, why)
+
+
+def step_pop3(pg: Playground, home: Path) -> StepResult:
+    """Chapter 14: POP3S on mail:995, brandon/abc123, counts the seeded mailbox."""
+    env = {"WIRELAB_POP_PASSWORD": "abc123"}
+    args = ["pop", "stat", "mail.example.com", "-p", "995", "-u", "brandon", "--json"]
+    code, out = _run(pg, "h1", args, home, env)
+    doc = _json(out) if code == 0 else None
+    count = doc.get("messages") if isinstance(doc, dict) else None
+    ok = isinstance(count, int) and count >= 1
+    why = "POP3S verified, brandon's mailbox has messages" if ok else f"messages {count}"
+    return StepResult(14, "POP3S on mail", _shown("h1", args, env), out, ok, why)
+
+
+def step_imap(pg: Playground, home: Path) -> StepResult:
+    """Chapter 15: IMAPS on mail:993 lists brandon's folders: INBOX."""
+    env = {"WIRELAB_IMAP_PASSWORD": "abc123"}
+    args = ["imap", "folders", "mail.example.com", "-p", "993", "-u", "brandon", "--json"]
+    code, out = _run(pg, "h1", args, home, env)
+    doc = _json(out) if code == 0 else None
+    folders = [f.get("name") for f in doc.get("folders", [])] if isinstance(doc, dict) else []
+    ok = "INBOX" in folders
+    why = "IMAPS verified, folder INBOX" if ok else f"folders {folders}"
+    return StepResult(15, "IMAPS on mail", _shown("h1", args, env), out, ok, why)
+
+
+def step_telnet(pg: Playground, home: Path) -> StepResult:
+    """Chapter 16: Telnet on ftp:23, log in as brandon and run a command (cleartext)."""
+    env = {"WIRELAB_TELNET_PASSWORD": "abc123"}
+    args = ["telnet", "login", "ftp.example.com", "brandon", "-p", "23", "-m", "echo hello"]
+    code, out = _run(pg, "h1", [*args, "--json"], home, env)
+    doc = _json(out) if code == 0 else None
+    output = doc.get("output") if isinstance(doc, dict) else None
+    ok = output == "hello\n"
+    why = "logged in to ftp.example.com, ran echo" if ok else f"output {output!r}"
+    return StepResult(16, "Telnet on ftp", _shown("h1", args, env), out, ok, why)
+
+
+def step_ssh(pg: Playground, home: Path) -> StepResult:
+    """Chapter 16: SSH on www:22 and on h2:22 (every host runs SSH), host key pinned."""
+    env = {"WIRELAB_SSH_PASSWORD": "abc123"}
+    known = str(pg.host_dir("h1") / "known_hosts")
+    outputs, codes = [], []
+    for target in ("www.example.com", "h2"):
+        args = ["ssh", "run", target, "-p", "22", "-u", "brandon", "--known-hosts", known]
+        code, out = _run(pg, "h1", [*args, "-m", "echo hello", "--json"], home, env)
+        doc = _json(out) if code == 0 else None
+        codes.append(code == 0 and "hello" in json.dumps(doc))
+        outputs.append(out)
+    ok = all(codes)
+    why = "www and h2 answered with the pinned host key" if ok else f"ok: {codes}"
+    shown = _shown("h1", ["ssh", "run", "www.example.com", "-p", "22", "-m", "echo hello"], env)
+    return StepResult(16, "SSH on www and h2", shown, "\n".join(outputs), ok, why)
+
+
+def step_ftp(pg: Playground, home: Path) -> StepResult:
+    """Chapter 17: anonymous FTP on ftp:21 lists /pub (passive data through the NAT)."""
+    args = ["ftp", "ls", "/pub", "--host", "ftp.example.com", "-p", "21", "-u", "anonymous"]
+    code, out = _run(pg, "h1", [*args, "--json"], home)
+    names = _json(out) if code == 0 else None
+    ok = isinstance(names, list) and bool(names)
+    why = f"/pub holds {', '.join(map(str, names))}" if ok and names else "no listing"
+    return StepResult(17, "anonymous FTP on ftp", _shown("h1", args), out, ok, why)
+
+
 def step_traceroute(pg: Playground, home: Path) -> StepResult:
     """The route from h1 to www: modemA, isp, backbone, example, www."""
     del home
@@ -195,16 +296,40 @@ def step_traceroute(pg: Playground, home: Path) -> StepResult:
     )
 
 
-STEPS: tuple[Step, ...] = (
-    step_nat,
-    step_mtu,
-    step_broadcast,
-    step_traceroute,
-    step_dns,
-    step_zen,
-    step_http,
-    step_smtp,
+#: Every step with the chapter it belongs to, in the tour's order.
+CHAPTER_STEPS: tuple[tuple[int, Step], ...] = (
+    (2, step_nat),
+    (2, step_mtu),
+    (2, step_broadcast),
+    (2, step_traceroute),
+    (4, step_dns),
+    (7, step_zen),
+    (9, step_http),
+    (9, step_https),
+    (13, step_smtp),
+    (14, step_pop3),
+    (15, step_imap),
+    (16, step_telnet),
+    (16, step_ssh),
+    (17, step_ftp),
 )
+STEPS: tuple[Step, ...] = tuple(step for _, step in CHAPTER_STEPS)
+
+
+def chapters() -> list[int]:
+    """The chapters the playground tour has steps for."""
+    return sorted({number for number, _ in CHAPTER_STEPS})
+
+
+def select(numbers: Sequence[int] | None) -> list[Step]:
+    """The steps of chapters ``numbers`` (every step when none); an unknown chapter is an error."""
+    if not numbers:
+        return list(STEPS)
+    missing = sorted(set(numbers) - set(chapters()))
+    if missing:
+        have = ", ".join(map(str, chapters()))
+        raise ConfigError(f"the playground tour has no chapter {missing[0]} (chapters: {have})")
+    return [step for number, step in CHAPTER_STEPS if number in numbers]
 
 
 def run_steps(pg: Playground, steps: Sequence[Step] = STEPS) -> Iterator[StepResult]:
