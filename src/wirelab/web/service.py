@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from wirelab.lab.service import Service
 from wirelab.web.bank.service import BankService
+from wirelab.web.djbank.service import DjbankService
+from wirelab.web.tinysite.service import TinySiteService
 
 __all__ = ["SERVICES"]
 
-SERVICES: tuple[Service, ...] = (BankService(),)
+SERVICES: tuple[Service, ...] = (BankService(), DjbankService(), TinySiteService())
