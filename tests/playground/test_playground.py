@@ -475,3 +475,87 @@ def test_tour_chapter_selects_the_playground_steps(playground: Playground, tmp_p
     bad = run_wirelab("tour", "--playground", "--chapter", "3", env=env)
     assert bad.returncode == 1
     assert "the playground tour has no chapter 3 (chapters: 2, 4, 7, 9, 13" in bad.stderr
+
+
+def _udp_client(pg: Playground, *extra: str) -> tuple[int, dict[str, object] | str, float]:
+    """Chapter 2's client on h1 against www's UDP server: exit code, JSON (or stderr), seconds."""
+    import time
+
+    args = ["udp", "client", "www.example.com", "-p", "1060", "-m", "ping", "--json", *extra]
+    started = time.monotonic()
+    done = pg.exec("h1", [sys.executable, "-m", "wirelab", *args], timeout=120)
+    seconds = time.monotonic() - started
+    if done.returncode != 0:
+        return done.returncode, done.stderr.strip(), seconds
+    return 0, json.loads(done.stdout), seconds
+
+
+def test_loss_makes_chapter2_backoff_retry(playground: Playground) -> None:
+    """--loss is an nftables rule (`numgen random`) on both ends of the h1-modemA link.
+
+    At 100% the book's client sends five times, waiting 0.1, 0.2, 0.4, 0.8 and 1.6 s, and
+    gives up ("seems to be down") after about 3.1 s. At 50% each way (a quarter of the
+    exchanges survive), runs of the client succeed only after retrying.
+    """
+    try:
+        playground.shape("h1", "modemA", loss="100%")
+        code, error, seconds = _udp_client(playground)
+        assert code == 1 and "seems to be down" in str(error), error
+        assert 3.0 < seconds < 10, seconds
+        playground.shape("h1", "modemA", loss="50%")
+        rules = playground.exec("h1", ["nft", "list", "ruleset"]).stdout
+        assert "numgen random mod 1000 < 500 drop" in rules
+        attempts = []
+        for _ in range(6):
+            code, reply, _ = _udp_client(playground, "--attempts", "40")
+            assert code == 0 and isinstance(reply, dict), reply
+            attempts.append(int(str(reply["attempts"])))
+        # P(all six first tries get through) = 0.25 ** 6, about 1 in 4000
+        assert sum(attempts) > len(attempts), attempts
+        print(f"attempts per request at 50% loss each way: {attempts}")
+    finally:
+        playground.shape("h1", "modemA", clear=True)
+    code, reply, _ = _udp_client(playground)
+    assert code == 0 and isinstance(reply, dict) and reply["attempts"] == 1, reply
+
+
+def test_delay_without_netem_is_one_clear_error(playground: Playground, tmp_path: Path) -> None:
+    """Where the kernel has no sch_netem, `link --delay` exits 1 with one line naming it,
+    changes nothing, and --loss/--rate still work."""
+    from tests.conftest import run_wirelab
+    from wirelab.playground.control import STATE_FILE, PlaygroundState
+
+    if playground.netem_missing() is None:
+        pytest.skip("this kernel has sch_netem: test_delay_with_netem covers --delay")
+    state = PlaygroundState(playground.prefix, os.getpid(), str(playground.directory), "", {})
+    (tmp_path / STATE_FILE).write_text(json.dumps(state.to_json()))
+    env = dict(os.environ, NO_COLOR="1", COLUMNS="200")
+    home = ["--state-dir", str(tmp_path)]
+    done = run_wirelab("playground", "link", *home, "h1", "modemA", "--delay", "50ms", env=env)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "wirelab: error: --delay needs the kernel module sch_netem, which this kernel lacks "
+        "(tc: Specified qdisc kind is unknown); --loss and --rate work without it"
+    ]
+    try:
+        qdiscs = playground.exec("h1", ["tc", "qdisc", "show", "dev", "eth1"]).stdout
+        assert "netem" not in qdiscs and "tbf" not in qdiscs
+        ok = run_wirelab("playground", "link", *home, "h1", "modemA", "--rate", "5mbit", env=env)
+        assert ok.returncode == 0, ok.stderr
+    finally:
+        playground.shape("h1", "modemA", clear=True)
+
+
+def test_delay_with_netem(playground: Playground) -> None:
+    """Where sch_netem exists, 100 ms each way on h1-modemA adds about 200 ms to a UDP
+    round trip (skipped on kernels built without it, such as the one this was written on)."""
+    why = playground.netem_missing()
+    if why is not None:
+        pytest.skip(why)
+    try:
+        playground.shape("h1", "modemA", delay="100ms")
+        code, reply, _ = _udp_client(playground, "--attempts", "10")
+        assert code == 0 and isinstance(reply, dict), reply
+        assert float(str(reply["seconds"])) >= 0.2
+    finally:
+        playground.shape("h1", "modemA", clear=True)

@@ -164,6 +164,8 @@ def _alive(pid: int) -> bool:
         return False
 
 
+#: What tc says when the kernel has no module for a queueing discipline (iproute2 6.1).
+QDISC_UNKNOWN = "Specified qdisc kind is unknown"
 #: tbf's bucket and queue: a 32 kbit burst, packets wait at most 400 ms before being dropped.
 _TBF_LIMITS = ["burst", "32kbit", "latency", "400ms"]
 
@@ -419,12 +421,33 @@ class Playground:
         try:
             run(["ip", "netns", "exec", ns, "tc", "qdisc", "replace", "dev", device, "root", *spec])
         except WirelabError as exc:
-            if "unknown" in str(exc) and spec[0] == "netem":
+            if QDISC_UNKNOWN in str(exc):
+                kind = spec[0]
                 raise ServiceUnavailable(
-                    "--delay needs tc netem, which this kernel lacks (CONFIG_NET_SCH_NETEM); "
-                    "--loss and --rate work without it"
+                    f"--{'delay' if kind == 'netem' else 'rate'} needs the kernel module "
+                    f"sch_{kind}, which this kernel lacks (tc: {QDISC_UNKNOWN})"
+                    + ("; --loss and --rate work without it" if kind == "netem" else "")
                 ) from exc
             raise
+
+    def netem_missing(self) -> str | None:
+        """Why ``--delay`` cannot work here (no ``sch_netem``), or ``None`` when it can.
+
+        Tries a netem qdisc on the loopback of the ``isp`` host, and removes it.
+        """
+        ns = self.ns("isp")
+        argv = ["ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", "lo", "root"]
+        done = subprocess.run(
+            [*argv, "netem", "delay", "1ms"],
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT,
+            check=False,
+        )
+        if done.returncode == 0:
+            self._clear_faults(ns, "lo")
+            return None
+        return f"this kernel has no sch_netem (tc: {' '.join(done.stderr.split())[:200]})"
 
     def _clear_faults(self, ns: str, device: str) -> None:
         for argv in (
