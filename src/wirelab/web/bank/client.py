@@ -9,10 +9,11 @@ Transport failures become :mod:`wirelab.errors` exceptions at this seam.
 
 from __future__ import annotations
 
+import enum
 import re
 import ssl
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urljoin
 
 import requests
@@ -46,6 +47,10 @@ class _ContextAdapter(HTTPAdapter):
         conn.cert_reqs = "CERT_REQUIRED"
         conn.ca_certs = None
         conn.ca_cert_dir = None
+
+
+class _Form(enum.Enum):
+    TOKEN = "the form's own token"  # noqa: S105 - a sentinel, not a secret
 
 
 @dataclass(frozen=True)
@@ -135,11 +140,16 @@ class BankClient:
         return found.group(1) if found else None
 
     def pay(
-        self, account: str, dollars: str | int, memo: str, *, csrf_token: str | None = ""
+        self,
+        account: str,
+        dollars: str | int,
+        memo: str,
+        *,
+        csrf_token: str | Literal[_Form.TOKEN] | None = _Form.TOKEN,
     ) -> PayResult:
-        """``POST /pay``. ``csrf_token=""`` takes the form's own; ``None`` sends none."""
+        """``POST /pay`` with the form's own token (default), this one, or none (``None``)."""
         fields = {"account": account, "dollars": str(dollars), "memo": memo}
-        token = self.csrf_token() if csrf_token == "" else csrf_token
+        token = self.csrf_token() if csrf_token is _Form.TOKEN else csrf_token
         if token is not None:
             fields["csrf_token"] = token
         reply = self.request("POST", "pay", data=fields)

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from wirelab.lab.service import LabContext
+from wirelab.web.bank.urls import endpoint_url
 from wirelab.web.serving import BoundWeb, WebEndpoint, WSGIService
 
 __all__ = ["BANK_HOST", "BankService", "bank_dir"]
@@ -45,14 +46,6 @@ def _secret_file(directory: Path) -> Path:
         with os.fdopen(fd, "wb") as out:
             out.write(secrets.token_bytes(32))
     return path
-
-
-def _url(host: str, port: int, tls: bool) -> str:
-    if host in ("", "0.0.0.0", "::"):
-        host = "127.0.0.1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{'https' if tls else 'http'}://{host}:{port}"
 
 
 class BankService(WSGIService):
@@ -83,5 +76,5 @@ class BankService(WSGIService):
             "WIRELAB_BANK_SECRET": str(_secret_file(directory)),
         }
         for name in ("insecure", "hardened"):
-            env[f"WIRELAB_BANK_{name.upper()}_URL"] = _url(*bound[name])
+            env[f"WIRELAB_BANK_{name.upper()}_URL"] = endpoint_url(*bound[name])
         return env
