@@ -5,11 +5,13 @@ One store serves SMTP delivery (chapter 13) and the POP3 and IMAP servers (chapt
     ROOT/accounts.json     {"brandon": {"scrypt": "n=16384,r=8,p=1", "salt": .., "hash": ..}}
     ROOT/users/brandon/Maildir/{tmp,new,cur}/
 
-Delivery (:meth:`MailStore.deliver`) is the Maildir protocol made durable: the message is
-written under ``tmp/``, the file is fsynced, renamed into ``new/`` and the ``new/`` directory
-is fsynced. Only then does it return, and only then does the SMTP server answer 250. A crash
-at any moment leaves either no trace in ``new/`` or the complete message: readers never look in
-``tmp/`` (stale files there are removed by :meth:`MailStore.clean_tmp`).
+Delivery (:meth:`MailStore.deliver`, :meth:`MailStore.deliver_async`) is the Maildir protocol
+made durable: the message is written under ``tmp/``, its data fdatasynced, renamed into
+``new/`` and the ``new/`` directory fsynced. Only then does it return, and only then does the
+SMTP server answer 250. One writer thread does this for every delivery of the process, in
+batches: concurrent messages share one directory fsync (group commit). A crash at any moment
+leaves either no trace in ``new/`` or the complete message: readers never look in ``tmp/``
+(stale files there are removed by :meth:`MailStore.clean_tmp`).
 
 The bytes are stored exactly as received (CRLF line ends, the DATA content after
 dot-unstuffing), so a message sent over SMTP and fetched over POP3 or IMAP is byte-identical.
@@ -19,8 +21,10 @@ part lets a reader report sizes without a ``stat``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
+import ctypes
 import fcntl
 import hashlib
 import hmac
@@ -32,9 +36,12 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from wirelab.config import Account
 from wirelab.errors import ConfigError, WirelabError
@@ -121,42 +128,201 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-class _GroupSync:
-    """Group commit of directory fsyncs: concurrent deliveries share one ``fsync(new/)``.
+class _Job:
+    """One message for one Maildir, waiting for the writer."""
 
-    A caller needs a sync that *starts after* its rename. If none runs, it runs one itself;
-    if one is running (it may have started before the rename), it waits for the next one,
-    which one of the waiters runs for all of them. Each message's own file is still fsynced
-    by its own delivery before the rename, and no caller returns before a directory sync
-    that covers its rename has completed: nothing is acknowledged early.
+    __slots__ = ("base", "data", "future", "name")
+
+    def __init__(self, base: Path, name: str, data: bytes, future: Future[StoredMessage]) -> None:
+        self.base = base
+        self.name = name
+        self.data = data
+        self.future = future
+
+
+#: A batch stops growing at this many messages or bytes (the data is in memory already:
+#: this bounds the latency one batch adds to the message that waits at its end).
+_BATCH_MESSAGES = 256
+_BATCH_BYTES = 64 << 20
+
+
+class _Committer:
+    """The delivery writer: one thread that commits queued messages in batches (group commit).
+
+    A batch is whatever was queued when the writer became free: every message is written to
+    its own file in ``tmp/``, then each file is ``fdatasync``-ed (its bytes and size, the
+    metadata needed to read them back), then each is renamed into ``new/``, then each ``new/``
+    directory of the batch is fsynced *once*, which makes every rename of the batch durable.
+    Only then is each message's future resolved, and only then does the SMTP server answer
+    250: nothing is acknowledged before its data and its directory entry are on disk.
+
+    One delivery alone (one SMTP client) is a batch of one: the two syncs the Maildir protocol
+    needs and nothing more. Concurrent deliveries queue while a batch is being synced and share
+    the next batch's directory sync. One thread also means no GIL hand-offs between a pool of
+    workers and the event loop for every small system call.
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._started: dict[Path, int] = {}
-        self._completed: dict[Path, int] = {}
-        self._running: set[Path] = set()
+        self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
+        self._jobs: deque[_Job] = deque()
+        self._thread: threading.Thread | None = None
+        os.register_at_fork(after_in_child=self._after_fork)
 
-    def sync(self, directory: Path) -> None:
-        with self._cond:
-            target = self._started.get(directory, 0) + 1
-            while self._completed.get(directory, 0) < target:
-                if directory in self._running:
-                    self._cond.wait()
-                    continue
-                generation = self._started[directory] = self._started.get(directory, 0) + 1
-                self._running.add(directory)
-                self._cond.release()
-                try:
-                    _fsync_dir(directory)
-                finally:
-                    self._cond.acquire()
-                    self._running.discard(directory)
-                    self._cond.notify_all()
-                self._completed[directory] = generation
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
+        self._jobs = deque()
+        self._thread = None
+
+    def submit(self, base: Path, name: str, data: bytes) -> Future[StoredMessage]:
+        future: Future[StoredMessage] = Future()
+        with self._lock:
+            self._jobs.append(_Job(base, name, data, future))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="wirelab-lab-maildir-writer", daemon=True
+                )
+                self._thread.start()
+            self._ready.notify()
+        return future
+
+    def _take(self) -> list[_Job]:
+        with self._lock:
+            while not self._jobs:
+                self._ready.wait()
+            batch: list[_Job] = []
+            size = 0
+            while self._jobs and len(batch) < _BATCH_MESSAGES and size < _BATCH_BYTES:
+                job = self._jobs.popleft()
+                if job.future.set_running_or_notify_cancel():  # else: its client is gone
+                    batch.append(job)
+                    size += len(job.data)
+            return batch
+
+    def _run(self) -> None:
+        while True:
+            batch = self._take()
+            try:
+                _commit(batch)
+            except BaseException as exc:  # never leave a client waiting forever
+                for job in batch:
+                    if not job.future.done():
+                        job.future.set_exception(_store_error(exc))
+                if not isinstance(exc, Exception):
+                    raise
 
 
-_GROUP_SYNC = _GroupSync()
+def _store_error(exc: BaseException) -> WirelabError:
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    error = WirelabError(f"cannot store the message: {reason}")
+    error.__cause__ = exc
+    return error
+
+
+def _fail(job: _Job, exc: BaseException, tmp_path: Path | None = None) -> None:
+    if tmp_path is not None:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_path)
+    job.future.set_exception(_store_error(exc))
+
+
+def _open_tmp(path: Path) -> int:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    try:
+        return os.open(path, flags, 0o600)
+    except FileNotFoundError:  # the Maildir was removed under us: make it again, once
+        for sub in ("tmp", "new", "cur"):
+            (path.parent.parent / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
+        return os.open(path, flags, 0o600)
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    """Linux's ``syncfs(2)`` (not in :mod:`os`), or None where the C library lacks it."""
+    try:
+        function = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int]
+    function.restype = ctypes.c_int
+    return cast("Callable[[int], int]", function)
+
+
+_SYNCFS = _load_syncfs()
+
+
+def _sync_filesystems(fds: list[int]) -> bool:
+    """Make the data of every file in ``fds`` durable with one ``syncfs`` per filesystem.
+
+    One call writes back and commits a whole batch where a ``fdatasync`` per file would
+    commit the journal once per file. False (the caller fdatasyncs each file) where syncfs
+    is missing or reports an error, so a failing file is told apart from the others.
+    """
+    if _SYNCFS is None:
+        return False
+    devices: dict[int, int] = {}
+    try:
+        for fd in fds:
+            devices.setdefault(os.fstat(fd).st_dev, fd)
+    except OSError:
+        return False
+    return all(_SYNCFS(fd) == 0 for fd in devices.values())
+
+
+def _commit(batch: list[_Job]) -> None:
+    """Write, fdatasync, rename and directory-fsync one batch (see :class:`_Committer`)."""
+    written: list[tuple[_Job, int]] = []
+    for job in batch:
+        tmp_path = job.base / "tmp" / job.name
+        try:
+            fd = _open_tmp(tmp_path)
+        except OSError as exc:
+            _fail(job, exc)
+            continue
+        try:
+            view = memoryview(job.data)
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError as exc:
+            os.close(fd)
+            _fail(job, exc, tmp_path)
+            continue
+        written.append((job, fd))
+    synced: list[_Job] = []
+    whole = _sync_filesystems([fd for _, fd in written]) if len(written) > 1 else False
+    for job, fd in written:
+        try:
+            if not whole:
+                os.fdatasync(fd)
+        except OSError as exc:
+            _fail(job, exc, job.base / "tmp" / job.name)
+        else:
+            synced.append(job)
+        finally:
+            os.close(fd)
+    renamed: dict[Path, list[_Job]] = {}
+    for job in synced:
+        tmp_path = job.base / "tmp" / job.name
+        try:
+            os.rename(tmp_path, job.base / "new" / job.name)
+        except OSError as exc:
+            _fail(job, exc, tmp_path)
+        else:
+            renamed.setdefault(job.base / "new", []).append(job)
+    for directory, jobs in renamed.items():
+        try:
+            _fsync_dir(directory)
+        except OSError as exc:
+            # visible but not known durable: the client is told 451 and sends again (a
+            # duplicate where no 250 was seen, never a loss)
+            for job in jobs:
+                _fail(job, exc)
+        else:
+            for job in jobs:
+                job.future.set_result(StoredMessage(job.name, "new", directory / job.name))
+
+
+_COMMITTER = _Committer()
 
 
 class MailStore:
@@ -175,6 +341,7 @@ class MailStore:
         self._accounts_file = root / "accounts.json"
         self._cache: tuple[tuple[int, int, int], dict[str, dict[str, str]]] | None = None
         self._local = threading.local()
+        self._maildirs: dict[str, Path] = {}
         self._hostname = socket.gethostname().replace("/", "\\057").replace(":", "\\072")
 
     # -- accounts --------------------------------------------------------------------------
@@ -281,32 +448,39 @@ class MailStore:
         usec = int((now - sec) * 1_000_000)
         return f"{sec}.M{usec}P{os.getpid()}Q{n}.{self._hostname},S={size}"
 
+    def _delivery_base(self, user: str) -> Path:
+        base = self._maildirs.get(user)
+        if base is None:
+            base = self._maildirs[user] = self.maildir(user)
+        return base
+
+    def submit(self, user: str, data: bytes) -> Future[StoredMessage]:
+        """Queue ``data`` for ``user``'s ``new/``; the future resolves once it is durable.
+
+        The writer thread commits queued messages in batches (see :class:`_Committer`); the
+        future's result is where the message is, or a :class:`WirelabError` with the reason
+        the disk refused. Cancelling a future the writer has not taken yet drops its message.
+        """
+        base = self._delivery_base(user)
+        return _COMMITTER.submit(base, self._unique_name(len(data)), data)
+
+    async def deliver_async(self, users: list[str], data: bytes) -> list[StoredMessage]:
+        """Store ``data`` in each of ``users``' Maildirs, durably, without blocking the loop.
+
+        Raises:
+            WirelabError: the disk refused, with the reason (other recipients' copies may
+                be stored: a retry can duplicate, never lose).
+        """
+        futures = [asyncio.wrap_future(self.submit(user, data)) for user in users]
+        return list(await asyncio.gather(*futures))
+
     def deliver(self, user: str, data: bytes) -> StoredMessage:
         """Store ``data`` in ``user``'s ``new/``, durably, and return where it is.
 
         Raises:
             WirelabError: the disk refused (full, read-only ...), with the reason.
         """
-        base = self.maildir(user)
-        name = self._unique_name(len(data))
-        tmp_path = base / "tmp" / name
-        new_path = base / "new" / name
-        try:
-            fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                view = memoryview(data)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.rename(tmp_path, new_path)
-            _GROUP_SYNC.sync(base / "new")
-        except OSError as exc:
-            tmp_path.unlink(missing_ok=True)
-            raise WirelabError(f"cannot store the message: {exc.strerror or exc}") from exc
-        return StoredMessage(name, "new", new_path)
+        return self.submit(user, data).result()
 
     def messages(self, user: str) -> list[StoredMessage]:
         """``user``'s messages in ``new/`` and ``cur/``, oldest first (never ``tmp/``)."""
