@@ -26,11 +26,12 @@ import logging
 import os
 import re
 import secrets
+import socket
 import ssl
 from argparse import Namespace
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AsyncExitStack, asynccontextmanager, closing
+from contextlib import AsyncExitStack, asynccontextmanager, closing, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,11 +101,15 @@ def _engine(settings: IMAPSettings, executor: ThreadPoolExecutor) -> tuple[Any, 
     """pymap's config and our login for ``settings``; pymap's file work runs in ``executor``."""
     from pymap.backend.maildir import Config, FilterSet, Session
     from pymap.backend.maildir.layout import MaildirLayout
-    from pymap.backend.maildir.mailbox import MailboxSet, Maildir
+    from pymap.backend.maildir.mailbox import Maildir
     from pymap.concurrent import Subsystem
     from pymap.exceptions import InvalidAuth
     from pymap.interfaces.login import IdentityInterface, LoginInterface
     from pymap.user import UserMetadata
+
+    from wirelab.imap._folder import CachedMailboxSet, speed_up_pymap
+
+    speed_up_pymap()
 
     store = settings.store
     hostname = settings.hostname
@@ -172,7 +177,8 @@ def _engine(settings: IMAPSettings, executor: ThreadPoolExecutor) -> tuple[Any, 
             path = await asyncio.to_thread(store.maildir, self._name)
             layout = MaildirLayout.get(str(path), config.layout, RawMaildir)
             maildir = RawMaildir(str(path), create=False)
-            yield Session(self._name, config, MailboxSet(maildir, layout), FilterSet(str(path)))
+            folders = CachedMailboxSet(maildir, layout)
+            yield Session(self._name, config, folders, FilterSet(str(path)))
 
         async def get(self) -> Any:
             return UserMetadata(config, self._name)
@@ -218,6 +224,7 @@ def _handler(settings: IMAPSettings, executor: ThreadPoolExecutor) -> Any:
     from pymap.context import connection_exit
     from pymap.imap import IMAPConnection
     from pymap.imap.state import ConnectionState
+    from pymap.parsing.response import CommandResponse, Response
 
     config, login = _engine(settings, executor)
 
@@ -255,6 +262,29 @@ def _handler(settings: IMAPSettings, executor: ThreadPoolExecutor) -> Any:
                     return memoryview(buf)  # synchronizing: pymap's parser asks for it
                 buf += await self.reader.readexactly(size)
 
+        async def write_response(self, resp: Any) -> None:
+            """Each response in as few writes as possible, a long one streamed.
+
+            pymap writes a response piece by piece (each a TLS record and a segment of its
+            own) and the whole of it before it waits for the peer: a ``FETCH 1:*`` of large
+            messages would sit in memory. We gather the pieces and send them at each
+            :data:`_FLUSH_AT` bytes, waiting for the peer to take them (FETCH loads each
+            message's content as it is written, so one message at a time is in memory).
+            """
+            out = _Gathered(self.writer)
+            try:
+                if isinstance(resp, CommandResponse):
+                    for untagged in list(resp._untagged):
+                        await untagged.async_write(out)
+                        if out.size >= _FLUSH_AT:
+                            await out.flush()
+                    Response.write(resp, out)
+                else:
+                    await resp.async_write(out)
+                await out.flush()
+            except ConnectionError:
+                pass
+
         async def read_continuation(self, literal_length: int) -> memoryview:
             if literal_length > settings.max_literal:
                 raise EOFError("literal too big")
@@ -265,6 +295,7 @@ def _handler(settings: IMAPSettings, executor: ThreadPoolExecutor) -> Any:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         config.apply_context()  # pymap's context variables, in this connection's task
         transport = writer.transport
+        _no_delay(writer)
         info = _NoLoopbackTrust(transport, unique_id=secrets.token_bytes(16))
         connection = _BoundedConnection(config.commands, config, reader, writer, info)
         state = ConnectionState(login, config)
@@ -274,6 +305,45 @@ def _handler(settings: IMAPSettings, executor: ThreadPoolExecutor) -> Any:
             await connection.run(state)
 
     return handle
+
+
+#: a response is sent whenever this much of it is gathered
+_FLUSH_AT = 256 << 10
+
+
+class _Gathered:
+    """pymap's ``WriteStream`` that gathers a response's pieces for one write."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+        self._parts: list[bytes] = []
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        if data:
+            self._parts.append(data)
+            self.size += len(data)
+
+    async def flush(self) -> None:
+        if self._parts:
+            data = b"".join(self._parts)
+            self._parts.clear()
+            self.size = 0
+            self._writer.write(data)
+        await self._writer.drain()
+
+
+def _no_delay(writer: asyncio.StreamWriter) -> None:
+    """Send each response at once (TCP_NODELAY).
+
+    asyncio sets it only on sockets made with ``IPPROTO_TCP`` as their protocol, which ours
+    are not; without it a response written in several pieces (a FETCH: the untagged line,
+    the literal, the tagged line) waits for the client's delayed ACK, 40 ms a command.
+    """
+    sock = writer.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _stop_executor(executor: ThreadPoolExecutor) -> None:
