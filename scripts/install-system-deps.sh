@@ -2,7 +2,7 @@
 # Install the system daemons the lab runs, when they are missing and we may.
 # Each entry: the binary the lab looks for, then the Debian package that provides it.
 set -u
-PACKAGES="memcached:memcached dig:bind9-dnsutils vsftpd:vsftpd lftp:lftp curl:curl swaks:swaks ssh:openssh-client sshd:openssh-server nginx:nginx wrk:wrk ip:iproute2 nft:nftables sysctl:procps chromium:chromium certutil:libnss3-tools"
+PACKAGES="memcached:memcached dig:bind9-dnsutils vsftpd:vsftpd lftp:lftp curl:curl swaks:swaks ssh:openssh-client sshd:openssh-server nginx:nginx wrk:wrk ip:iproute2 nft:nftables sysctl:procps dnsmasq:dnsmasq-base chromium:chromium certutil:libnss3-tools"
 missing=""
 for entry in $PACKAGES; do
     bin=${entry%%:*}; pkg=${entry#*:}
@@ -44,6 +44,9 @@ if [ -x /etc/init.d/ssh ]; then /etc/init.d/ssh stop >/dev/null 2>&1 || true; fi
 if command -v systemctl >/dev/null 2>&1; then systemctl disable --now nginx >/dev/null 2>&1 || true; fi
 if [ -x /etc/init.d/nginx ]; then /etc/init.d/nginx stop >/dev/null 2>&1 || true; fi
 if [ -s /run/nginx.pid ] && command -v nginx >/dev/null 2>&1; then nginx -s quit >/dev/null 2>&1 || true; fi
+# dnsmasq (the playground's `up --real` DNS on backbone) comes from dnsmasq-base, which
+# installs the program only: unlike the dnsmasq package it starts no system service on port
+# 53, so there is nothing of ours to stop (and a dnsmasq someone runs is not ours to stop).
 # dovecot (chapters 14-15's independent POP3 and IMAP servers in tests) starts the system
 # service on ports 110/143/993/995; the tests run their own from a config they write.
 if command -v systemctl >/dev/null 2>&1; then systemctl disable --now dovecot >/dev/null 2>&1 || true; fi

@@ -236,17 +236,30 @@ def test_cli_detached_status_exec_link_down(tmp_path: Path) -> None:
     assert gone.returncode == 1 and "no playground is running" in gone.stderr
 
 
-def test_real_daemons_replace_the_lab_ftp_and_web_servers(tmp_path: Path) -> None:
-    """--real: vsftpd on ftp:21 and nginx on www:80, answering h1 through the NAT."""
+#: What --real runs where installed: (daemon, the lab servers it replaces).
+REAL = {
+    "vsftpd": ("ftp/ftp",),
+    "nginx": ("www/www",),
+    "dnsmasq": ("backbone/dns",),
+    "dovecot": ("mail/pop3", "mail/imap"),
+    "sshd": ("h1/ssh", "www/ssh", "modemA/ssh"),
+}
+
+
+def test_real_daemons_replace_the_lab_servers(tmp_path: Path) -> None:
+    """--real: dnsmasq on backbone, vsftpd on ftp, Dovecot on mail, nginx on www and sshd on
+    every host, each answering h1 through the NAT: stdlib and dnspython clients, and our own
+    SSH client against OpenSSH with the host key pinned. The lab's SMTP, Telnet and zen
+    servers stay. Dovecot's scratch directory goes with the playground."""
     require_netns()
     import shutil
 
     from tests.playground.conftest import services_required
+    from wirelab.net.ca import LabCA
     from wirelab.playground.control import start_services
+    from wirelab.playground.netns import scratch_root
 
-    missing = [
-        d for d in ("vsftpd", "nginx") if not (shutil.which(d) or Path(f"/usr/sbin/{d}").exists())
-    ]
+    missing = [d for d in REAL if not (shutil.which(d) or Path(f"/usr/sbin/{d}").exists())]
     if missing:
         if services_required():
             pytest.fail(f"--real needs {', '.join(missing)} (WIRELAB_REQUIRE_SERVICES=1)")
@@ -254,20 +267,36 @@ def test_real_daemons_replace_the_lab_ftp_and_web_servers(tmp_path: Path) -> Non
     prefix = f"wlx{os.getpid()}"
     pg = Playground(prefix, tmp_path / prefix)
     try:
-        pg.up()
+        pg.up({"ca.crt": LabCA.load_or_create(tmp_path / "ca").cert_pem})
         started = start_services(pg, tmp_path, real=True)
-        assert {"www/nginx", "ftp/vsftpd"} <= set(started)
-        assert not {"www/www", "ftp/ftp"} & set(started)  # the lab's own are not started
+        for daemon, replaced in REAL.items():
+            host = "h1" if daemon == "sshd" else replaced[0].split("/")[0]
+            assert f"{host}/{daemon}" in started, daemon
+            assert not set(replaced) & set(started), daemon  # the lab's own are not started
+        assert {"mail/smtp", "ftp/telnet", "ftp/zen"} <= set(started)
+        assert (scratch_root() / f"wirelab-{prefix}-dovecot").is_dir()
         done = pg.exec(
             "h1",
             [
                 sys.executable,
                 "-c",
-                "import ftplib, urllib.request\n"
+                "import ftplib, imaplib, poplib, ssl, urllib.request\n"
+                "import dns.resolver\n"
                 "f = ftplib.FTP('ftp.example.com', timeout=10)\n"
                 "print(f.getwelcome()); f.login(); print(f.nlst()); f.quit()\n"
                 "page = urllib.request.urlopen('http://www.example.com/', timeout=10)\n"
-                "print(page.read()[:36])\n",
+                "print(page.read()[:36])\n"
+                "r = dns.resolver.Resolver(configure=False); r.nameservers = ['10.1.1.1']\n"
+                "print([a.to_text() for a in r.resolve('www.example.com', 'A')])\n"
+                "print([a.to_text() for a in r.resolve('example.com', 'MX')])\n"
+                "print(r.resolve('smtp.example.com', 'CNAME')[0].to_text())\n"
+                "context = ssl.create_default_context()\n"
+                "p = poplib.POP3_SSL('mail.example.com', 995, context=context, timeout=10)\n"
+                "print(p.getwelcome()); p.user('brandon'); p.pass_('abc123')\n"
+                "print(p.stat()[0]); p.quit()\n"
+                "m = imaplib.IMAP4_SSL('mail.example.com', 993, ssl_context=context)\n"
+                "m.login('brandon', 'abc123'); print(m.select('INBOX', readonly=True))\n"
+                "m.logout()\n",
             ],
             timeout=60,
         )
@@ -275,13 +304,37 @@ def test_real_daemons_replace_the_lab_ftp_and_web_servers(tmp_path: Path) -> Non
             "220 vsftpd on ftp.example.com (wirelab playground)",
             "['README']",
             "b'<html><body><h1>www.example.com</h1>'",
-        ], done.stderr[-500:]
+            "['10.130.1.4']",
+            "['10 mail.example.com.']",
+            "mail.example.com.",
+            "b'+OK Dovecot (Debian) ready.'",
+            "4",
+            "('OK', [b'4'])",
+        ], done.stderr[-800:]
         access = (pg.directory / "www" / "nginx" / "nginx-access.log").read_text()
         assert access.startswith("10.25.1.65 ")
+        queries = (pg.directory / "backbone" / "dnsmasq" / "queries.log").read_text()
+        assert "query[A] www.example.com from 10.25.1.65" in queries
+        key = tmp_path / "ssh" / "keys" / "brandon"
+        known = pg.host_dir("h1") / "known_hosts"
+        for target in ("www.example.com", "h2", "modemA"):
+            ssh = pg.exec(
+                "h1",
+                [
+                    sys.executable, "-m", "wirelab", "ssh", "run", target, "-p", "22",
+                    "-u", "root", "--key", str(key), "--known-hosts", str(known),
+                    "-m", "cat /proc/sys/net/ipv4/ip_forward", "--json",
+                ],
+                timeout=60,
+            )  # fmt: skip
+            assert ssh.returncode == 0, (target, ssh.stderr[-500:])
+            forwarding = "1\n" if target == "modemA" else "0\n"  # each sshd is in its host
+            assert json.loads(ssh.stdout)[0]["stdout"] == forwarding, target
     finally:
         pg.down()
         cleanup_prefix(prefix)
     assert_nothing_left(prefix, tmp_path / prefix)
+    assert not (scratch_root() / f"wirelab-{prefix}-dovecot").exists()
 
 
 def test_down_stale_removes_a_crashed_playground_by_its_prefix(tmp_path: Path) -> None:

@@ -124,7 +124,9 @@ def up(
     real: Annotated[
         bool,
         typer.Option(
-            "--real", help="vsftpd on ftp and nginx on www instead of the lab's, where installed."
+            "--real",
+            help="Real daemons where installed, instead of the lab's servers: dnsmasq on "
+            "backbone, vsftpd on ftp, Dovecot on mail, nginx on www, sshd on every host.",
         ),
     ] = False,
     state_dir: StateDirOption = None,

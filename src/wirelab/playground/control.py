@@ -194,21 +194,23 @@ def start_services(
     """
     from wirelab.playground.real import real_servers
 
-    daemons = real_servers(pg.directory) if real else []
+    daemons = real_servers(pg.directory, home, pg.prefix) if real else []
     replaced = frozenset(key for d in daemons for key in d.replaces)
     plan = host_servers(home, pg.prefix, replaced) + [d.server for d in daemons]
     started = {}
     logs = {}
     for server in plan:
         pg.spawn(server.host, server.argv, label=server.label)
-        logs[server.label] = pg.host_dir(server.host) / f"{server.label}.log"
+        log = logs[f"{server.host}/{server.label}"] = (
+            pg.host_dir(server.host) / f"{server.label}.log"
+        )
         for key in server.provides:
-            started[key] = str(logs[server.label])
+            started[key] = str(log)
     deadline = time.monotonic() + timeout
     waiting = {f"{s.host}/{s.label}": s for s in plan}
     while waiting:
         for key, server in list(waiting.items()):
-            text = logs[server.label].read_text(encoding="utf-8", errors="replace")
+            text = logs[key].read_text(encoding="utf-8", errors="replace")
             if (isinstance(server.ready, str) and server.ready in text) or (
                 isinstance(server.ready, int) and _listening(pg, server.host, server.ready)
             ):

@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ __all__ = [
     "list_prefixes",
     "namespace",
     "run",
+    "scratch_root",
 ]
 
 #: Where ``ip netns`` keeps its named namespaces.
@@ -149,7 +151,16 @@ def cleanup_prefix(prefix: str) -> list[str]:
                 subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
     for directory in ETC_NETNS.glob(f"{prefix}-*"):
         shutil.rmtree(directory, ignore_errors=True)
+    for directory in scratch_root().glob(f"wirelab-{prefix}-*"):
+        shutil.rmtree(directory, ignore_errors=True)
     return names
+
+
+def scratch_root() -> Path:
+    """Where daemons that drop privileges keep what their unprivileged side must reach
+    (``TMP/wirelab-PREFIX-NAME``): a state directory is private to its owner, and a
+    traversable ancestor chain is needed. Removed with the playground."""
+    return Path(tempfile.gettempdir())
 
 
 def _alive(pid: int) -> bool:
