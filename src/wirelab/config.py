@@ -79,7 +79,7 @@ DEFAULT_PORTS: dict[tuple[str, str], int] = {
     ("bank", "insecure"): 10500,
     ("bank", "hardened"): 10501,
     ("bank", "attacker"): 10502,
-    ("djbank", "http"): 10503,
+    ("djbank", "https"): 10503,
     ("tinysite", "http"): 10504,
     # chapter 13: the mail host's SMTP (the book's 25, STARTTLS and AUTH) and implicit TLS (465)
     ("smtp", "smtp"): 10025,
