@@ -331,3 +331,18 @@ def test_tls_context_without_the_lab_ca_fails_verification(mail_host: MailHost) 
         client.ehlo()
         with pytest.raises(ssl.SSLCertVerificationError):
             client.starttls(context=ssl.create_default_context())
+
+
+def test_bare_line_end_check_agrees_with_the_regex() -> None:
+    """The counting check (fast on 1 MiB) answers exactly as the look-behind regex does."""
+    import itertools
+    import random
+
+    from wirelab.smtp.server import BARE_LINE_END, has_bare_line_end
+
+    alphabet = [b"\r", b"\n", b"x", b"."]
+    cases = [b"".join(p) for n in range(6) for p in itertools.product(alphabet, repeat=n)]
+    rng = random.Random(13)
+    cases += [bytes(rng.choice(b"\r\nx.") for _ in range(rng.randrange(200))) for _ in range(2000)]
+    for data in cases:
+        assert has_bare_line_end(data) == bool(BARE_LINE_END.search(data)), data
