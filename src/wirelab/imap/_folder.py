@@ -30,6 +30,7 @@ command changes.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import AsyncIterable, Iterable, Sequence
 from datetime import datetime
@@ -43,14 +44,24 @@ from pymap.concurrent import Event
 from pymap.flags import FlagOp
 from pymap.interfaces.message import CachedMessage
 from pymap.mime import MessageContent
+from pymap.parsing.message import AppendMessage
 from pymap.parsing.specials import FetchRequirement, ObjectId
 from pymap.parsing.specials.flag import Flag
 from pymap.selected import SelectedMailbox
 
-__all__ = ["RACY", "CachedMailboxData", "CachedMailboxSet", "speed_up_pymap"]
+__all__ = [
+    "RACY",
+    "BytesMaildir",
+    "BytesMessage",
+    "CachedMailboxData",
+    "CachedMailboxSet",
+    "speed_up_pymap",
+]
 
 #: A stamp whose mtime is this close (seconds) to the moment it was read is not trusted.
 RACY = 0.1
+
+_STORE_NAME = re.compile(r"(\d+)\.M(\d+)P\d+Q(\d+)\.")
 
 _Stamp = tuple[int, int, int]  # (inode, mtime_ns, size); (0, 0, 0): missing
 
@@ -84,6 +95,25 @@ def speed_up_pymap() -> None:
     from pymap.bytes import BytesFormat
 
     BytesFormat.__mod__ = _format_mod  # type: ignore[method-assign]
+
+
+class BytesMessage(MaildirMessage):
+    """A Maildir message to store as these exact bytes (see :class:`BytesMaildir`)."""
+
+    def __init__(self, raw: bytes) -> None:
+        super().__init__()
+        self.raw = raw
+
+
+class BytesMaildir(Maildir):
+    """pymap's Maildir that writes a :class:`BytesMessage` as its bytes, CR LF and all
+    (``mailbox`` would re-render it with ``email`` and LF line ends)."""
+
+    def _dump_message(self, message: Any, target: Any, mangle_from_: bool = False) -> None:
+        if isinstance(message, BytesMessage):
+            target.write(message.raw)
+            return
+        super()._dump_message(message, target, mangle_from_)
 
 
 class LazyLoadedMessage(LoadedMessage):
@@ -250,9 +280,9 @@ class CachedMailboxData(MailboxData):
             colon = self._maildir.colon
             async with UidList.with_write(self._path) as uidl:
                 known = {rec.key for rec in uidl.records}
-                for key, (_, name) in listing.items():
-                    if key in known:
-                        continue
+                fresh = [key for key in listing if key not in known]
+                for key in sorted(fresh, key=lambda k: self._delivery_order(k, listing[k])):
+                    name = listing[key][1]
                     info = name.split(colon, 1)[1] if colon in name else ""
                     fields = {
                         "E": str(ObjectId.random_email_id()),
@@ -266,6 +296,25 @@ class CachedMailboxData(MailboxData):
         self._uid_validity = uidl.uid_validity
         self._next_uid = uidl.next_uid
         self._uidlist_stamp = _stamp(UidList.get_file(self._path))
+
+    def _delivery_order(self, key: str, where: tuple[str, str]) -> tuple[float, int, str]:
+        """New messages get their UIDs in the order they arrived (pymap: directory order).
+
+        The store's names say it (``seconds.M<micro>P<pid>Q<count>``); for any other name,
+        the file's mtime.
+        """
+        match = _STORE_NAME.match(key)
+        if match is not None:
+            sec, usec, count = match.groups()
+            return (int(sec) + int(usec) / 1e6, int(count), key)
+        mtime = self._mtimes.get(key)
+        if mtime is None:
+            try:
+                mtime = os.stat(os.path.join(self._maildir._path, *where)).st_mtime
+            except FileNotFoundError:
+                mtime = 0.0
+            self._mtimes[key] = mtime
+        return (mtime, 0, key)
 
     def _build(self, listing: dict[str, tuple[str, str]]) -> None:
         maildir = self._maildir
@@ -348,16 +397,59 @@ class CachedMailboxData(MailboxData):
         synced._wirelab_view = mark  # type: ignore[attr-defined]
         return selected
 
-    # every write: pymap's own code, then the view is stale
-    async def append(self, append_msg: Any, *, recent: bool = False) -> Message:
+    # every write: pymap's own code (or ours where pymap's loses bytes), then the view is stale
+    async def append(self, append_msg: AppendMessage, *, recent: bool = False) -> Message:
+        """pymap's APPEND, but the file holds the literal as sent.
+
+        pymap built an ``email`` message from it and ``mailbox`` wrote that back with LF line
+        ends, so ``BODY[]`` of an appended message was not what the client appended.
+        """
         try:
-            return await super().append(append_msg, recent=recent)
+            maildir = self._maildir
+            email_id = ObjectId.random_email_id()
+            thread_id = ObjectId.random_thread_id()
+            when = append_msg.when or datetime.now()
+            message = BytesMessage(bytes(append_msg.literal))
+            message.set_flags(self.maildir_flags.to_maildir(append_msg.flag_set))
+            message.set_subdir("new" if recent else "cur")
+            message.set_date(when.timestamp())
+            async with self.messages_lock.write_lock():
+                key = maildir.add(message)
+            filename = key + ":" + message.get_info()
+            async with UidList.with_write(self._path) as uidl:
+                fields = {"E": str(email_id), "T": str(thread_id)}
+                record = Record(uidl.next_uid, fields, filename)
+                uidl.next_uid += 1
+                uidl.set(record)
+            return Message.from_maildir(
+                record.uid, message, maildir, key, email_id, thread_id, self.maildir_flags
+            )
         finally:
             self.mark_stale()
 
     async def copy(self, uid: int, destination: MailboxData, *, recent: bool = False) -> int | None:
+        """pymap's COPY copied the file's metadata only (an empty message): copy the bytes."""
         try:
-            return await super().copy(uid, destination, recent=recent)
+            try:
+                record, metadata = await self._get_maildir_msg(uid)
+            except KeyError:
+                return None
+            source = self._view.get(uid)
+            raw = source._read() if source is not None else None
+            if raw is None:
+                return None
+            message = BytesMessage(raw)
+            message.set_info(metadata.get_info())
+            message.set_subdir("new" if recent else "cur")
+            message.set_date(metadata.get_date())
+            async with destination.messages_lock.write_lock():
+                key = destination._maildir.add(message)
+            filename = key + ":" + message.get_info()
+            async with UidList.with_write(destination._path) as uidl:
+                copied = Record(uidl.next_uid, record.fields, filename)
+                uidl.next_uid += 1
+                uidl.set(copied)
+            return copied.uid
         finally:
             if isinstance(destination, CachedMailboxData):
                 destination.mark_stale()

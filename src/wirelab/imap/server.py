@@ -101,13 +101,12 @@ def _engine(settings: IMAPSettings, executor: ThreadPoolExecutor) -> tuple[Any, 
     """pymap's config and our login for ``settings``; pymap's file work runs in ``executor``."""
     from pymap.backend.maildir import Config, FilterSet, Session
     from pymap.backend.maildir.layout import MaildirLayout
-    from pymap.backend.maildir.mailbox import Maildir
     from pymap.concurrent import Subsystem
     from pymap.exceptions import InvalidAuth
     from pymap.interfaces.login import IdentityInterface, LoginInterface
     from pymap.user import UserMetadata
 
-    from wirelab.imap._folder import CachedMailboxSet, speed_up_pymap
+    from wirelab.imap._folder import BytesMaildir, CachedMailboxSet, speed_up_pymap
 
     speed_up_pymap()
 
@@ -124,7 +123,7 @@ def _engine(settings: IMAPSettings, executor: ThreadPoolExecutor) -> tuple[Any, 
         def __bytes__(self) -> bytes:
             return self.raw
 
-    class RawMaildir(Maildir):
+    class RawMaildir(BytesMaildir):
         def get_message(self, key: str) -> MaildirMessage:
             message = super().get_message(key)
             raw = _RawMessage(message)
