@@ -23,11 +23,13 @@ from wirelab.playground.control import (
     state_path,
 )
 from wirelab.playground.netns import (
+    ROOTLESS_ENV,
     Playground,
     check_capability,
     cleanup_prefix,
     list_prefixes,
     parse_loss,
+    unshare_argv,
 )
 from wirelab.playground.topology import HOSTS, path_between
 
@@ -132,22 +134,38 @@ def up(
     state_dir: StateDirOption = None,
 ) -> None:
     """Build the playground and keep it up until Ctrl-C (or `down` when detached)."""
-    check_capability()
-    directory = _dir(state_dir)
     if bare and real:
         raise typer.BadParameter("--bare starts no servers: it cannot be --real")
-    if not detach:
+    rootless = check_capability(rootless_ok=True) == "rootless"
+    if rootless and real:
+        raise ConfigError(
+            "--real needs root: its daemons drop privileges to users a rootless user "
+            "namespace does not map"
+        )
+    directory = _dir(state_dir)
+    if not detach and not rootless:
         run_playground(directory, services=not bare, real=real, ready=_ready)
         err_console.print("playground removed")
         return
     directory.mkdir(parents=True, exist_ok=True)
-    log_path = directory / "playground.log"
     argv = [sys.executable, "-m", "wirelab.playground.control", str(directory)]
     argv += ["--bare"] if bare else []
     argv += ["--real"] if real else []
+    env = None
+    if rootless:  # the controller runs as root of a user namespace of its own
+        argv = [*unshare_argv(), *argv]
+        env = {**os.environ, ROOTLESS_ENV: "1"}
+    if not detach:
+        raise typer.Exit(_foreground(argv, env))
+    log_path = directory / "playground.log"
     with log_path.open("wb") as log:
         child = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            env=env,
         )
     deadline = time.monotonic() + DETACH_TIMEOUT
     while time.monotonic() < deadline:
@@ -164,6 +182,20 @@ def up(
         time.sleep(0.1)
     child.terminate()
     raise WirelabError(f"the playground was not up in {DETACH_TIMEOUT:g} s")
+
+
+def _foreground(argv: list[str], env: dict[str, str] | None) -> int:
+    """Run a (rootless) controller in the foreground until it ends; Ctrl-C reaches it too."""
+    child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=env)
+    previous = signal.signal(signal.SIGTERM, lambda *_: child.terminate())
+    try:
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:
+                continue  # the controller got the same Ctrl-C and is cleaning up
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @app.command("down")

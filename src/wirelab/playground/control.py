@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from wirelab.errors import ConfigError, WirelabError
-from wirelab.playground.netns import Playground, check_capability, cleanup_prefix
+from wirelab.playground.netns import (
+    ROOTLESS_ENV,
+    Playground,
+    check_capability,
+    cleanup_prefix,
+    enter_argv,
+    private_mounts,
+)
 from wirelab.playground.topology import HOSTS
 
 __all__ = [
@@ -56,6 +63,8 @@ class PlaygroundState:
     directory: str
     nat: str
     services: dict[str, str]
+    #: Built by an unprivileged user inside a user namespace (entered with nsenter).
+    rootless: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -64,10 +73,14 @@ class PlaygroundState:
             "directory": self.directory,
             "nat": self.nat,
             "services": self.services,
+            "rootless": self.rootless,
         }
 
     def playground(self) -> Playground:
         """A handle on the running playground (to exec in it, shape links)."""
+        if self.rootless:
+            enter = tuple(enter_argv(self.pid))
+            return Playground(self.prefix, Path(self.directory), enter=enter, rootless=True)
         return Playground(self.prefix, Path(self.directory))
 
 
@@ -86,6 +99,7 @@ def load_state(state_dir: Path) -> PlaygroundState:
             directory=str(data["directory"]),
             nat=str(data.get("nat", "")),
             services={str(k): str(v) for k, v in dict(data.get("services", {})).items()},
+            rootless=bool(data.get("rootless", False)),
         )
     except FileNotFoundError:
         raise ConfigError(
@@ -292,15 +306,23 @@ def run_playground(
         if old is not None:
             cleanup_prefix(old.prefix)
         path.unlink(missing_ok=True)
+    rootless = os.environ.get(ROOTLESS_ENV) == "1"
+    if rootless and real:
+        raise ConfigError(
+            "--real needs root: its daemons drop privileges to users a rootless user "
+            "namespace does not map"
+        )
     state_dir.mkdir(parents=True, exist_ok=True)
-    pg = Playground(prefix, state_dir / "playground" / prefix)
+    pg = Playground(prefix, state_dir / "playground" / prefix, rootless=rootless)
     reaper = start_reaper(prefix, os.getpid(), pg.directory)
     previous = signal.signal(signal.SIGTERM, _raise_stop)
     began = time.monotonic()
     try:
         pg.up(_ca_files(state_dir))
         started = start_services(pg, state_dir, real=real) if services else {}
-        state = PlaygroundState(prefix, os.getpid(), str(pg.directory), pg.nat, started)
+        state = PlaygroundState(
+            prefix, os.getpid(), str(pg.directory), pg.nat, started, rootless=rootless
+        )
         path.write_text(json.dumps(state.to_json(), indent=2) + "\n", encoding="utf-8")
         if ready is not None:
             ready(state, time.monotonic() - began)
@@ -361,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     try:
+        if os.environ.get(ROOTLESS_ENV) == "1":
+            private_mounts()  # our own /run/netns and /etc/netns, in our mount namespace
         run_playground(
             Path(args[0]),
             services="--bare" not in args,

@@ -30,13 +30,18 @@ from wirelab.playground.topology import BRIDGES, DNS_RECORDS, HOSTS, LINKS, path
 
 __all__ = [
     "NETNS_DIR",
+    "ROOTLESS_ENV",
     "Playground",
     "check_capability",
     "cleanup_prefix",
+    "enter_argv",
     "list_prefixes",
     "namespace",
+    "private_mounts",
+    "rootless_blocker",
     "run",
     "scratch_root",
+    "unshare_argv",
 ]
 
 #: Where ``ip netns`` keeps its named namespaces.
@@ -82,15 +87,88 @@ def check_prefix(prefix: str) -> str:
     return prefix
 
 
-def check_capability() -> None:
-    """Fail with one line when this process cannot create network namespaces."""
+#: The sysctl that says whether unprivileged processes may create user namespaces.
+MAX_USER_NAMESPACES = Path("/proc/sys/user/max_user_namespaces")
+#: Set in the controller a rootless ``up`` starts inside its user namespace.
+ROOTLESS_ENV = "WIRELAB_PLAYGROUND_ROOTLESS"
+
+
+def rootless_blocker(
+    max_user_namespaces: Path = MAX_USER_NAMESPACES,
+    dirs: Sequence[Path] | None = None,
+) -> str | None:
+    """Why an unprivileged user cannot build a playground here, or ``None`` when they can.
+
+    Rootless needs unprivileged user namespaces (``max_user_namespaces`` above 0),
+    util-linux's ``unshare`` and ``nsenter``, and the mount points ``/run/netns`` and
+    ``/etc/netns`` to exist (a private tmpfs is mounted on each inside the user namespace;
+    an unprivileged user cannot create them).
+    """
+    try:
+        allowed = int(max_user_namespaces.read_text().strip()) > 0
+    except (OSError, ValueError):
+        allowed = False
+    if not allowed:
+        return f"unprivileged user namespaces are off here ({max_user_namespaces} is 0)"
+    for tool in ("unshare", "nsenter"):
+        if shutil.which(tool) is None:
+            return f"rootless needs util-linux's {tool}"
+    for directory in (NETNS_DIR, ETC_NETNS) if dirs is None else dirs:
+        if not directory.is_dir():
+            return f"rootless needs {directory} to exist (once, as root: mkdir -p {directory})"
+    return None
+
+
+def check_capability(*, rootless_ok: bool = False) -> str:
+    """``"root"`` or (where allowed) ``"rootless"``; one clear line when neither can work."""
     if shutil.which("ip") is None:
         raise ServiceUnavailable("the playground needs iproute2's ip (apt-get install iproute2)")
-    if os.geteuid() != 0:
+    if os.geteuid() == 0:
+        return "root"
+    why = rootless_blocker()
+    if why is None and rootless_ok:
+        return "rootless"
+    if why is None:  # rootless works, but not for this command
         raise ServiceUnavailable(
-            "the playground needs root to create network namespaces (run it with sudo); "
-            "rootless user namespaces are not supported yet"
+            "this needs root (run it with sudo); as an unprivileged user, start a rootless "
+            "playground with `wirelab playground up --detach` first"
         )
+    raise ServiceUnavailable(
+        f"the playground needs root (run it with sudo) or rootless user namespaces: {why}"
+    )
+
+
+def unshare_argv() -> list[str]:
+    """The prefix that runs a command as root of a new user namespace, with private mounts
+    and a network namespace of its own (so ``ip netns add`` can return to it)."""
+    return [
+        "unshare", "--user", "--map-root-user", "--mount", "--net", "--propagation", "private",
+    ]  # fmt: skip
+
+
+def private_mounts() -> None:
+    """In a rootless controller: a private tmpfs on ``/run/netns`` and ``/etc/netns``."""
+    for directory in (NETNS_DIR, ETC_NETNS):
+        run(["mount", "-t", "tmpfs", "-o", "mode=0755,size=4m", "tmpfs", str(directory)])
+
+
+def enter_argv(pid: int) -> list[str]:
+    """The prefix that runs a command in the user and mount namespaces of rootless
+    controller ``pid``, where its named namespaces are, as that namespace's root.
+
+    ``nsenter --preserve-credentials``: the namespace was made with ``setgroups`` denied (as
+    an unprivileged user's must be), so nsenter must not try to change groups; the owner's
+    own uid is root in there. Root (a test, an administrator) first becomes the owner.
+    """
+    try:
+        info = os.stat(f"/proc/{pid}")
+    except OSError as exc:
+        raise ConfigError(f"the rootless playground's controller {pid} is gone") from exc
+    argv = ["nsenter", "--target", str(pid), "--user", "--mount", "--preserve-credentials", "--"]
+    if os.geteuid() != info.st_uid:
+        become = [f"--reuid={info.st_uid}", f"--regid={info.st_gid}", "--clear-groups"]
+        argv = ["setpriv", *become, *argv]
+    return argv
 
 
 def list_prefixes() -> list[str]:
@@ -223,9 +301,17 @@ class Playground:
     directory: Path
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     nat: str = ""
+    #: The prefix that enters a rootless playground's namespaces from outside (nsenter).
+    enter: tuple[str, ...] = ()
+    #: Built inside an unprivileged user namespace (only gid 0 is mapped there).
+    rootless: bool = False
 
     def __post_init__(self) -> None:
         check_prefix(self.prefix)
+
+    def cmd(self, argv: Sequence[str]) -> list[str]:
+        """``argv`` as run from here: through :attr:`enter` for a rootless playground."""
+        return [*self.enter, *argv]
 
     # -- names ---------------------------------------------------------------------------
     def ns(self, name: str) -> str:
@@ -251,7 +337,10 @@ class Playground:
         if _namespaces_of(self.prefix):
             raise ConfigError(f"a playground with prefix {self.prefix} already exists")
         try:
-            run(["ip", "-b", "-"], stdin="".join(f"netns add {self.ns(n)}\n" for n in names))
+            run(
+                self.cmd(["ip", "-b", "-"]),
+                stdin="".join(f"netns add {self.ns(n)}\n" for n in names),
+            )
         except WirelabError as exc:
             raise ServiceUnavailable(
                 "cannot create network namespaces here (the playground needs root with "
@@ -262,29 +351,30 @@ class Playground:
             f"peer name {link.b.device} netns {self.ns(link.b.node)}\n"
             for link in LINKS
         )
-        run(["ip", "-b", "-"], stdin=links)
+        run(self.cmd(["ip", "-b", "-"]), stdin=links)
         for lan in BRIDGES:
             ports = [ln.b.device for ln in LINKS if ln.b.node == lan]
             batch = ["link set lo up", "link add br0 type bridge", "link set br0 up"]
             batch += [f"link set dev {p} master br0" for p in ports]
             batch += [f"link set dev {p} up" for p in ports]
-            run(["ip", "-n", self.ns(lan), "-b", "-"], stdin="\n".join(batch) + "\n")
+            run(self.cmd(["ip", "-n", self.ns(lan), "-b", "-"]), stdin="\n".join(batch) + "\n")
         for h in HOSTS:
             batch = ["link set lo up"]
             for device, addresses in h.addresses.items():
                 batch += [f"address add {a} dev {device}" for a in addresses]
                 batch.append(f"link set dev {device} up")
             batch += ["route add " + " ".join(r.argv()) for r in h.routes]
-            run(["ip", "-n", self.ns(h.name), "-b", "-"], stdin="\n".join(batch) + "\n")
+            run(self.cmd(["ip", "-n", self.ns(h.name), "-b", "-"]), stdin="\n".join(batch) + "\n")
             forward = "1" if h.forwarding else "0"
+            groups = "0 0" if self.rootless else "0 2147483647"  # only gid 0 maps rootless
             run(
-                [
+                self.cmd([
                     "ip", "netns", "exec", self.ns(h.name), "sysctl", "-q", "-w",
                     f"net.ipv4.ip_forward={forward}",
                     "net.ipv4.conf.all.rp_filter=0",
                     "net.ipv4.conf.default.rp_filter=0",
-                    "net.ipv4.ping_group_range=0 2147483647",
-                ]
+                    f"net.ipv4.ping_group_range={groups}",
+                ])
             )  # fmt: skip
             if h.masquerade:
                 self._masquerade(h.name, h.masquerade)
@@ -292,14 +382,17 @@ class Playground:
 
     def _masquerade(self, name: str, device: str) -> None:
         if shutil.which("nft"):
-            run(["ip", "netns", "exec", self.ns(name), "nft", "-f", "-"], stdin=_nat_rules(device))
+            run(
+                self.cmd(["ip", "netns", "exec", self.ns(name), "nft", "-f", "-"]),
+                stdin=_nat_rules(device),
+            )
             self.nat = "nftables"
         elif shutil.which("iptables"):
             run(
-                [
+                self.cmd([
                     "ip", "netns", "exec", self.ns(name), "iptables", "-t", "nat",
                     "-A", "POSTROUTING", "-o", device, "-j", "MASQUERADE",
-                ]
+                ])
             )  # fmt: skip
             self.nat = "iptables"
         else:
@@ -338,7 +431,7 @@ class Playground:
     def argv(self, name: str, command: Sequence[str]) -> list[str]:
         """``ip netns exec NS COMMAND...`` for host ``name``."""
         self._check_host(name)
-        return ["ip", "netns", "exec", self.ns(name), *command]
+        return self.cmd(["ip", "netns", "exec", self.ns(name), *command])
 
     def exec(
         self, name: str, command: Sequence[str], *, timeout: float = 30.0
@@ -423,14 +516,30 @@ class Playground:
                     if rate:
                         self._qdisc(ns, device, ["tbf", "rate", rate, *_TBF_LIMITS])
                     if permille:
-                        run(["ip", "netns", "exec", ns, "nft", "-f", "-"],
+                        run(self.cmd(["ip", "netns", "exec", ns, "nft", "-f", "-"]),
                             stdin=_loss_rules(device, permille))  # fmt: skip
             changed.append(f"{ns}:{device}")
         return changed
 
     def _qdisc(self, ns: str, device: str, spec: list[str]) -> None:
         try:
-            run(["ip", "netns", "exec", ns, "tc", "qdisc", "replace", "dev", device, "root", *spec])
+            run(
+                self.cmd(
+                    [
+                        "ip",
+                        "netns",
+                        "exec",
+                        ns,
+                        "tc",
+                        "qdisc",
+                        "replace",
+                        "dev",
+                        device,
+                        "root",
+                        *spec,
+                    ]
+                )
+            )
         except WirelabError as exc:
             if QDISC_UNKNOWN in str(exc):
                 kind = spec[0]
@@ -447,7 +556,7 @@ class Playground:
         Tries a netem qdisc on the loopback of the ``isp`` host, and removes it.
         """
         ns = self.ns("isp")
-        argv = ["ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", "lo", "root"]
+        argv = self.cmd(["ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", "lo", "root"])
         done = subprocess.run(
             [*argv, "netem", "delay", "1ms"],
             capture_output=True,
@@ -466,7 +575,9 @@ class Playground:
             ["ip", "netns", "exec", ns, "nft", "delete", "table", "netdev", f"wlfault_{device}"],
         ):
             with contextlib.suppress(OSError):  # no nft: there is no rule to remove
-                subprocess.run(argv, capture_output=True, timeout=COMMAND_TIMEOUT, check=False)
+                subprocess.run(
+                    self.cmd(argv), capture_output=True, timeout=COMMAND_TIMEOUT, check=False
+                )
 
     # -- tearing down --------------------------------------------------------------------
     def down(self) -> list[str]:

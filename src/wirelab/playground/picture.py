@@ -26,8 +26,8 @@ def live_state(pg: Playground) -> dict[str, Any]:
     nodes: dict[str, Any] = {}
     for name in [h.name for h in HOSTS] + list(BRIDGES):
         try:
-            links = json.loads(run(["ip", "-n", pg.ns(name), "-j", "addr", "show"]))
-            routes = json.loads(run(["ip", "-n", pg.ns(name), "-j", "-4", "route", "show"]))
+            links = json.loads(run(pg.cmd(["ip", "-n", pg.ns(name), "-j", "addr", "show"])))
+            routes = json.loads(run(pg.cmd(["ip", "-n", pg.ns(name), "-j", "-4", "route", "show"])))
         except (WirelabError, ValueError):
             continue
         nodes[name] = {
