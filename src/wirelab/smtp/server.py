@@ -10,7 +10,8 @@ aiosmtpd (>= 1.4.5, which fixed its SMTP smuggling hole) speaks the protocol; we
   endpoint is TLS from the first byte. Mail *to* the lab needs no login, as at any MX (the
   book's scripts send without one); the login is what a submission client does.
 * **Durability**: a 250 after DATA only once the message is in every recipient's Maildir,
-  fsynced (:meth:`wirelab.mail.store.MailStore.deliver`).
+  its data and its rename synced (:meth:`wirelab.mail.store.MailStore.deliver_async`: the
+  store's writer thread, concurrent messages committed together; the loop never blocks).
 * **Smuggling**: a bare CR or LF anywhere in DATA is refused with ``550 5.6.11``, so no
   ``\\n.\\n``, ``\\r.\\r`` or ``\\n.\\r\\n`` trick can end a message early on a server that
   reads them differently downstream.
