@@ -22,8 +22,10 @@ import requests
 
 from wirelab.config import LAB_ACCOUNTS
 from wirelab.lab.service import LabContext
-from wirelab.lab.state import state_path
+from wirelab.lab.state import LabState, state_path
 from wirelab.lab.supervisor import LabThread
+from wirelab.lab.tour import Chapter, run_chapters
+from wirelab.web import tour_django
 from wirelab.web.djbank.service import DjbankService
 
 TOKEN = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
@@ -36,6 +38,7 @@ class App:
     base: str
     cafile: Path
     directory: Path
+    state: LabState
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +50,7 @@ def app() -> Iterator[App]:
         state = thread.start()
         try:
             ep = state.endpoint("djbank", "https")
-            yield App(f"https://127.0.0.1:{ep.port}", Path(state.ca), where)
+            yield App(f"https://127.0.0.1:{ep.port}", Path(state.ca), where, state)
         finally:
             thread.stop()
 
@@ -433,3 +436,20 @@ def test_xss_in_every_field_is_inert(app: App, brandon: Browser) -> None:
         login.close()
     # and a script that slipped through would still not run: no inline script is allowed
     assert "'unsafe-inline'" not in brandon.get("/").headers["Content-Security-Policy"]
+
+
+# -- the tour -----------------------------------------------------------------------------------
+
+
+def test_the_django_steps_of_the_tour_pass(app: App) -> None:
+    mine = [
+        step for step in tour_django.CHAPTER11.steps if step.run.__module__ == tour_django.__name__
+    ]
+    assert len(mine) == 4, [s.name for s in mine]
+    chapter = Chapter(11, "The World Wide Web (django steps)", steps=mine)
+    results = list(run_chapters([chapter], app.state))
+    failed = [(r.step, r.error) for r in results if not r.ok]
+    assert not failed, failed
+    transcript = "\n".join(line for r in results for line in r.transcript)
+    assert "'Payment successful.'" in transcript
+    assert "no money moved" in transcript
