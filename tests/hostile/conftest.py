@@ -424,6 +424,24 @@ def _www(state: LabState, ep: BoundEndpoint, timeout: float) -> None:
     assert json.loads(body)["args"] == {"hostile": "suite"}, body[:200]
 
 
+def _djbank(state: LabState, ep: BoundEndpoint, timeout: float) -> None:
+    import http.client
+
+    if ep.endpoint != "https":
+        raise NoNormalClient
+    conn = http.client.HTTPSConnection(
+        ep.address, ep.port, timeout=timeout, context=state.ssl_context()
+    )
+    try:  # the login page: a Django view, a template and a CSRF cookie
+        conn.request("GET", "/accounts/login/", headers={"Host": ep.host})
+        response = conn.getresponse()
+        body = response.read(1 << 20)
+    finally:
+        conn.close()
+    assert response.status == 200, (response.status, body[:200])
+    assert b'name="csrfmiddlewaretoken"' in body, body[:200]
+
+
 def _pop3(state: LabState, ep: BoundEndpoint, timeout: float) -> None:
     if ep.endpoint == "pop3":  # USER and PASS come only after STLS here: greeting and QUIT
         steps = [(b"", b"+OK"), (b"QUIT", b"+OK")]
@@ -570,6 +588,7 @@ NORMAL_CLIENTS: dict[str, NormalClient] = {
     "rpc": _rpc,
     "ftp": _ftp,
     "www": _www,
+    "djbank": _djbank,
     "smtp": _smtp,
     "ssh": _ssh,
     "telnet": _telnet,
