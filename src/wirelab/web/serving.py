@@ -35,6 +35,9 @@ Then list it in :mod:`wirelab.web.service`'s ``SERVICES`` (one import line). Mor
 * :meth:`WSGIService.environment` adds variables to the children's environment, for example a
   database path under ``lab.state_dir``. It gets the bound endpoints (``{name: (host, port,
   tls)}``), so an app can be told where the service's other endpoints listen.
+* :func:`serve_standalone` runs a service on its own until Ctrl-C (a ``serve`` command):
+  ``serve_standalone(MyService(), StandaloneContext(state_dir(), bind_host=host,
+  fixed_port=port), ready)``.
 * :meth:`WSGIService.bind_host` may pin an endpoint to loopback (a deliberately insecure app).
 * ``threads`` (per child, ``gthread``), ``max_body`` (bytes the front accepts; default the
   front's) and ``forwarded_proto`` are class attributes to override.
@@ -46,19 +49,21 @@ Then list it in :mod:`wirelab.web.service`'s ``SERVICES`` (one import line). Mor
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from wirelab.http.server import GunicornProcess
-from wirelab.lab.service import LabContext, Service, Started
+from wirelab.lab.service import BoundEndpoint, LabContext, Service, Started
 
 if TYPE_CHECKING:
     from wirelab.net.server import ConnectionServer
 
-__all__ = ["BoundWeb", "WSGIService", "WebEndpoint"]
+__all__ = ["BoundWeb", "StandaloneContext", "WSGIService", "WebEndpoint", "serve_standalone"]
 
 log = logging.getLogger(__name__)
 
@@ -227,3 +232,60 @@ class _Child(GunicornProcess):
         env = super().environment()
         env.update(self.extra_env or {})
         return env
+
+
+@dataclass
+class StandaloneContext(LabContext):
+    """A lab context for one service run on its own, every endpoint on ``fixed_port``
+    (0: a free port)."""
+
+    fixed_port: int = 0
+
+    def port(self, service: str, endpoint: str) -> int:
+        return self.fixed_port
+
+
+def serve_standalone(
+    service: Service, lab: LabContext, ready: Callable[[Sequence[BoundEndpoint]], None]
+) -> None:
+    """Run ``service`` until Ctrl-C or SIGTERM; ``ready`` hears where it listens.
+
+    Raises:
+        ConnectError: an endpoint could not be bound.
+        ConfigError, Timeout: the app did not start (gunicorn's last words in the message).
+    """
+    from wirelab.errors import ConfigError, ConnectError
+
+    async def main() -> None:
+        up = asyncio.Event()
+        where: list[BoundEndpoint] = []
+
+        def started(endpoints: Sequence[BoundEndpoint]) -> None:
+            where.extend(endpoints)
+            up.set()
+
+        stop = asyncio.Event()
+        with contextlib.suppress(RuntimeError, NotImplementedError):  # not the main thread
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        task = asyncio.create_task(service.serve(lab, started))
+        waiter = asyncio.create_task(up.wait())
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            if task.done():
+                task.result()  # its start-up error, as it is
+                raise ConfigError(f"the {service.name} service ended before it listened")
+            ready(where)
+            await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if task.done():
+                task.result()
+        except OSError as exc:
+            raise ConnectError(f"cannot start {service.name}: {exc.strerror or exc}") from exc
+        finally:
+            for helper in (waiter, stopper, task):
+                helper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())

@@ -24,13 +24,16 @@ import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
+from wirelab.errors import ConfigError
 from wirelab.lab.service import LabContext
 from wirelab.web.bank.urls import endpoint_url
 from wirelab.web.serving import BoundWeb, WebEndpoint, WSGIService
 
-__all__ = ["BANK_HOST", "BankService", "bank_dir"]
+__all__ = ["BANK_HOST", "ENDPOINTS", "BankService", "bank_dir"]
 
 BANK_HOST = "www.example.com"
+#: The service's endpoints, in order.
+ENDPOINTS = ("insecure", "hardened", "attacker")
 
 
 def bank_dir(state_dir: Path) -> Path:
@@ -57,12 +60,19 @@ class BankService(WSGIService):
     description = "payments apps, insecure and hardened (HTTPS), and an attacker (chapter 11)"
     threads = 8
 
+    def __init__(self, only: str | None = None) -> None:
+        """``only``: serve just this endpoint (``wirelab web bank serve``)."""
+        if only is not None and only not in ENDPOINTS:
+            raise ConfigError(f"the bank has no endpoint {only!r} ({', '.join(ENDPOINTS)})")
+        self.only = only
+
     def web_endpoints(self, lab: LabContext) -> Sequence[WebEndpoint]:
-        return (
+        every = (
             WebEndpoint("insecure", app="wirelab.web.bank.insecure:insecure()"),
             WebEndpoint("hardened", tls=True, app="wirelab.web.bank.hardened:hardened()"),
             WebEndpoint("attacker", app="wirelab.web.bank.attacker:attacker()"),
         )
+        return tuple(e for e in every if self.only in (None, e.name))
 
     def bind_host(self, lab: LabContext, endpoint: WebEndpoint) -> str:
         return "127.0.0.1" if endpoint.name == "insecure" else lab.bind_host
@@ -76,5 +86,6 @@ class BankService(WSGIService):
             "WIRELAB_BANK_SECRET": str(_secret_file(directory)),
         }
         for name in ("insecure", "hardened"):
-            env[f"WIRELAB_BANK_{name.upper()}_URL"] = endpoint_url(*bound[name])
+            if name in bound:
+                env[f"WIRELAB_BANK_{name.upper()}_URL"] = endpoint_url(*bound[name])
         return env
