@@ -453,3 +453,36 @@ def test_the_django_steps_of_the_tour_pass(app: App) -> None:
     transcript = "\n".join(line for r in results for line in r.transcript)
     assert "'Payment successful.'" in transcript
     assert "no money moved" in transcript
+
+
+# -- load -------------------------------------------------------------------------------------
+
+
+def test_concurrent_payments_all_land(app: App) -> None:
+    """Eight threads of gunicorn share one SQLite file: no payment may fail or be lost."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    payers = {"brandon": "atigdng", "sam": "xyzzy"}
+    visitors = {user: Browser(app) for user in payers}
+    try:
+        for user, password in payers.items():
+            assert visitors[user].login(user, password).status_code == 302
+        tokens = {user: visitors[user].token("/pay/") for user in payers}
+
+        def pay(number: int) -> int:
+            user = "brandon" if number % 2 else "sam"
+            other = "sam" if user == "brandon" else "brandon"
+            return (
+                visitors[user]
+                .pay(other, "1", f"concurrent {number}", token=tokens[user])
+                .status_code
+            )
+
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(pay, range(40)))
+        assert statuses == [302] * 40
+        memos = " ".join(payments_of(visitors["brandon"]))
+        assert all(f"concurrent {n}" in memos for n in range(40))
+    finally:
+        for visitor in visitors.values():
+            visitor.close()
