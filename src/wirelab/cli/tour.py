@@ -83,12 +83,16 @@ def _select(numbers: list[int] | None) -> list[Chapter]:
 
 def _print_result(result: StepResult, debug: bool) -> None:
     mark = Text("  ok  ", style="bold green") if result.ok else Text(" FAIL ", style="bold red")
+    if result.skipped is not None:
+        mark = Text(" skip ", style="bold yellow")
     line = Text.assemble(mark, f"{result.step} ", (f"({result.seconds:.2f} s)", "dim"))
     console.print(line)
     for text in result.transcript:
         console.print(Text("        " + text, style="dim"))
     for text in result.logs:
         console.print(Text("        log: " + text, style="yellow"))
+    if result.skipped is not None:
+        console.print(Text(f"        skipped: {result.skipped}", style="yellow"))
     if result.error:
         console.print(Text(f"        error: {result.error}", style="red"))
         if debug and result.traceback:

@@ -17,11 +17,16 @@ the tour. What the ``wirelab`` loggers say at WARNING or above while a step runs
 refusing bad input, say) is kept with that step's result (``StepResult.logs``), so the
 transcript shows it in its place. The runner only orders steps and records results; rendering
 is the CLI's job.
+
+A step that cannot run here (no browser, say) calls ``ctx.skip("one-line reason")``: the
+result is *skipped* with that reason, shown as such, neither passed nor failed, unless
+``WIRELAB_REQUIRE_SERVICES=1`` (CI) says everything must run, when a skip is a failure.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 import threading
 import time
@@ -32,7 +37,15 @@ from dataclasses import dataclass, field
 from wirelab.errors import WirelabError
 from wirelab.lab.state import LabState
 
-__all__ = ["Chapter", "Step", "StepFailed", "StepResult", "TourContext", "run_chapters"]
+__all__ = [
+    "Chapter",
+    "Step",
+    "StepFailed",
+    "StepResult",
+    "StepSkipped",
+    "TourContext",
+    "run_chapters",
+]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +59,10 @@ LOG_SETTLE = 0.05
 
 class StepFailed(WirelabError):
     """A tour step's check did not hold."""
+
+
+class StepSkipped(WirelabError):
+    """A tour step cannot run here; the message says why, in one line."""
 
 
 class TourContext:
@@ -69,6 +86,10 @@ class TourContext:
     def ssl_context(self) -> ssl.SSLContext:
         """A verifying client context that trusts the lab CA."""
         return self.lab.ssl_context()
+
+    def skip(self, reason: str) -> None:
+        """End the step as skipped, for ``reason`` (one line): it cannot run here."""
+        raise StepSkipped(" ".join(str(reason).split()) or "skipped")
 
 
 @dataclass(frozen=True)
@@ -114,6 +135,7 @@ class StepResult:
     error: str | None = None
     traceback: str | None = None
     logs: tuple[str, ...] = ()
+    skipped: str | None = None
 
     def to_json(self) -> dict[str, object]:
         """The ``--json`` form of one step."""
@@ -126,6 +148,7 @@ class StepResult:
             "transcript": list(self.transcript),
             "logs": list(self.logs),
             "error": self.error,
+            "skipped": self.skipped,
         }
 
 
@@ -167,8 +190,14 @@ def _run_step(chapter: Chapter, step: Step, lab: LabState) -> StepResult:
         logger.removeHandler(capture)
     error: str | None = None
     tb: str | None = None
+    skipped: str | None = None
     if worker.is_alive():
         error = f"step did not finish within {step.timeout:g} s"
+    elif isinstance(outcome.get("error"), StepSkipped):
+        if os.environ.get("WIRELAB_REQUIRE_SERVICES", "") not in ("", "0"):
+            error = f"skipped, but WIRELAB_REQUIRE_SERVICES=1 needs it to run: {outcome['error']}"
+        else:
+            skipped = str(outcome["error"])
     elif "error" in outcome:
         exc = outcome["error"]
         error = str(exc) if isinstance(exc, WirelabError) else f"{type(exc).__name__}: {exc}"
@@ -185,6 +214,7 @@ def _run_step(chapter: Chapter, step: Step, lab: LabState) -> StepResult:
         error,
         tb,
         tuple(capture.lines),
+        skipped,
     )
 
 
