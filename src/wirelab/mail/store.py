@@ -145,6 +145,12 @@ class _Job:
 _BATCH_MESSAGES = 256
 _BATCH_BYTES = 64 << 20
 
+#: After a batch of N messages the writer waits for N again, at most this share of the time
+#: the last batch took to commit, and never more than :data:`_LINGER_MAX` seconds. One client
+#: (N = 1) never waits: its next message is a batch of one again.
+_LINGER_SHARE = 0.5
+_LINGER_MAX = 0.005
+
 
 class _Committer:
     """The delivery writer: one thread that commits queued messages in batches (group commit).
@@ -187,10 +193,17 @@ class _Committer:
             self._ready.notify()
         return future
 
-    def _take(self) -> list[_Job]:
+    def _take(self, expected: int, linger: float) -> list[_Job]:
         with self._lock:
             while not self._jobs:
                 self._ready.wait()
+            if len(self._jobs) < expected:  # the clients just answered are coming back
+                deadline = time.monotonic() + linger
+                while len(self._jobs) < expected:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._ready.wait(left)
             batch: list[_Job] = []
             size = 0
             while self._jobs and len(batch) < _BATCH_MESSAGES and size < _BATCH_BYTES:
@@ -201,8 +214,10 @@ class _Committer:
             return batch
 
     def _run(self) -> None:
+        expected, linger = 1, 0.0
         while True:
-            batch = self._take()
+            batch = self._take(expected, linger)
+            started = time.monotonic()
             try:
                 _commit(batch)
             except BaseException as exc:  # never leave a client waiting forever
@@ -211,6 +226,11 @@ class _Committer:
                         job.future.set_exception(_store_error(exc))
                 if not isinstance(exc, Exception):
                     raise
+            # the next batch waits a little for as many messages as this one had: clients
+            # that were just answered send their next message in about one SMTP exchange,
+            # and a full batch costs the same two syncs as a small one
+            expected = max(1, len(batch))
+            linger = min((time.monotonic() - started) * _LINGER_SHARE, _LINGER_MAX)
 
 
 def _store_error(exc: BaseException) -> WirelabError:
