@@ -163,25 +163,18 @@ def host_servers(
     """
     from wirelab.playground.hostd import READY
 
-    lab = ["env", f"WIRELAB_HOME={home}", sys.executable, "-m", "wirelab"]
+    hostd = [sys.executable, "-m", "wirelab.playground.hostd"]
     servers = []
     if "backbone/dns" not in replaced:
-        hostd = [sys.executable, "-m", "wirelab.playground.hostd", "dns"]
-        servers.append(HostServer("backbone", "dns", hostd, "listening at", ("backbone/dns",)))
+        servers.append(
+            HostServer("backbone", "dns", [*hostd, "dns"], "listening at", ("backbone/dns",))
+        )
     servers += [
         HostServer(
-            "www",
-            "udp",
-            [*lab, "udp", "serve", "0.0.0.0", "-p", BOOK_PORT],
-            "listening at",
-            ("www/udp",),
+            "www", "udp", [*hostd, "udp", "0.0.0.0", BOOK_PORT], "listening at", ("www/udp",)
         ),
         HostServer(
-            "ftp",
-            "zen",
-            [*lab, "zen", "serve", "0.0.0.0", "-p", BOOK_PORT],
-            "listening at",
-            ("ftp/zen",),
+            "ftp", "zen", [*hostd, "zen", "0.0.0.0", BOOK_PORT], "listening at", ("ftp/zen",)
         ),
     ]
     plan = {
@@ -191,7 +184,7 @@ def host_servers(
     }
     if plan:
         words = [f"{host}={','.join(names)}" for host, names in plan.items()]
-        argv = [sys.executable, "-m", "wirelab.playground.hostd", "lab", prefix, str(home)]
+        argv = [*hostd, "lab", prefix, str(home)]
         provides = tuple(f"{host}/{n}" for host, names in plan.items() for n in names)
         servers.append(HostServer("mail", "lab", [*argv, *words], READY, provides))
     return servers

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import logging
 import os
 import signal
 import sys
@@ -174,8 +175,6 @@ def _prepare(home: Path, plan: dict[str, list[str]]) -> None:
 def serve_lab(prefix: str, home: Path, plan: dict[str, list[str]]) -> None:
     """Start each host's lab services inside it, say "listening at" for each, serve until
     SIGTERM or Ctrl-C, then stop them all."""
-    import logging
-
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     _prepare(home, plan)
     results: dict[str, tuple[LabThread, list[str]] | BaseException] = {}
@@ -218,8 +217,42 @@ def serve_lab(prefix: str, home: Path, plan: dict[str, list[str]]) -> None:
             lab.stop()
 
 
+async def _serve_udp(host: str, port: int) -> None:
+    """Chapter 2's UDP server, logging each request (and its sender) as ``udp serve`` does."""
+    from wirelab.net.server import close_listener
+    from wirelab.udp.server import open_udp_server
+
+    logging.getLogger("wirelab.udp.server").setLevel(logging.INFO)
+    server = await open_udp_server(host, port)
+    print(f"listening at {host}:{port} (UDP)", file=sys.stderr, flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await close_listener(server)
+
+
+async def _serve_zen(host: str, port: int) -> None:
+    """Chapter 7's Zen server (the default architecture), as ``zen serve`` runs it."""
+    from wirelab.zen._core import ZenConfig
+    from wirelab.zen.archs import DEFAULT_ARCH, start_server
+
+    logging.getLogger("wirelab.zen").setLevel(logging.INFO)
+    server = await asyncio.to_thread(start_server, DEFAULT_ARCH, host, port, ZenConfig())
+    print(f"listening at {host}:{port} ({DEFAULT_ARCH})", file=sys.stderr, flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+#: ``hostd NAME [HOST [PORT]]``: the single servers, without the CLI's start-up (every topic).
+SINGLE = {"dns": (_serve_dns, "10.1.1.1", 53), "udp": (_serve_udp, "0.0.0.0", 1060)}
+SINGLE["zen"] = (_serve_zen, "0.0.0.0", 1060)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``dns [HOST [PORT]]`` or ``lab PREFIX HOME HOST=SERVICE,...``: serve until killed."""
+    """``dns|udp|zen [HOST [PORT]]`` or ``lab PREFIX HOME HOST=SERVICE,...``: serve until
+    killed."""
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) >= 4 and args[0] == "lab":
         try:
@@ -228,17 +261,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"wirelab: error: {exc}", file=sys.stderr, flush=True)
             return 1
         return 0
-    if not args or args[0] != "dns":
+    if not args or args[0] not in SINGLE or len(args) > 3:
         print(
-            "usage: python -m wirelab.playground.hostd dns [HOST [PORT]]\n"
+            "usage: python -m wirelab.playground.hostd dns|udp|zen [HOST [PORT]]\n"
             "       python -m wirelab.playground.hostd lab PREFIX HOME HOST=SERVICE,...",
             file=sys.stderr,
         )
         return 2
-    host = args[1] if len(args) > 1 else "10.1.1.1"
-    port = int(args[2]) if len(args) > 2 else 53
+    serve, host, port = SINGLE[args[0]]
+    host = args[1] if len(args) > 1 else host
+    port = int(args[2]) if len(args) > 2 else port
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     try:
-        asyncio.run(_serve_dns(host, port))
+        asyncio.run(serve(host, port))
     except KeyboardInterrupt:
         return 130
     return 0
