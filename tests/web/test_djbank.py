@@ -486,3 +486,56 @@ def test_concurrent_payments_all_land(app: App) -> None:
     finally:
         for visitor in visitors.values():
             visitor.close()
+
+
+# -- the CLI's clients, against the running lab -----------------------------------------------
+
+
+def test_cli_payments_and_pay_use_the_running_lab(app: App) -> None:
+    import json
+
+    from tests.conftest import run_wirelab
+    from wirelab.testing import cli_env
+
+    env = cli_env(app.state)
+    listed = run_wirelab("web", "django", "payments", "-u", "sam", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    document = json.loads(listed.stdout)
+    assert document["user"] == "sam"
+    assert {
+        "direction": "to",
+        "dollars": 25,
+        "account": "brandon",
+        "memo": "Gas money-thanks for the ride!",
+    } in document["payments"]
+    paid = run_wirelab(
+        "web",
+        "django",
+        "pay",
+        "-u",
+        "sam",
+        "--to",
+        "liz",
+        "--dollars",
+        "3",
+        "-m",
+        "from the CLI",
+        env=env,
+    )
+    assert paid.returncode == 0, paid.stderr
+    assert paid.stdout.strip() == "Payment successful."
+    assert (
+        "$3 to liz for: from the CLI"
+        in run_wirelab("web", "django", "payments", "-u", "sam", env=env).stdout
+    )
+    refused = run_wirelab(
+        "web", "django", "pay", "--to", "brandon", "--dollars", "3", "-m", "to myself", env=env
+    )
+    assert refused.returncode == 1
+    assert (
+        refused.stderr.strip()
+        == "wirelab: error: the payment was refused: You cannot pay yourself."
+    )
+    wrong = run_wirelab("web", "django", "payments", "-u", "sam", "--password", "nope", env=env)
+    assert wrong.returncode == 1 and "refused the login of sam" in wrong.stderr
+    assert "Traceback" not in wrong.stderr + refused.stderr

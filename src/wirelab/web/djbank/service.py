@@ -43,12 +43,22 @@ class DjbankService(WSGIService):
         return (WebEndpoint("https", tls=True),)
 
     def environment(self, lab: LabContext, bound: BoundWeb) -> dict[str, str]:
+        """Prepare the data directory; tell the child where it is.
+
+        ``lab.options["djbank"]["allowed_hosts"]`` adds Host names the app answers (``wirelab
+        web django serve --allow-host``).
+        """
         from pathlib import Path
 
-        from wirelab.web.djbank.config import prepare
+        from wirelab.web.djbank.config import DEFAULT_HOSTS, prepare
 
+        extra = tuple(str(h) for h in lab.options.get(self.name, {}).get("allowed_hosts", ()))
         where = data_dir(lab)
-        prepare(Path(where), admin_password=lab.accounts[0].password)
+        prepare(
+            Path(where),
+            admin_password=lab.accounts[0].password,
+            allowed_hosts=(*DEFAULT_HOSTS, *extra),
+        )
         return {DATA_ENV: where}
 
 
