@@ -424,6 +424,28 @@ def _www(state: LabState, ep: BoundEndpoint, timeout: float) -> None:
     assert json.loads(body)["args"] == {"hostile": "suite"}, body[:200]
 
 
+def _bank(state: LabState, ep: BoundEndpoint, timeout: float) -> None:
+    import http.client
+
+    conn: http.client.HTTPConnection
+    if ep.endpoint in ("insecure", "attacker"):
+        conn = http.client.HTTPConnection(ep.address, ep.port, timeout=timeout)
+    elif ep.endpoint == "hardened":
+        conn = http.client.HTTPSConnection(
+            ep.address, ep.port, timeout=timeout, context=state.ssl_context()
+        )
+    else:
+        raise NoNormalClient
+    try:  # the attacker's front page, or a bank's login page (a Flask view and a template)
+        conn.request("GET", "/" if ep.endpoint == "attacker" else "/login")
+        response = conn.getresponse()
+        body = response.read(1 << 20)
+    finally:
+        conn.close()
+    assert response.status == 200, (response.status, body[:200])
+    assert b"attacker" in body if ep.endpoint == "attacker" else b'name="password"' in body
+
+
 def _djbank(state: LabState, ep: BoundEndpoint, timeout: float) -> None:
     import http.client
 
@@ -589,6 +611,7 @@ NORMAL_CLIENTS: dict[str, NormalClient] = {
     "ftp": _ftp,
     "www": _www,
     "djbank": _djbank,
+    "bank": _bank,
     "smtp": _smtp,
     "ssh": _ssh,
     "telnet": _telnet,
