@@ -18,6 +18,7 @@ from wirelab.pop._core import (
     Listing,
     POP3Session,
     StartTLS,
+    _encode_lines,
     apop_digest,
     encode_multiline,
     uid_for,
@@ -122,6 +123,8 @@ def test_quit_before_login_commits_nothing() -> None:
 def test_retr_top_uidl() -> None:
     session = _logged_in()
     assert session.handle(Command("RETR", (b"2",))).action == Fetch("k2", None)
+    retr = session.handle(Command("RETR", (b"2",))).action
+    assert isinstance(retr, Fetch) and retr.size == 20  # the server reads small ones inline
     assert session.handle(Command("TOP", (b"1", b"0"))).action == Fetch("k1", 0)
     assert session.handle(Command("TOP", (b"1",))).data.startswith(b"-ERR")
     assert session.handle(Command("RETR", (b"3",))).data.startswith(b"-ERR")
@@ -147,3 +150,9 @@ def test_apop_digest_matches_rfc_example() -> None:
     # RFC 1939 section 7's example
     stamp = b"<1896.697170952@dbc.mtview.ca.us>"
     assert apop_digest(stamp, "tanstaaf") == "c4c9334bac560ecc979e58001b3e22fb"
+
+
+@given(st.lists(st.sampled_from([b"a", b".", b"\r", b"\n", b"\r\n", b"..", b"x y"]), max_size=40))
+def test_whole_message_encoding_equals_the_line_by_line_one(parts: list[bytes]) -> None:
+    data = b"".join(parts)
+    assert encode_multiline(data) == _encode_lines(data)

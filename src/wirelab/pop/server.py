@@ -21,6 +21,7 @@ import hmac
 import logging
 import os
 import secrets
+import socket
 import ssl
 import time
 from collections.abc import Mapping
@@ -120,6 +121,19 @@ def _listing(store: MailStore, user: str) -> tuple[list[Listing], dict[str, Path
     return [Listing(m.key, m.size) for m in found], {m.key: m.path for m in found}
 
 
+def _no_delay(writer: asyncio.StreamWriter) -> None:
+    """TCP_NODELAY: asyncio sets it only on sockets made with ``IPPROTO_TCP``, not ours; a
+    reply's last partial segment must not wait for the client's delayed ACK."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+#: messages up to this size are read on the event loop, larger ones in a thread
+_READ_INLINE = 64 << 10
+
+
 def _read(store: MailStore, user: str, key: str, paths: dict[str, Path]) -> bytes | None:
     """Message ``key``: from the path seen at login, else (moved from ``new/`` to ``cur/``
     by an IMAP client meanwhile) found again."""
@@ -196,9 +210,12 @@ class _Connection:
             return await self._perform(await self._login(action))
         if isinstance(action, Fetch):
             assert self.session.user is not None
-            data = await asyncio.to_thread(
-                _read, settings.store, self.session.user, action.key, self.paths
-            )
+            if 0 < action.size <= _READ_INLINE:  # a page-cache read: cheaper than a thread hop
+                data = _read(settings.store, self.session.user, action.key, self.paths)
+            else:
+                data = await asyncio.to_thread(
+                    _read, settings.store, self.session.user, action.key, self.paths
+                )
             if data is None:
                 self.writer.write(b"-ERR [SYS/TEMP] the message is no longer there\r\n")
             else:
@@ -274,6 +291,7 @@ async def open_pop3_server(host: str | None, port: int, settings: POP3Settings) 
     """
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        _no_delay(writer)
         await _Connection(settings, reader, writer).run()
 
     async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
