@@ -12,7 +12,14 @@ docs/decisions/0181). It refuses, with the status RFC 9112 names:
 * ``Transfer-Encoding`` of any kind (411: a length is required; section 6.3 lets a server
   refuse what it does not implement), a ``Content-Length`` that is not 1 to 20 digits or two
   that differ (400, section 6.3), a body over ``max_body`` (413, before it is read);
-* HTTP/1.1 without ``Host`` (400, RFC 9112 section 3.2).
+* HTTP/1.1 without ``Host`` (400, RFC 9112 section 3.2);
+* an ``Expect`` other than ``100-continue`` (417, RFC 9110 section 10.1.1; ignored in an
+  HTTP/1.0 request, as that section requires).
+
+A head that asks for ``100-continue`` is shown as :attr:`RequestParser.head` while its body
+has not begun to arrive (:attr:`Head.expects_continue`), so the server can refuse it on its
+head alone or invite the body with a ``100 Continue``; a body over the limit is refused from
+the ``Content-Length`` alone (413), before a byte of it is sent.
 
 After an error the parser is finished: the connection answers it and closes.
 """
@@ -24,11 +31,22 @@ import re
 import time
 from dataclasses import dataclass
 
-__all__ = ["NEED_DATA", "HTTPError", "Request", "RequestParser", "encode_response"]
+__all__ = [
+    "CONTINUE",
+    "NEED_DATA",
+    "HTTPError",
+    "Head",
+    "Request",
+    "RequestParser",
+    "encode_response",
+]
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _TARGET = re.compile(rb"[\x21-\x7e]+")
-_VALUE_BAD = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+#: Control characters but tab, CR and LF (those are checked on their own).
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: ``name ":" OWS value OWS`` (RFC 9112 section 5): no whitespace before the colon.
+_FIELD = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*(.*?)[ \t]*")
 _REASONS = {
     200: b"OK",
     400: b"Bad Request",
@@ -39,6 +57,7 @@ _REASONS = {
     413: b"Content Too Large",
     414: b"URI Too Long",
     415: b"Unsupported Media Type",
+    417: b"Expectation Failed",
     431: b"Request Header Fields Too Large",
     500: b"Internal Server Error",
 }
@@ -60,6 +79,26 @@ class HTTPError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+#: The interim response that invites a request's body (RFC 9110 section 15.2.1).
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+@dataclass(frozen=True)
+class Head:
+    """The head of a request whose body is still to come."""
+
+    method: bytes
+    target: bytes
+    version: bytes
+    headers: dict[bytes, bytes]  # lower-case names; a repeated field's values joined by ", "
+    length: int
+
+    @property
+    def expects_continue(self) -> bool:
+        """True when the client waits for ``100 Continue`` before it sends the body."""
+        return self.version == b"HTTP/1.1" and b"expect" in self.headers
 
 
 @dataclass(frozen=True)
@@ -104,13 +143,18 @@ class RequestParser:
         self.max_line = max_line
         self.max_headers = max_headers
         self._buffer = bytearray()
-        self._head: tuple[bytes, bytes, bytes, dict[bytes, bytes], int] | None = None
+        self._head: Head | None = None
         self._failed: HTTPError | None = None
 
     @property
     def started(self) -> bool:
         """True while part of a request has arrived (a 408 is owed if time runs out)."""
         return bool(self._buffer) or self._head is not None
+
+    @property
+    def head(self) -> Head | None:
+        """The head of the request being received, while its body has not begun to arrive."""
+        return self._head if self._head is not None and not self._buffer else None
 
     def receive_data(self, data: bytes) -> None:
         """Take bytes the client sent."""
@@ -138,16 +182,21 @@ class RequestParser:
                 return NEED_DATA
             if end + 4 > self.max_head:
                 raise HTTPError(431, "request header fields too large")
-            head = bytes(self._buffer[:end])
+            lines = bytes(self._buffer[:end])
             del self._buffer[: end + 4]
-            self._head = self._parse_head(head)
-        method, target, version, headers, length = self._head
+            self._head = self._parse_head(lines)
+        head = self._head
+        length = head.length
         if len(self._buffer) < length:
             return NEED_DATA
-        body = bytes(self._buffer[:length])
-        del self._buffer[:length]
+        if len(self._buffer) == length:
+            body = bytes(self._buffer)
+            self._buffer.clear()
+        else:
+            body = bytes(self._buffer[:length])
+            del self._buffer[:length]
         self._head = None
-        return Request(method, target, version, headers, body)
+        return Request(head.method, head.target, head.version, head.headers, body)
 
     def _check_partial_head(self) -> None:
         buffered = self._buffer
@@ -157,10 +206,15 @@ class RequestParser:
         if len(buffered) > self.max_head:
             raise HTTPError(431, "request header fields too large")
 
-    def _parse_head(self, head: bytes) -> tuple[bytes, bytes, bytes, dict[bytes, bytes], int]:
-        lines = head.split(b"\r\n")
-        if any(b"\r" in line or b"\n" in line for line in lines):
+    def _parse_head(self, head: bytes) -> Head:
+        # Whole-head checks first, each one scan in C: every line ends in CRLF, and no
+        # control character (but tab) anywhere.
+        crlf = head.count(b"\r\n")
+        if head.count(b"\r") != crlf or head.count(b"\n") != crlf:
             raise HTTPError(400, "a line ending that is not CRLF")
+        if _CONTROL.search(head):
+            raise HTTPError(400, "a control character in the request head")
+        lines = head.split(b"\r\n")
         request_line = lines[0]
         if len(request_line) > self.max_line:
             raise HTTPError(414, "request line too long")
@@ -175,15 +229,13 @@ class RequestParser:
         headers: dict[bytes, bytes] = {}
         lengths: set[bytes] = set()
         for line in lines[1:]:
-            if line[:1] in (b" ", b"\t"):
-                raise HTTPError(400, "obsolete line folding")
-            name, colon, value = line.partition(b":")
-            if not colon or not _TOKEN.fullmatch(name):
+            field = _FIELD.fullmatch(line)
+            if field is None:
+                if line[:1] in (b" ", b"\t"):
+                    raise HTTPError(400, "obsolete line folding")
                 raise HTTPError(400, "a header field without a name and a colon")
-            value = value.strip(b" \t")
-            if _VALUE_BAD.search(value):
-                raise HTTPError(400, "a control character in a header field")
-            key = name.lower()
+            key = field[1].lower()
+            value = field[2]
             if key == b"content-length":
                 lengths.add(value)
             headers[key] = headers[key] + b", " + value if key in headers else value
@@ -191,6 +243,11 @@ class RequestParser:
             raise HTTPError(411, "send a Content-Length, not a Transfer-Encoding")
         if version == b"HTTP/1.1" and b"host" not in headers:
             raise HTTPError(400, "HTTP/1.1 without Host")
+        if b"expect" in headers:
+            if version != b"HTTP/1.1":
+                del headers[b"expect"]  # RFC 9110 section 10.1.1: ignored in HTTP/1.0
+            elif headers[b"expect"].lower() != b"100-continue":
+                raise HTTPError(417, "the only expectation met is 100-continue")
         length = 0
         if lengths:
             (text,) = lengths if len(lengths) == 1 else (b"",)
@@ -200,7 +257,7 @@ class RequestParser:
             headers[b"content-length"] = text
         if length > self.max_body:
             raise HTTPError(413, "request body too large")
-        return method, target, version, headers, length
+        return Head(method, target, version, headers, length)
 
 
 _date_cache: list[tuple[int, bytes]] = [(0, b"")]

@@ -79,6 +79,9 @@ def serve(
 ) -> None:
     """Serve one RPC kind until Ctrl-C: the book's functions, corrected, on the book's port."""
     number = bind_port(port, "rpc", kind.value)
+    from wirelab.rpc.http import use_uvloop
+
+    use_uvloop()
     if kind is Kind.xmlrpc:
         from wirelab.rpc.server import open_xmlrpc_server
 
