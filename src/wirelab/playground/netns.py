@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -407,9 +408,15 @@ class Playground:
         for filename, data in ca_files.items():
             (here / filename).write_bytes(data)
         resolv = "nameserver 10.1.1.1\nsearch example.com\n"
+        # The hosts share the machine's host name (no UTS namespace): name it here, as Debian
+        # does, so a getfqdn() (asyncssh's, at every SSH listen) is answered from this file
+        # instead of waiting on a DNS that may not be up yet.
+        machine = socket.gethostname()
         hosts = "127.0.0.1 localhost\n" + "".join(
             f"{addr} {fqdn}\n" for fqdn, addr in sorted(DNS_RECORDS.items())
         )
+        if machine and machine not in DNS_RECORDS:
+            hosts += f"127.0.1.1 {machine}\n"
         etc = ETC_NETNS / self.ns(name)
         etc.mkdir(parents=True, exist_ok=True)
         for target in (here, etc):
