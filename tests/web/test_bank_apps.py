@@ -119,7 +119,7 @@ def test_insecure_stores_a_memo_unescaped(insecure: BankClient) -> None:
     assert f"<b id='{marker}'>bold</b>" in insecure.index_html()
 
 
-@pytest.mark.parametrize("path", ["/login", "/", "/pay"])
+@pytest.mark.parametrize("path", ["/login", "/", "/pay", "/no-such-page"])
 def test_insecure_says_on_every_page_it_is_deliberately_insecure(path: str, urls: BankURLs) -> None:
     reply = requests.get(f"{urls.insecure}{path}", cookies={"username": "brandon"}, timeout=10)
     assert "deliberately insecure" in reply.text and "bound to loopback" in reply.text
@@ -425,3 +425,13 @@ def test_hardened_survives_bad_input_and_serves_others(
         assert reply.status_code in (400, 403)
     with BankClient(urls.hardened, ssl_context=wirelab_lab.ssl_context()) as other:
         assert other.login(*SAM) and other.payments()
+
+
+def test_security_hardened_throttles_failed_logins_per_account(hardened: BankClient) -> None:
+    name = f"nobody{uuid.uuid4().hex[:8]}"
+    for _ in range(10):
+        reply = hardened.request("POST", "login", data={"username": name, "password": "x"})
+        assert reply.status_code == 200 and "Please try again" in reply.text
+    reply = hardened.request("POST", "login", data={"username": name, "password": "x"})
+    assert reply.status_code == 429 and "Too many failed logins" in reply.text
+    assert hardened.login(*BRANDON)  # another account is not locked out

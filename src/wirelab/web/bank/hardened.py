@@ -15,7 +15,8 @@ Same routes and pages as :mod:`.insecure` (the book's scraper reads either), but
   not run script; ``X-Content-Type-Options``, ``Referrer-Policy`` and ``frame-ancestors``
   besides;
 * passwords are compared as salted hashes in constant time; a login ``POST`` whose ``Origin``
-  is another origin is refused (login CSRF);
+  is another origin is refused (login CSRF); after :data:`MAX_FAILURES` failed logins in a
+  minute, an account's logins are refused (429) for the rest of that minute;
 * payments are validated strictly: a known account other than one's own, whole dollars from 1
   to :data:`~.store.MAX_DOLLARS`, a memo of printable text within :data:`~.store.MAX_MEMO`;
   SQL only ever sees parameters;
@@ -30,6 +31,8 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -61,7 +64,7 @@ from wirelab.web.bank.store import (
     PaymentStore,
 )
 
-__all__ = ["CSP", "create_app", "hardened", "validate_payment"]
+__all__ = ["CSP", "LoginThrottle", "create_app", "hardened", "validate_payment"]
 
 TEMPLATES = Path(__file__).with_name("templates")
 STATIC = Path(__file__).with_name("static")
@@ -80,7 +83,48 @@ _REFUSALS = {
     404: "There is no such page.",
     405: "That method is not allowed here.",
     413: "The form is too large.",
+    429: "Too many failed logins for this account: wait a minute and try again.",
 }
+#: Failed logins an account may have within :data:`LOGIN_WINDOW` seconds before its logins
+#: are refused (429) until the window has passed; accounts tracked at most.
+MAX_FAILURES = 10
+LOGIN_WINDOW = 60.0
+MAX_TRACKED = 1000
+
+
+class LoginThrottle:
+    """Counts failed logins per account name, bounded, thread-safe (gunicorn's threads)."""
+
+    def __init__(self, limit: int = MAX_FAILURES, window: float = LOGIN_WINDOW) -> None:
+        self.limit = limit
+        self.window = window
+        self._failures: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, name: str, now: float) -> list[float]:
+        kept = [t for t in self._failures.get(name, ()) if now - t < self.window]
+        if kept:
+            self._failures[name] = kept
+        else:
+            self._failures.pop(name, None)
+        return kept
+
+    def blocked(self, name: str) -> bool:
+        """True while ``name`` has had too many failures in the window."""
+        with self._lock:
+            return len(self._recent(name, time.monotonic())) >= self.limit
+
+    def failed(self, name: str) -> None:
+        """Count one failure for ``name`` (forgetting the stalest account when full)."""
+        now = time.monotonic()
+        with self._lock:
+            if name not in self._failures and len(self._failures) >= MAX_TRACKED:
+                for old in list(self._failures):
+                    self._recent(old, now)  # forgets accounts whose failures have expired
+                if len(self._failures) >= MAX_TRACKED:
+                    self._failures.pop(next(iter(self._failures)))  # the longest tracked
+            self._failures.setdefault(name, []).append(now)
+            del self._failures[name][: -self.limit]
 
 
 def validate_payment(user: str, account: str, dollars: str, memo: str) -> str | None:
@@ -116,6 +160,7 @@ def create_app(db_path: str | Path, secret_file: str | None = None) -> Flask:
     store = PaymentStore(db_path)
     hashes = {user: generate_password_hash(password) for user, password in USERS.items()}
     decoy = generate_password_hash(secrets.token_hex(16))  # same work for unknown users
+    throttle = LoginThrottle()
     app = Flask(
         __name__,
         static_folder=str(STATIC),
@@ -168,8 +213,12 @@ def create_app(db_path: str | Path, secret_file: str | None = None) -> Flask:
             origin = request.headers.get("Origin")
             if origin is not None and urlsplit(origin).netloc != request.host:
                 abort(400)  # a login form posted from another site: login CSRF
+            if throttle.blocked(username):
+                abort(429)
             good = check_password_hash(hashes.get(username, decoy), password)
-            if good and username in USERS:
+            if not (good and username in USERS):
+                throttle.failed(username)
+            else:
                 session.clear()
                 session.permanent = True
                 session["username"] = username

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, redirect, request
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from wirelab.web.bank.store import MAX_ACCOUNT, MAX_DOLLARS, MAX_MEMO, USERS, BankFull, PaymentStore
@@ -50,6 +51,12 @@ def create_app(db_path: str | Path) -> Flask:
     def render(name: str, code: int = 200, **context: Any) -> Response:
         html = env.get_template(name).render(insecure=True, max_account=MAX_ACCOUNT, **context)
         return Response(html, code, content_type="text/html; charset=utf-8")
+
+    @app.errorhandler(HTTPException)
+    def refused(exc: HTTPException) -> Response:  # with the banner, like every page
+        status = exc.code or 500
+        detail = exc.description or "The request was refused."
+        return render("refused.html", status, status=status, reason=exc.name, detail=detail)
 
     @app.route("/login", methods=["GET", "POST"])
     def login() -> BaseResponse:
