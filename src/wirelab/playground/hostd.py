@@ -26,6 +26,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,6 +176,7 @@ def _prepare(home: Path, plan: dict[str, list[str]]) -> None:
 def serve_lab(prefix: str, home: Path, plan: dict[str, list[str]]) -> None:
     """Start each host's lab services inside it, say "listening at" for each, serve until
     SIGTERM or Ctrl-C, then stop them all."""
+    began = time.monotonic()
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     _prepare(home, plan)
     results: dict[str, tuple[LabThread, list[str]] | BaseException] = {}
@@ -206,7 +208,8 @@ def serve_lab(prefix: str, home: Path, plan: dict[str, list[str]]) -> None:
             assert isinstance(entry, tuple)
             for line in entry[1]:
                 print(line, file=sys.stderr, flush=True)
-        print(f"{READY} ({len(plan)} hosts)", file=sys.stderr, flush=True)
+        seconds = time.monotonic() - began
+        print(f"{READY} ({len(plan)} hosts, {seconds:.1f} s)", file=sys.stderr, flush=True)
         while not stop.wait(3600):
             pass
     except KeyboardInterrupt:
