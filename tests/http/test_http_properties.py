@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wirelab.http.apps import host_name
@@ -14,6 +14,8 @@ names = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?(\.[a-z0-9]{1,10}){0,3
 ports = st.integers(min_value=0, max_value=65535)
 
 
+# from_regex draws are slow when the shared machine is busy (one took 2.3 s): not a failure.
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(names, ports)
 def test_name_with_port(name: str, port: int) -> None:
     assert host_name(f"{name}:{port}") == name

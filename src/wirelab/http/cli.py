@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import signal
+import ssl
 import sys
 import threading
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from types import FrameType
@@ -253,6 +256,14 @@ class AppName(StrEnum):
     httpbin = "httpbin"
 
 
+class WorkerName(StrEnum):
+    """gunicorn's worker classes ``http serve`` runs."""
+
+    linger = "linger"
+    gthread = "gthread"
+    sync = "sync"
+
+
 @app.command()
 def serve(
     host: ServeHostArgument = "127.0.0.1",
@@ -265,8 +276,16 @@ def serve(
         ServerName, typer.Option("--server", help="gunicorn (default), waitress or wsgiref.")
     ] = ServerName.gunicorn,
     workers: Annotated[
-        int, typer.Option("-w", "--workers", help="gunicorn worker processes.", min=1, max=64)
-    ] = 1,
+        int | None,
+        typer.Option(
+            "-w",
+            "--workers",
+            help="gunicorn worker processes (default: one per CPU, at most 8).",
+            min=1,
+            max=64,
+            show_default=False,
+        ),
+    ] = None,
     behind_nginx: Annotated[
         bool,
         typer.Option(
@@ -282,18 +301,72 @@ def serve(
         bool,
         typer.Option("-v", "--verbose", help="Print every request and response, both ways."),
     ] = False,
+    worker_class: Annotated[
+        WorkerName,
+        typer.Option(
+            "--worker-class",
+            help="gunicorn's worker: linger (default: gthread with a keep-alive fast path), "
+            "gthread or sync.",
+        ),
+    ] = WorkerName.linger,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log", help="gunicorn prints a line per request (it costs about a third)."
+        ),
+    ] = False,
+    tls: Annotated[
+        bool,
+        typer.Option(
+            "--tls",
+            help="HTTPS (gunicorn) with a lab-CA certificate for www.example.com, localhost "
+            "and the loopback addresses.",
+        ),
+    ] = False,
+    cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--cert", help="HTTPS with this certificate chain (PEM); implies --tls.", dir_okay=False
+        ),
+    ] = None,
+    key: Annotated[
+        Path | None, typer.Option("--key", help="The private key of --cert (PEM).", dir_okay=False)
+    ] = None,
 ) -> None:
     """Serve a chapter 10 WSGI app until Ctrl-C (on the book's port 8000 by default)."""
     from wirelab.http.apps import build
-    from wirelab.http.server import GunicornProcess, listen, start_waitress, start_wsgiref
+    from wirelab.http.server import (
+        GunicornProcess,
+        default_workers,
+        listen,
+        start_waitress,
+        start_wsgiref,
+    )
 
     hosts = tuple(allow_host or ("127.0.0.1",))
     number = bind_port(port, "http", "serve")
+    if workers is None:
+        workers = default_workers()
+    https = tls or cert is not None or key is not None
+    if https:
+        if (cert is None) != (key is None):
+            raise typer.BadParameter("--cert and --key go together", param_hint="'--cert'")
+        if server is not ServerName.gunicorn or behind_nginx:
+            raise typer.BadParameter(
+                "HTTPS is served by gunicorn alone (not waitress, wsgiref or --behind-nginx)",
+                param_hint="'--tls'",
+            )
+        if verbose:
+            raise typer.BadParameter(
+                "-v shows plain HTTP only: the bytes of a TLS socket are encrypted",
+                param_hint="'--tls'",
+            )
     if behind_nginx:
         if server is not ServerName.gunicorn:
             raise typer.BadParameter("--behind-nginx runs gunicorn", param_hint="'--server'")
         _serve_behind_nginx(host, number, app_name.value, hosts, workers, verbose)
         return
+    tls_files = _tls_files(host, cert, key) if https else None
     sock = listen(host, number)
     stop = _stop_on_sigterm()
     where = f"{sock.getsockname()[0]}:{sock.getsockname()[1]}"
@@ -304,13 +377,22 @@ def serve(
                 f"wirelab.http.apps:build({args})",
                 sock,
                 workers=workers,
+                worker_class=worker_class.value,
                 wirelog=verbose,
-                access_log=True,
+                access_log=access_log,
+                certfile=tls_files.cert if tls_files else None,
+                keyfile=tls_files.key if tls_files else None,
             )
             with child:
                 child.spawn(inherit=True)
-                child.wait_ready()
-                _err(f"listening at {where} ({app_name.value} on gunicorn, {_workers(workers)})")
+                if tls_files is not None:
+                    child.wait_ready(tls_files.probe_context, tls_files.probe_name)
+                else:
+                    child.wait_ready()
+                what = f"{app_name.value} on gunicorn {worker_class.value}, {_workers(workers)}"
+                if tls_files is not None:
+                    what += f", HTTPS with {tls_files.origin}"
+                _err(f"listening at {where} ({what})")
                 _wait_for_stop(stop, child)
         else:
             application = build(app_name.value, *hosts, wirelog=verbose)
@@ -321,6 +403,46 @@ def serve(
     finally:
         sock.close()
     _err("stopped")
+
+
+@dataclass(frozen=True)
+class _TLSFiles:
+    cert: Path
+    key: Path
+    origin: str
+    probe_context: ssl.SSLContext
+    probe_name: str
+
+
+def _tls_files(host: str, cert: Path | None, key: Path | None) -> _TLSFiles:
+    """The certificate and key gunicorn serves, and a verifying context to see it answer."""
+    from wirelab.config import state_dir
+    from wirelab.http.service import WWW_HOST
+    from wirelab.net.ca import LabCA
+    from wirelab.net.tlsctx import client_context, server_context
+
+    if cert is not None and key is not None:
+        server_context(cert, key)  # ConfigError (one line) for a bad file or a wrong key
+        # Readiness probe: it trusts exactly the certificate we serve (a partial chain,
+        # pinned), whoever signed it; the name is not checked because it may be any.
+        probe = client_context(cafile=cert)
+        probe.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+        probe.check_hostname = False
+        return _TLSFiles(cert, key, str(cert), probe, "")
+    names = [WWW_HOST, "localhost"]
+    addresses = ["127.0.0.1", "::1"]
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if host not in names:
+            names.append(host)
+    else:
+        if host not in ("0.0.0.0", "::") and host not in addresses:
+            addresses.append(host)
+    ca = LabCA.load_or_create(state_dir() / "ca")
+    chain, private = ca.server_cert_for(names, state_dir() / "ca", ip_addresses=addresses)
+    origin = f"the lab CA's certificate ({ca.cert_path}) for {', '.join(names + addresses)}"
+    return _TLSFiles(chain, private, origin, client_context(cafile=ca.cert_path), WWW_HOST)
 
 
 def _workers(count: int) -> str:

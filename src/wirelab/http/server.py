@@ -4,8 +4,9 @@ Every server here listens on a socket **we** bind first (so a port in use is one
 and port 0 reports its real port), with a limit on every request line, header and connection:
 
 * :class:`GunicornProcess` runs ``gunicorn`` (>= 23: its request-smuggling fixes) as a child
-  process on that socket (``--bind fd://N``), the ``gthread`` worker by default (keep-alive,
-  and a client that trickles its headers holds one thread, never the others), TLS from the
+  process on that socket (``--bind fd://N``), gthread with a keep-alive fast path by default
+  (:mod:`wirelab.http.worker`; a client that trickles its headers holds one thread, never the
+  others), TLS from the
   lab's certificate files through :mod:`wirelab.http.gunicorn_conf`. The child dies with the
   thread that started it (``PR_SET_PDEATHSIG``) and is stopped by PID, its workers with it.
 * :func:`start_waitress` and :func:`start_wsgiref` run in a thread of this process
@@ -35,11 +36,13 @@ from wirelab.errors import ConfigError, Timeout
 from wirelab.net.addresses import format_address, listen_tcp
 
 __all__ = [
+    "DEFAULT_WORKER_CLASS",
     "GUNICORN_LIMITS",
     "SERVERS",
     "WORKER_CLASSES",
     "GunicornProcess",
     "ThreadedServer",
+    "default_workers",
     "describe_exit",
     "probe_http",
     "start_waitress",
@@ -50,8 +53,15 @@ log = logging.getLogger(__name__)
 
 #: The servers ``wirelab http serve --server`` knows.
 SERVERS = ("gunicorn", "waitress", "wsgiref")
-#: gunicorn worker classes we run (both in gunicorn itself, no extra package).
-WORKER_CLASSES = ("gthread", "sync")
+#: gunicorn worker classes we run, by our name: gunicorn's own ``gthread`` and ``sync``, and
+#: ``linger`` (the default), gthread with a keep-alive fast path (:mod:`wirelab.http.worker`).
+WORKER_CLASSES = {
+    "linger": "wirelab.http.worker.LingerThreadWorker",
+    "gthread": "gthread",
+    "sync": "sync",
+}
+#: The worker ``http serve`` and the lab run (decision 0091: the benchmark chose it).
+DEFAULT_WORKER_CLASS = "linger"
 #: gunicorn's request limits, stated (these are its defaults; we pass them so they show).
 GUNICORN_LIMITS = {
     "--limit-request-line": 4094,
@@ -63,6 +73,19 @@ DEFAULT_START_TIMEOUT = 30.0
 #: Seconds gunicorn's workers get to finish their requests on stop.
 GRACEFUL_TIMEOUT = 2
 _PR_SET_PDEATHSIG = 1
+
+
+def default_workers() -> int:
+    """gunicorn worker processes ``http serve`` starts: one per CPU it may run on, 1 to 8.
+
+    One process runs Python on one core at a time (the GIL); a second worker on a second
+    core is what lets gunicorn pass a single-process server under load (decision 0091).
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 8))
 
 
 def describe_exit(code: int) -> str:
@@ -132,7 +155,8 @@ class GunicornProcess:
             ``"wirelab.http.apps:time_raw"``).
         sock: the listening socket (bound and listening; kept open by us until :meth:`stop`).
         workers: worker processes (``-w``).
-        worker_class: ``"gthread"`` (default) or ``"sync"`` (the book's).
+        worker_class: ``"linger"`` (default: gthread with a keep-alive fast path),
+            ``"gthread"`` or ``"sync"`` (the book's).
         threads: threads per gthread worker.
         certfile, keyfile: serve HTTPS with this certificate chain and key (PEM files).
         wirelog: print every byte each connection reads and writes (the book's config.py).
@@ -147,7 +171,7 @@ class GunicornProcess:
         sock: socket.socket,
         *,
         workers: int = 1,
-        worker_class: str = "gthread",
+        worker_class: str = DEFAULT_WORKER_CLASS,
         threads: int = 8,
         certfile: Path | None = None,
         keyfile: Path | None = None,
@@ -211,7 +235,7 @@ class GunicornProcess:
             "--workers",
             str(self.workers),
             "--worker-class",
-            self.worker_class,
+            WORKER_CLASSES[self.worker_class],
             "--threads",
             str(self.threads),
             "--graceful-timeout",
@@ -461,7 +485,7 @@ def start_waitress(
         channel_timeout=30,
         max_request_header_size=16384,
         max_request_body_size=10 * 1024 * 1024,
-        connection_limit=100,
+        connection_limit=1000,  # as gunicorn's worker_connections
         clear_untrusted_proxy_headers=True,
         ident="waitress",
     )
