@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from wirelab.http.client import HTTPClient
-from wirelab.http.front import FrontLimits, open_front
+from wirelab.http.front import MIN_RESPONSE_BUFFER, FrontLimits, FrontStats, open_front
 from wirelab.http.server import GunicornProcess, listen, probe_http
 from wirelab.lab.state import ServiceView
 from wirelab.net.server import ServerThread
@@ -169,3 +169,145 @@ def _answer_after(address: tuple[str, int], data: bytes, wait: float) -> bytes:
             while chunk := conn.recv(65536):
                 out += chunk
     return out
+
+
+def _slow_reader(address: tuple[str, int], request: bytes) -> socket.socket:
+    """A client with a tiny receive window that sends ``request`` and reads nothing yet."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(10)
+    sock.connect(address)
+    sock.sendall(request)
+    return sock
+
+
+def _echo_request(size: int) -> bytes:
+    """POST /anything with ``size`` bytes of text: httpbin answers them back (JSON)."""
+    return (
+        b"POST /anything HTTP/1.1\r\nHost: www.example.com\r\nContent-Type: text/plain\r\n"
+        b"Content-Length: %d\r\n\r\n" % size
+    ) + b"a" * size
+
+
+@pytest.fixture(scope="module")
+def httpbin_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """httpbin on a private gunicorn of 4 threads."""
+    tmp = tmp_path_factory.mktemp("buffering")
+    sock = listen("127.0.0.1", 0)
+    # Bounded kernel buffers on gunicorn's side (accepted sockets inherit the listener's), so
+    # what the tests see is the front's buffering, not loopback's autotuned megabytes.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+    backend = GunicornProcess(
+        "wirelab.http.apps:build('httpbin')",
+        sock,
+        threads=4,
+        forwarded_allow_ips="127.0.0.1",
+        logfile=tmp / "g.log",
+    )
+    with backend:
+        backend.spawn()
+        backend.wait_ready()
+        yield backend.address
+
+
+@contextlib.contextmanager
+def _front_to(
+    backend: tuple[str, int], limits: FrontLimits | None = None
+) -> Iterator[tuple[tuple[str, int], FrontStats]]:
+    stats = FrontStats()
+    small = ((socket.SOL_SOCKET, socket.SO_SNDBUF, 65536),)  # the front's client sockets too
+    with ServerThread(
+        lambda: open_front("127.0.0.1", 0, backend, limits=limits, sock_options=small, stats=stats)
+    ) as server:
+        yield server.address, stats
+
+
+def test_slow_readers_do_not_hold_gunicorn_threads(httpbin_backend: tuple[str, int]) -> None:
+    """8 clients read a 6 MB answer slowly; gunicorn has 4 threads; a ninth is served.
+
+    The front takes each answer from gunicorn as fast as gunicorn writes it (it fits the
+    response buffer), so the thread is free when gunicorn has written it, however slowly
+    the client reads. Relayed at the client's pace (the front before decision 0091), the
+    first four answers held the four threads and the other clients waited for good.
+    """
+    request = _echo_request(6_000_000)
+    held: list[socket.socket] = []
+    with _front_to(httpbin_backend) as (front, stats):
+        try:
+            for _ in range(8):
+                held.append(_slow_reader(front, request))
+            for sock in held:
+                assert sock.recv(1) == b"H"  # every answer has begun
+            assert _served(front) < 2.0
+            deadline = time.monotonic() + 10
+            while stats.buffered < 8 * 5_500_000 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert stats.buffered >= 8 * 5_500_000  # the 8 answers are in the front
+            assert stats.streamed == 0
+        finally:
+            for sock in held:
+                sock.close()
+
+
+def _read_answer(sock: socket.socket) -> bytes:
+    answer = b""
+    while chunk := sock.recv(65536):
+        answer += chunk
+    return answer
+
+
+def test_a_response_over_the_buffer_streams_within_it(httpbin_backend: tuple[str, int]) -> None:
+    """Past ``response_buffer`` the front waits for the client: memory stays bounded, and
+    the client still gets every byte."""
+    limits = FrontLimits(response_buffer=256 * 1024)
+    with _front_to(httpbin_backend, limits) as (front, stats):
+        request = _echo_request(3_000_000).replace(
+            b"Content-Type", b"Connection: close\r\nContent-Type"
+        )
+        with _slow_reader(front, request) as sock:
+            assert sock.recv(1) == b"H"
+            time.sleep(1.0)  # the client stalls; gunicorn has written far more than 256 KiB
+            assert stats.streamed >= 1
+            assert stats.buffered <= 256 * 1024 + 65536 + 1024
+            answer = b"H" + _read_answer(sock)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert json.loads(body)["data"] == "a" * 3_000_000
+    assert stats.peak <= 256 * 1024 + 65536 + 1024
+
+
+def test_the_budget_bounds_all_responses_together(httpbin_backend: tuple[str, int]) -> None:
+    limits = FrontLimits(buffer_budget=1024 * 1024)
+    request = _echo_request(2_000_000)
+    held: list[socket.socket] = []
+    with _front_to(httpbin_backend, limits) as (front, stats):
+        try:
+            for _ in range(3):
+                held.append(_slow_reader(front, request))
+            for sock in held:
+                assert sock.recv(1) == b"H"
+            time.sleep(1.0)
+            assert stats.streamed >= 2
+        finally:
+            for sock in held:
+                sock.close()
+    # the budget, plus the minimum each response keeps, plus one read in flight each
+    assert stats.peak <= 1024 * 1024 + 3 * (MIN_RESPONSE_BUFFER + 65536 + 1024)
+
+
+def test_streams_still_stream(front: tuple[str, int]) -> None:
+    """Buffering does not wait for the end: /drip's first byte comes at once."""
+    with socket.create_connection(front, timeout=10) as sock:
+        started = time.monotonic()
+        sock.sendall(
+            b"GET /drip?numbytes=4&duration=2&delay=0 HTTP/1.1\r\n"
+            b"Host: www.example.com\r\nConnection: close\r\n\r\n"
+        )
+        answer = b""
+        while b"*" not in answer.partition(b"\r\n\r\n")[2]:
+            answer += sock.recv(4096)
+        first = time.monotonic() - started
+        answer += _read_answer(sock)
+        whole = time.monotonic() - started
+    assert answer.endswith(b"****")
+    assert first < 1.2 < whole

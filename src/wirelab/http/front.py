@@ -31,13 +31,14 @@ import asyncio
 import contextlib
 import logging
 import ssl
+from collections import deque
 from dataclasses import dataclass
 
 import h11
 
 from wirelab.net.server import ConnectionServer, last_word, peer_name
 
-__all__ = ["FrontLimits", "open_front"]
+__all__ = ["MIN_RESPONSE_BUFFER", "FrontLimits", "FrontStats", "open_front"]
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,10 @@ class FrontLimits:
         backend_timeout: seconds the backend may go quiet while answering.
         max_connections: client connections served at once.
         idle_timeout: seconds a connection may move no byte.
+        response_buffer: bytes of one response held for a client that reads slower than
+            the backend writes; past it, the backend waits for the client (streaming).
+        buffer_budget: bytes of responses held for all clients together; past it, each
+            response gets :data:`MIN_RESPONSE_BUFFER` bytes, then streams.
     """
 
     max_head: int = 16 * 1024
@@ -87,6 +92,91 @@ class FrontLimits:
     backend_timeout: float = 60.0
     max_connections: int = 1000
     idle_timeout: float = 30.0
+    response_buffer: int = 8 * 1024 * 1024
+    buffer_budget: int = 64 * 1024 * 1024
+
+
+#: Bytes every response may hold even when the budget of all of them is spent.
+MIN_RESPONSE_BUFFER = 64 * 1024
+
+
+@dataclass
+class FrontStats:
+    """What the front's response buffers hold (one object per front, shared by its clients).
+
+    Attributes:
+        buffered: bytes of responses held now.
+        peak: the most ever held at once.
+        streamed: responses that reached a limit and then went at their client's pace.
+    """
+
+    buffered: int = 0
+    peak: int = 0
+    streamed: int = 0
+
+
+class _Buffer:
+    """One response's bytes on their way from the backend (:meth:`put`, as fast as it sends)
+    to the client (:meth:`get`, then :meth:`release` once written), within the limits."""
+
+    def __init__(self, limits: FrontLimits, stats: FrontStats) -> None:
+        self.limits = limits
+        self.stats = stats
+        self.chunks: deque[bytes] = deque()
+        self.size = 0
+        self.done = False
+        self.throttled = False
+        self.more = asyncio.Event()
+        self.room = asyncio.Event()
+
+    def _full(self) -> bool:
+        if self.size >= self.limits.response_buffer:
+            return True
+        over_budget = self.stats.buffered >= self.limits.buffer_budget
+        return over_budget and self.size >= MIN_RESPONSE_BUFFER
+
+    async def put(self, data: bytes) -> None:
+        """Hold ``data``; wait while this response is at its limit."""
+        if not data:
+            return
+        self.chunks.append(data)
+        self.size += len(data)
+        self.stats.buffered += len(data)
+        self.stats.peak = max(self.stats.peak, self.stats.buffered)
+        self.more.set()
+        while self._full():
+            if not self.throttled:
+                self.throttled = True
+                self.stats.streamed += 1
+            self.room.clear()
+            await self.room.wait()
+
+    def finish(self) -> None:
+        """No more bytes will come (the response ended, or the backend failed)."""
+        self.done = True
+        self.more.set()
+
+    async def get(self) -> bytes | None:
+        """The next bytes for the client, or ``None`` at the end."""
+        while not self.chunks:
+            if self.done:
+                return None
+            self.more.clear()
+            await self.more.wait()
+        return self.chunks.popleft()
+
+    def release(self, count: int) -> None:
+        """``count`` bytes from :meth:`get` have been written to the client."""
+        self.size -= count
+        self.stats.buffered -= count
+        self.room.set()
+
+    def discard(self) -> None:
+        """Forget what is still held (the client went away, or it was all sent)."""
+        self.stats.buffered -= self.size
+        self.size = 0
+        self.chunks.clear()
+        self.room.set()
 
 
 class _Refuse(Exception):
@@ -112,10 +202,13 @@ def _refusal(status: int, reason: str) -> bytes:
 
 
 class _Front:
-    def __init__(self, backend: tuple[str, int], scheme: str, limits: FrontLimits) -> None:
+    def __init__(
+        self, backend: tuple[str, int], scheme: str, limits: FrontLimits, stats: FrontStats
+    ) -> None:
         self.backend = backend
         self.scheme = scheme
         self.limits = limits
+        self.stats = stats
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_head)
@@ -223,9 +316,36 @@ class _Front:
                 b_reader, b_writer = await asyncio.open_connection(*self.backend)
         except (OSError, TimeoutError) as exc:
             raise _Refuse(502, f"the backend is unreachable ({exc})") from exc
+        b_writer.write(self._backend_request(request, body, client_ip))
+        buffer = _Buffer(self.limits, self.stats)
+        pump = asyncio.create_task(self._pump(request, conn, b_reader, b_writer, buffer))
+        try:
+            # The client's pace: gunicorn's is the pump's, so a slow reader costs memory
+            # here (bounded), not a thread there.
+            while (chunk := await buffer.get()) is not None:
+                writer.write(chunk)
+                await writer.drain()
+                buffer.release(len(chunk))
+            await pump  # its _Refuse, if the backend failed
+        finally:
+            if not pump.done():
+                pump.cancel()
+                with contextlib.suppress(asyncio.CancelledError, _Refuse):
+                    await pump
+            buffer.discard()
+
+    async def _pump(
+        self,
+        request: h11.Request,
+        conn: h11.Connection,
+        b_reader: asyncio.StreamReader,
+        b_writer: asyncio.StreamWriter,
+        buffer: _Buffer,
+    ) -> None:
+        """Read the backend's response as fast as it comes, framed for the client, into
+        ``buffer``; close the backend connection the moment the response has ended."""
         client = h11.Connection(h11.CLIENT, max_incomplete_event_size=64 * 1024)
         try:
-            b_writer.write(self._backend_request(request, body, client_ip))
             # (h11 needs the request it answers: the method decides the response's framing)
             client.send(
                 h11.Request(
@@ -261,17 +381,16 @@ class _Front:
                 elif isinstance(event, h11.Data):
                     out = conn.send(h11.Data(data=event.data))
                 elif isinstance(event, h11.EndOfMessage):
-                    writer.write(conn.send(h11.EndOfMessage()) or b"")
-                    await writer.drain()
+                    await buffer.put(conn.send(h11.EndOfMessage()) or b"")
                     return
                 else:
                     raise _Refuse(502, "the backend closed without an answer")
                 if out:
-                    writer.write(out)
-                    await writer.drain()
+                    await buffer.put(out)
         except h11.ProtocolError as exc:
             raise _Refuse(502, f"the backend's answer was not valid HTTP ({exc})") from exc
         finally:
+            buffer.finish()
             b_writer.close()
             with contextlib.suppress(OSError, TimeoutError):
                 async with asyncio.timeout(1.0):
@@ -286,10 +405,19 @@ async def open_front(
     ssl_context: ssl.SSLContext | None = None,
     limits: FrontLimits | None = None,
     name: str = "www front",
+    sock_options: tuple[tuple[int, int, int], ...] = (),
+    stats: FrontStats | None = None,
 ) -> ConnectionServer:
-    """Serve ``host:port`` (TLS with ``ssl_context``), forwarding whole requests to ``backend``."""
+    """Serve ``host:port`` (TLS with ``ssl_context``), forwarding whole requests to ``backend``.
+
+    Args:
+        sock_options: ``(level, option, value)`` for the listening socket (its accepted
+            sockets inherit them).
+        stats: filled in as responses are buffered (for tests and reports).
+    """
     bounds = limits or FrontLimits()
-    front = _Front(backend, "https" if ssl_context is not None else "http", bounds)
+    scheme = "https" if ssl_context is not None else "http"
+    front = _Front(backend, scheme, bounds, stats if stats is not None else FrontStats())
     return await ConnectionServer.open(
         front.handle,
         host,
@@ -298,4 +426,5 @@ async def open_front(
         max_connections=bounds.max_connections,
         idle_timeout=bounds.idle_timeout,
         ssl_context=ssl_context,
+        sock_options=sock_options,
     )
