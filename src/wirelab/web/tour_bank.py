@@ -50,24 +50,30 @@ def _refusals(ctx: TourContext) -> None:
             + ("'Welcome, sam'" if "Welcome, sam" in page else "(not welcomed?)")
         )
         ctx.check("Welcome, sam" in page, "the insecure app did not believe a forged cookie")
+    with BankClient(urls.hardened, ssl_context=ctx.ssl_context()) as forger:
+        forger.session.cookies.set("session", "eyJ1c2VybmFtZSI6InNhbSJ9.forged.signature")
+        status = forger.request("GET", "").status_code
+    ctx.say(f"hardened: a forged session cookie -> {status} (to /login)")
+    ctx.check(status == 302, "a forged session cookie was accepted")
     with BankClient(urls.hardened, ssl_context=ctx.ssl_context()) as client:
-        client.session.cookies.set("session", "eyJ1c2VybmFtZSI6InNhbSJ9.forged.signature")
-        status = client.request("GET", "").status_code
-        ctx.say(f"hardened: a forged session cookie -> {status} to /login")
-        ctx.check(status == 302, "a forged session cookie was accepted")
         ctx.check(client.login(*VICTIM), "brandon could not log in")
-        cases = [
-            ("no CSRF token", client.pay("sam", 5, "no token", csrf_token=None)),
-            ("a forged CSRF token", client.pay("sam", 5, "forged", csrf_token=FORGED)),
-            ("-5 dollars", client.pay("sam", "-5", "negative")),
-            ("a payment to oneself", client.pay("brandon", 5, "self")),
-            ("a <script> account", client.pay("<script>", 5, "xss")),
-            ("SQL in the account", client.pay("sam' OR '1'='1", 5, "sql")),
+        cases = [  # (what, the result, the status it must get)
+            ("no CSRF token", client.pay("sam", 5, "no token", csrf_token=None), 403),
+            ("a forged CSRF token", client.pay("sam", 5, "forged", csrf_token=FORGED), 403),
+            ("-5 dollars", client.pay("sam", "-5", "negative"), 400),
+            ("a payment to oneself", client.pay("brandon", 5, "self"), 400),
+            ("a <script> account", client.pay("<script>", 5, "xss"), 400),
+            ("SQL in the account", client.pay("sam' OR '1'='1", 5, "sql"), 400),
         ]
-    for what, result in cases:
-        why = result.complaint or ("403 Forbidden" if result.status == 403 else "")
-        ctx.say(f"hardened: {what} -> {result.status} {why}")
-        ctx.check(not result.accepted, f"the hardened app accepted {what}")
+    for what, result, expected in cases:
+        why = result.complaint or (
+            "the CSRF token is missing or wrong" if result.status == 403 else ""
+        )
+        ctx.say(f"hardened: {what} -> {result.status}: {why}")
+        ctx.check(
+            not result.accepted and result.status == expected,
+            f"the hardened app answered {what} with {result.status}, not {expected}",
+        )
 
 
 def _browser_step(ctx: TourContext, attack: str) -> None:
