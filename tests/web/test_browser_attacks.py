@@ -19,7 +19,7 @@ import pytest
 from wirelab.lab.state import LabState
 from wirelab.web.bank.attacker import CSRF_FORM, THEFT
 from wirelab.web.bank.client import BankClient
-from wirelab.web.bank.proofs import VICTIM, Verdict, prove
+from wirelab.web.bank.proofs import VICTIM, Verdict, login, prove
 from wirelab.web.bank.urls import BankURLs
 
 if TYPE_CHECKING:
@@ -90,3 +90,39 @@ def test_browser_csrf_is_refused_by_the_hardened_bank(
     assert not verdict.worked and verdict.ok, verdict.line()
     assert after == before
     assert "(403)" in verdict.detail and "CSRF token" in verdict.detail
+
+
+def test_browser_same_site_csrf_carries_the_session_and_the_token_refuses_it(
+    browser: Browser, wirelab_lab: LabState
+) -> None:
+    # The attacker's page served from https://127.0.0.1:9 (fulfilled by the browser's own
+    # routing, so nothing listens there): same site as the hardened bank, scheme included, so
+    # the SameSite=Lax session goes along with the forged form. Only the token stops it.
+    import urllib.request
+
+    urls = BankURLs.from_lab(wirelab_lab)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(f"{urls.attacker}/csrf/hardened", timeout=10) as reply:
+        page_html = reply.read().decode()
+    context = browser.new_context()
+    try:
+        context.set_default_timeout(15_000)
+        context.route(
+            "https://127.0.0.1:9/**",
+            lambda route: route.fulfill(status=200, content_type="text/html", body=page_html),
+        )
+        page = context.new_page()
+        login(page, urls.hardened)
+        with BankClient(urls.hardened, ssl_context=wirelab_lab.ssl_context()) as victim:
+            assert victim.login(*VICTIM)
+            before = sum(p.memo == CSRF_FORM["memo"] for p in victim.payments())
+            with page.expect_navigation(url=lambda url: url.startswith(urls.hardened)) as nav:
+                page.goto("https://127.0.0.1:9/csrf")
+            assert nav.value is not None and nav.value.status == 403
+            refusal = page.locator(".refusal").inner_text()
+            assert "CSRF token is missing or wrong" in refusal
+            assert "Your browser sent your session cookie with it." in refusal
+            after = sum(p.memo == CSRF_FORM["memo"] for p in victim.payments())
+        assert after == before
+    finally:
+        context.close()

@@ -36,7 +36,7 @@ from wirelab.web.bank.urls import BankURLs
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
-__all__ = ["ATTACKS", "BANKS", "VICTIM", "Verdict", "prove", "prove_all"]
+__all__ = ["ATTACKS", "BANKS", "VICTIM", "Verdict", "login", "prove", "prove_all"]
 
 ATTACKS = ("xss", "csrf")
 BANKS = ("insecure", "hardened")
@@ -107,7 +107,12 @@ def _last_event(urls: BankURLs) -> int:
     return max((int(e["id"]) for e in events), default=0)
 
 
-def _login(page: Page, bank_url: str, user: tuple[str, str]) -> None:
+def login(page: Page, bank_url: str, user: tuple[str, str] = VICTIM) -> None:
+    """Log ``user`` in to the bank at ``bank_url`` through its login form, in ``page``.
+
+    Raises:
+        ConfigError: the browser did not end up on the bank's front page.
+    """
     page.goto(f"{bank_url}/login")
     page.fill('input[name="username"]', user[0])
     page.fill('input[name="password"]', user[1])
@@ -265,7 +270,7 @@ def prove(
     try:
         context.set_default_timeout(PAGE_TIMEOUT * 1000)
         page = context.new_page()
-        _login(page, urls.bank(bank), VICTIM)
+        login(page, urls.bank(bank), VICTIM)
         if attack == "xss":
             return _xss(page, urls, bank, screenshots, ssl_context)
         return _csrf(page, urls, bank, screenshots)
