@@ -41,12 +41,15 @@ from pymap.backend.maildir.mailbox import LoadedMessage, MailboxData, MailboxSet
 from pymap.backend.maildir.uidlist import Record, UidList
 from pymap.bytes import Writeable
 from pymap.concurrent import Event
+from pymap.context import current_command
 from pymap.flags import FlagOp
 from pymap.interfaces.message import CachedMessage
 from pymap.mime import MessageContent
+from pymap.parsing import Params
 from pymap.parsing.message import AppendMessage
 from pymap.parsing.specials import FetchRequirement, ObjectId
 from pymap.parsing.specials.flag import Flag
+from pymap.parsing.state import ParsingState
 from pymap.selected import SelectedMailbox
 
 __all__ = [
@@ -83,6 +86,54 @@ def _format_mod(self: Any, other: Any) -> bytes:
     raise NotImplementedError()
 
 
+def _get_all(self: Any, seq_set: Any) -> list[tuple[int, Any]]:
+    """``SynchronizedMessages.get_all`` in time of the set asked for, not of the folder.
+
+    pymap walks every UID of the folder for each command (a one-message FETCH in a folder
+    of 1000 walked 1000); the sequence numbers it needs are already in its ``_seqs_cache``
+    (UID -> number, kept whole by its ``_update`` and ``_remove``) and ``_sorted``.
+    """
+    cache = self._cache
+    if seq_set.uid:
+        wanted = seq_set.flatten(self.max_uid) & self._uids
+        seqs = self._seqs_cache
+        return sorted((seqs[uid], cache[uid]) for uid in wanted)
+    ordered = self._sorted
+    count = len(ordered)
+    numbers = sorted(n for n in seq_set.flatten(count) if 1 <= n <= count)
+    return [(n, cache[ordered[n - 1]]) for n in numbers]
+
+
+def _params_copy(
+    self: Any,
+    state: Any = None,
+    *,
+    expected: Any = None,
+    list_limit: int | None = None,
+    command_name: bytes | None = None,
+    uid: bool | None = None,
+    charset: str | None = None,
+    tag: bytes | None = None,
+    max_append_len: int | None = None,
+    allow_continuations: bool | None = None,
+) -> Any:
+    """``pymap.parsing.Params.copy`` without a helper call and a dict per attribute (the
+    parser copies its parameters about five times a command); same values, same defaults."""
+    new = Params.__new__(Params)
+    new.state = (self.state if state is None else state) or ParsingState()
+    new.expected = (self.expected if expected is None else expected) or []
+    new.list_limit = self.list_limit if list_limit is None else list_limit
+    new.command_name = self.command_name if command_name is None else command_name
+    new.uid = self.uid if uid is None else uid
+    new.charset = self.charset if charset is None else charset
+    new.tag = (self.tag if tag is None else tag) or b"*"
+    new.max_append_len = self.max_append_len if max_append_len is None else max_append_len
+    new.allow_continuations = (
+        self.allow_continuations if allow_continuations is None else allow_continuations
+    )
+    return new
+
+
 def speed_up_pymap() -> None:
     """Make ``pymap.bytes.BytesFormat.__mod__`` ask its questions without Protocol checks.
 
@@ -93,8 +144,11 @@ def speed_up_pymap() -> None:
     with ``__index__``; bytes or a type with ``__bytes__``; else an iterable) directly.
     """
     from pymap.bytes import BytesFormat
+    from pymap.selected import SynchronizedMessages
 
     BytesFormat.__mod__ = _format_mod  # type: ignore[method-assign]
+    SynchronizedMessages.get_all = _get_all  # type: ignore[method-assign]
+    Params.copy = _params_copy  # type: ignore[method-assign]
 
 
 class BytesMessage(MaildirMessage):
@@ -219,15 +273,18 @@ class CachedMailboxData(MailboxData):
         self._version = 0
         self._stale = True
         self.scans = 0  # full rescans done (for tests and the benchmark)
+        base = maildir._path
+        self._watched = (
+            os.path.join(base, "new"),
+            os.path.join(base, "cur"),
+            UidList.get_file(path),
+        )
+        self._checked_for: object = None  # the command whose start checked the stamps
 
     # -- change detection --------------------------------------------------------------------
     def _current_stamps(self) -> tuple[_Stamp, _Stamp, _Stamp]:
-        base = self._maildir._path
-        return (
-            _stamp(os.path.join(base, "new")),
-            _stamp(os.path.join(base, "cur")),
-            _stamp(UidList.get_file(self._path)),
-        )
+        new, cur, uids = self._watched
+        return (_stamp(new), _stamp(cur), _stamp(uids))
 
     def mark_stale(self) -> None:
         """Forget the view: the next command scans the folder again."""
@@ -363,7 +420,9 @@ class CachedMailboxData(MailboxData):
 
     # -- pymap's MailboxData, served from the view ---------------------------------------------
     async def reset(self) -> Self:
+        # pymap calls this at the start of every command on a folder
         await self.refresh()
+        self._checked_for = current_command.get(None)
         return self
 
     async def messages(self) -> AsyncIterable[Message]:
@@ -384,7 +443,11 @@ class CachedMailboxData(MailboxData):
     ) -> SelectedMailbox:
         if wait_on is not None:
             await wait_on.wait(timeout=1.0)
-        await self.refresh()
+            await self.refresh()
+        elif self._stale or self._checked_for is not current_command.get(None):
+            await self.refresh()
+        # else: this command's start checked the folder and nothing of ours changed it since;
+        # what others do meanwhile is seen at the next command, as it would be a moment later
         synced = selected.messages
         mark = (id(self), self._version)
         # a session already given this very view has nothing to compare (unless it holds
