@@ -252,9 +252,7 @@ def crawl(
             report("get", url, via)
             result.requests += 1
             try:
-                fetched = session.get(
-                    url, may_follow=lambda u: same_host(u, first) and robots.allowed(u)
-                )
+                fetched = session.get(url, may_follow=lambda u: _may_follow(u, first, robots, seen))
             except WirelabError as exc:
                 if url == first:
                     raise
@@ -262,8 +260,15 @@ def crawl(
                 report("error", url, str(exc))
                 continue
             if fetched.location:
-                why = "robots.txt" if same_host(fetched.location, first) else "off-host"
-                skip(canonical(fetched.location), f"a redirect from {url} ({why})")
+                target = canonical(fetched.location)
+                if url == first:
+                    raise RemoteProtocolError(
+                        f"{first} redirects to {target}, off the host or forbidden by "
+                        "robots.txt: start the crawl there"
+                    )
+                if target not in seen:  # else: a page already queued or read, not twice
+                    why = "robots.txt" if same_host(target, first) else "off-host"
+                    skip(target, f"a redirect from {url} ({why})")
                 continue
             final = canonical(fetched.url)
             if final != url:
@@ -317,6 +322,12 @@ def _delay(limits: CrawlLimits, robots: Robots) -> float:
             f"{limits.max_delay:g} s: not crawling"
         )
     return max(limits.delay, asked)
+
+
+def _may_follow(url: str, first: str, robots: Robots, seen: set[str]) -> bool:
+    """May a redirect to ``url`` be followed? Same host, robots.txt allows, not seen yet."""
+    target = canonical(url)
+    return same_host(target, first) and robots.allowed(target) and target not in seen
 
 
 def _queueable(link: str, first: str, skip: Callable[[str, str], None]) -> str | None:

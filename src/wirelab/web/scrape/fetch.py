@@ -189,11 +189,11 @@ class Fetcher:
                             f"{current} redirected to a bad URL: {exc}"
                         ) from exc
                     target = target.split("#", 1)[0]
-                    if may_follow is not None and not may_follow(target):
-                        return Fetched(current, status, _ctype(response), None, target, hops)
                     if target in seen:
                         loop = " -> ".join([*seen[seen.index(target) :], target])
                         raise RemoteProtocolError(f"a redirect loop: {loop}")
+                    if may_follow is not None and not may_follow(target):
+                        return Fetched(current, status, _ctype(response), None, target, hops)
                     if len(hops) >= self.max_redirects:
                         raise RemoteProtocolError(
                             f"more than {self.max_redirects} redirects from {url}"
@@ -241,6 +241,8 @@ class Fetcher:
                         f"{url} is over the limit of {self.max_bytes} bytes: stopped reading"
                     )
                 parts.append(chunk)
+        except requests.exceptions.ChunkedEncodingError as exc:  # IncompleteRead and kin
+            raise Broken(f"{url}: the body broke off ({_first_line(exc)})") from exc
         except requests.exceptions.RequestException as exc:
             raise _mapped(exc, url) from exc
         except urllib3.exceptions.HTTPError as exc:

@@ -191,7 +191,7 @@ def scrape_in_browser(
             if secret.count():
                 if user is None or password is None:
                     raise ConfigError(f"{page.url} asks for a login: give --user and --password")
-                form = page.locator("form", has=secret).first
+                form = page.locator("form", has=page.locator('input[type="password" i]')).first
                 form.locator('input[type="text" i], input[type="email" i]').first.fill(user)
                 form.locator('input[type="password" i]').first.fill(password)
                 with page.expect_navigation():
