@@ -157,7 +157,7 @@ def test_bad_pages_later_in_a_crawl_are_recorded_and_the_crawl_goes_on() -> None
         if environ["PATH_INFO"] == "/":
             start_response("200 OK", [("Content-Type", "text/html")])  # type: ignore[operator]
             return [links.encode()]
-        return _bad_app(environ, start_response)  # type: ignore[arg-type]
+        return _bad_app(environ, start_response)
 
     with start_waitress(app, listen("127.0.0.1", 0)) as server:
         host, port = server.address

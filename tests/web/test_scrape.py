@@ -153,7 +153,7 @@ def test_both_parsers_survive_empty_and_odd_documents(text: str) -> None:
     if text == "<li class=to>":
         for parser in ("bs4", "lxml"):
             with pytest.raises(RemoteProtocolError, match="without a dollar amount"):
-                payments(text, parser)  # type: ignore[arg-type]
+                payments(text, parser)
         return
     assert payments(text, "bs4") == payments(text, "lxml") == []
 

@@ -290,20 +290,20 @@ def crawl(
             text = fetched.text()
             on_host = 0
             for link in links(text, fetched.url):
-                target = _queueable(link, first, skip)
-                if target is None:
+                found = _queueable(link, first, skip)
+                if found is None:
                     continue
                 on_host += 1
-                if target in seen:
+                if found in seen:
                     continue
-                if not robots.allowed(target):
-                    seen.add(target)
-                    skip(target, "robots.txt")
+                if not robots.allowed(found):
+                    seen.add(found)
+                    skip(found, "robots.txt")
                     continue
                 if depth + 1 > limits.max_depth:
                     continue
-                seen.add(target)
-                queue.append((target, depth + 1, "link"))
+                seen.add(found)
+                queue.append((found, depth + 1, "link"))
             page = FoundPage(final, "static", via, depth, fetched.status, title(text), on_host)
             result.pages.append(page)
             report("page", final, page.title)
