@@ -464,6 +464,25 @@ def _djbank(state: LabState, ep: BoundEndpoint, timeout: float) -> None:
     assert b'name="csrfmiddlewaretoken"' in body, body[:200]
 
 
+def _tinysite(state: LabState, ep: BoundEndpoint, timeout: float) -> None:
+    import http.client
+
+    if ep.endpoint != "http":
+        raise NoNormalClient
+    conn = http.client.HTTPConnection(ep.address, ep.port, timeout=timeout)
+    try:  # the crawlers' first two requests: robots.txt, then the home page
+        conn.request("GET", "/robots.txt", headers={"Host": ep.host})
+        response = conn.getresponse()
+        robots = response.read(1 << 20)
+        conn.request("GET", "/", headers={"Host": ep.host})
+        home = conn.getresponse()
+        body = home.read(1 << 20)
+    finally:
+        conn.close()
+    assert response.status == 200 and b"Disallow: /private/" in robots, robots[:200]
+    assert home.status == 200 and b"<title>Tinysite</title>" in body, body[:200]
+
+
 def _pop3(state: LabState, ep: BoundEndpoint, timeout: float) -> None:
     if ep.endpoint == "pop3":  # USER and PASS come only after STLS here: greeting and QUIT
         steps = [(b"", b"+OK"), (b"QUIT", b"+OK")]
@@ -612,6 +631,7 @@ NORMAL_CLIENTS: dict[str, NormalClient] = {
     "www": _www,
     "djbank": _djbank,
     "bank": _bank,
+    "tinysite": _tinysite,
     "smtp": _smtp,
     "ssh": _ssh,
     "telnet": _telnet,
