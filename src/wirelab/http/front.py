@@ -16,9 +16,19 @@ Python server sees it. :func:`open_front` is that proxy, on
   ``Connection`` is passed on, since httpbin echoes it), our own ``X-Forwarded-For`` and
   ``X-Forwarded-Proto``, and the body with a Content-Length. Nothing the client framed
   reaches gunicorn as the client framed it, so nothing can be smuggled;
-* the backend's response is relayed as it arrives (streams stay streams), its status line
-  and headers as gunicorn sent them (``Server: gunicorn``), framed by h11 for the client;
-  the connection is kept alive when the client wants it.
+* the backend's response is **buffered**, as nginx's ``proxy_buffering`` does: read from
+  gunicorn as fast as gunicorn writes it, held in memory, and written to the client at the
+  client's pace, while it arrives (streams stay streams). The backend connection is closed
+  the moment the response has ended, so a client that reads slowly costs memory here, not
+  one of gunicorn's threads. Bounded: ``response_buffer`` bytes per response (8 MiB) and
+  ``buffer_budget`` for all of them (64 MiB; past it each keeps
+  :data:`MIN_RESPONSE_BUFFER`); a response past its bound goes at the client's pace, the
+  backend waiting, as before. Memory, not a temporary file as nginx spools to: the lab's
+  answers are httpbin's (its largest are an echo of a request, itself at most
+  ``max_body``), and a spool would put clients' data on disk and block the event loop on
+  file writes (decision 0091);
+* the status line and headers are gunicorn's (``Server: gunicorn``), framed by h11 for the
+  client; the connection is kept alive when the client wants it.
 
 One backend connection per request, closed once h11 has seen the response end: on loopback
 it costs a fraction of a millisecond, and a backend that closes a kept-alive connection can
