@@ -31,6 +31,7 @@ TOUR = {
     "broadcasts stay on homeA": "h2 heard it, h3 heard it, h4 heard nothing",
     "the hops from h1 to www": " -> ".join(BOOK_PATH),
     "DNS on the backbone": "MX 10 mail",
+    "TLS on www:443, verified": "trusted, names www.example.com, TLSv1.3",
     "TCP through NAT to the server room": "",
     "httpbin on www sees the modem": "httpbin saw origin 10.25.1.65",
     "HTTPS on www, verified": "verified TLS, origin 10.25.1.65",
@@ -204,7 +205,7 @@ def test_resolv_conf_inside_points_at_the_backbone(playground: Playground) -> No
     assert done.stdout.splitlines() == ["nameserver 10.1.1.1", "search example.com"]
 
 
-def _udp_replies(pg: Playground, count: int) -> int:
+def _udp_replies(pg: Playground, count: int, wait: float = 0.3) -> int:
     done = py(
         pg,
         "h1",
@@ -212,7 +213,7 @@ def _udp_replies(pg: Playground, count: int) -> int:
         import socket
         got = 0
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.settimeout(0.3)
+            s.settimeout({wait})
             for n in range({count}):
                 s.sendto(b"x", ("10.130.1.4", 1060))
                 try:
@@ -234,7 +235,7 @@ def test_link_loss_and_rate_then_clear(playground: Playground) -> None:
         assert _udp_replies(playground, 3) == 0
     finally:
         playground.shape("h1", "modemA", clear=True)
-    assert _udp_replies(playground, 3) == 3
+    assert _udp_replies(playground, 3, wait=5) == 3  # a loaded machine may answer slowly
     assert "tbf" not in playground.exec("h1", ["tc", "qdisc", "show", "dev", "eth1"]).stdout
 
 
@@ -474,7 +475,7 @@ def test_tour_chapter_selects_the_playground_steps(playground: Playground, tmp_p
     assert all(s["ok"] for s in steps)
     bad = run_wirelab("tour", "--playground", "--chapter", "3", env=env)
     assert bad.returncode == 1
-    assert "the playground tour has no chapter 3 (chapters: 2, 4, 7, 9, 13" in bad.stderr
+    assert "the playground tour has no chapter 3 (chapters: 2, 4, 6, 7, 9, 13" in bad.stderr
 
 
 def _udp_client(pg: Playground, *extra: str) -> tuple[int, dict[str, object] | str, float]:
@@ -501,7 +502,7 @@ def test_loss_makes_chapter2_backoff_retry(playground: Playground) -> None:
         playground.shape("h1", "modemA", loss="100%")
         code, error, seconds = _udp_client(playground)
         assert code == 1 and "seems to be down" in str(error), error
-        assert 3.0 < seconds < 10, seconds
+        assert 3.0 < seconds < 60, seconds  # five waits; the rest is start-up
         playground.shape("h1", "modemA", loss="50%")
         rules = playground.exec("h1", ["nft", "list", "ruleset"]).stdout
         assert "numgen random mod 1000 < 500 drop" in rules

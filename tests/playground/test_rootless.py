@@ -163,6 +163,19 @@ def test_nobody_builds_uses_and_removes_a_playground(nobody: Nobody) -> None:
     )
     assert shown.returncode == 0, shown.stderr[-500:]
     assert "192.168.1.11/24" in shown.stdout
+    status = nobody.wirelab("playground", "status", "--json", *nobody.state)
+    assert status.returncode == 0, status.stderr[-500:]
+    assert json.loads(status.stdout)["nodes"]["www"]["interfaces"]["eth0"]["addresses"] == [
+        "10.130.1.4/24"
+    ]
+    link = nobody.wirelab("playground", "link", *nobody.state, "h1", "modemA", "--loss", "5%")
+    assert link.returncode == 0, link.stderr[-500:]  # nftables in the user's own namespaces
+    rules = nobody.wirelab(
+        "playground", "exec", *nobody.state, "h1", "--", "nft", "list", "ruleset"
+    )
+    assert "numgen random mod 1000 < 50 drop" in rules.stdout, rules.stderr[-300:]
+    cleared = nobody.wirelab("playground", "link", *nobody.state, "h1", "modemA", "--clear")
+    assert cleared.returncode == 0, cleared.stderr[-500:]
     steps = _tour(nobody)
     assert [s["title"] for s in steps] == [
         "the server sees the modem's address",
