@@ -267,3 +267,15 @@ def test_https_pages_are_verified_with_the_lab_ca(
     untrusting = Fetcher(ssl_context=client_context())
     with untrusting, pytest.raises(TLSError, match="certificate verify failed"):
         crawl(start, limits=FAST, fetcher=untrusting)
+
+
+def test_a_terminal_gets_a_progress_line_and_json_does_not(site: LocalSite) -> None:
+    import os
+
+    terminal = dict(os.environ, FORCE_COLOR="1")  # rich draws as on a terminal
+    done = run_wirelab("web", "crawl", site.url("/"), "--delay", "0.05", env=terminal)
+    assert done.returncode == 0, done.stderr
+    assert "9 pages read" in done.stderr and "GET http://" in done.stderr
+    done = run_wirelab("web", "crawl", site.url("/"), "--delay", "0", "--json", env=terminal)
+    assert done.returncode == 0 and done.stderr == ""
+    assert json.loads(done.stdout)["counts"]["static"] == 9
