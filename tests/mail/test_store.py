@@ -122,3 +122,33 @@ def test_concurrent_seeding_writes_accounts_and_seeds_once(tmp_path: Path) -> No
     store = MailStore(root)
     assert store.users() == ["brandon"] and store.authenticate("brandon", "abc123")
     assert [m.read_bytes() for m in store.messages("brandon")] == seed_messages()
+
+
+def test_delivery_remakes_a_maildir_removed_under_the_store(tmp_path: Path) -> None:
+    import shutil
+
+    store = MailStore(tmp_path / "mail")
+    store.add_account("brandon", "abc123")
+    store.deliver("brandon", b"Subject: one\r\n\r\n1\r\n")
+    shutil.rmtree(tmp_path / "mail" / "users" / "brandon")  # an operator's cleanup
+    again = store.deliver("brandon", b"Subject: two\r\n\r\n2\r\n")
+    assert [m.key for m in store.messages("brandon")] == [again.key]
+
+
+def test_deliver_async_to_several_mailboxes_and_a_refusing_disk(tmp_path: Path) -> None:
+    import asyncio
+
+    from wirelab.errors import WirelabError
+
+    store = MailStore(tmp_path / "mail")
+    store.add_account("brandon", "abc123")
+    store.add_account("alice", "abc123")
+    stored = asyncio.run(store.deliver_async(["alice", "brandon"], b"Subject: both\r\n\r\nx\r\n"))
+    assert [m.path.parent.parent.parent.name for m in stored] == ["alice", "brandon"]
+    assert all(m.read_bytes() == b"Subject: both\r\n\r\nx\r\n" for m in stored)
+    tmp = store.maildir("alice") / "tmp"
+    tmp.rmdir()
+    tmp.write_bytes(b"")  # tmp/ is not a directory: the disk refuses, even for root
+    with pytest.raises(WirelabError, match="cannot store the message: Not a directory"):
+        store.deliver("alice", b"Subject: no\r\n\r\nx\r\n")
+    assert store.deliver("brandon", b"Subject: still\r\n\r\nx\r\n").folder == "new"
