@@ -381,9 +381,15 @@ class POP3Session:
             return Reply(_err(f"message {number} already deleted"))
         return number
 
+    def _live(self) -> list[tuple[int, Listing]]:
+        """(number, message) of each message not marked deleted."""
+        return [(i + 1, m) for i, m in enumerate(self.messages) if i not in self.deleted]
+
     def _transaction(self, name: str, args: tuple[bytes, ...]) -> Reply:
-        live = [(i + 1, m) for i, m in enumerate(self.messages) if i not in self.deleted]
+        # the maildrop walk only for the commands that report on all of it (RETR of one
+        # message in a maildrop of 1000 walked all 1000)
         if name == "STAT":
+            live = self._live()
             return Reply(_ok(f"{len(live)} {sum(m.size for _, m in live)}"))
         if name in ("LIST", "UIDL"):
 
@@ -395,6 +401,7 @@ class POP3Session:
                 if isinstance(number, Reply):
                     return number
                 return Reply(_ok(f"{number} {value(self.messages[number - 1])}"))
+            live = self._live()
             head = f"{len(live)} messages" if name == "LIST" else "unique-id listing follows"
             body = "".join(f"{n} {value(m)}\r\n" for n, m in live)
             return Reply(_ok(head) + body.encode("ascii") + b".\r\n")
