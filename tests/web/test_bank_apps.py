@@ -13,6 +13,8 @@ import socket
 import ssl
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import lxml.html
 import pytest
@@ -51,6 +53,12 @@ def brandon(hardened: BankClient) -> BankClient:
     return hardened
 
 
+def _get(url: str, **kwargs: Any) -> tuple[int, str]:
+    """GET with requests, the response closed at once (its socket with it)."""
+    with requests.get(url, timeout=10, **kwargs) as reply:
+        return reply.status_code, reply.text
+
+
 def _memo() -> str:
     return f"test {uuid.uuid4().hex[:12]}"
 
@@ -71,14 +79,14 @@ def test_book_scraper_logs_in_and_reads_li_to_on_both_apps(
     with requests.Session() as session:
         session.trust_env = False
         verify = wirelab_lab.ca if which == "hardened" else True
-        reply = session.post(
+        with session.post(
             f"{base}/login",
             data=dict(zip(("username", "password"), BRANDON, strict=True)),
             timeout=10,
             verify=verify,
-        )
-        assert reply.url == f"{base}/"
-        root = lxml.html.document_fromstring(reply.text)
+        ) as reply:
+            assert reply.url == f"{base}/"
+            root = lxml.html.document_fromstring(reply.text)
     rows = [
         (int(li.text.split()[0].lstrip("$")), li.cssselect("i")[0].text)
         for li in root.cssselect("li.to")
@@ -99,17 +107,13 @@ def test_seed_is_the_books_three_payments(insecure: BankClient) -> None:
 
 
 def test_insecure_trusts_a_forged_cookie(urls: BankURLs) -> None:
-    reply = requests.get(
-        f"{urls.insecure}/", cookies={"username": "sam"}, timeout=10, allow_redirects=False
-    )
-    assert reply.status_code == 200 and "Welcome, sam" in reply.text
+    status, text = _get(f"{urls.insecure}/", cookies={"username": "sam"}, allow_redirects=False)
+    assert status == 200 and "Welcome, sam" in text
 
 
 def test_insecure_reflects_the_flash_parameter_unescaped(urls: BankURLs) -> None:
-    reply = requests.get(
-        f"{urls.insecure}/", params={"flash": XSS}, cookies={"username": "brandon"}, timeout=10
-    )
-    assert XSS in reply.text
+    _, text = _get(f"{urls.insecure}/", params={"flash": XSS}, cookies={"username": "brandon"})
+    assert XSS in text
 
 
 def test_insecure_stores_a_memo_unescaped(insecure: BankClient) -> None:
@@ -121,12 +125,37 @@ def test_insecure_stores_a_memo_unescaped(insecure: BankClient) -> None:
 
 @pytest.mark.parametrize("path", ["/login", "/", "/pay", "/no-such-page"])
 def test_insecure_says_on_every_page_it_is_deliberately_insecure(path: str, urls: BankURLs) -> None:
-    reply = requests.get(f"{urls.insecure}{path}", cookies={"username": "brandon"}, timeout=10)
-    assert "deliberately insecure" in reply.text and "bound to loopback" in reply.text
+    _, text = _get(f"{urls.insecure}{path}", cookies={"username": "brandon"})
+    assert "deliberately insecure" in text and "bound to loopback" in text
 
 
 def test_insecure_binds_loopback_only(lab_bank: ServiceView) -> None:
     assert lab_bank.endpoint("insecure").address == "127.0.0.1"
+
+
+def test_insecure_stays_on_127_0_0_1_whatever_the_lab_binds(tmp_path: Path) -> None:
+    # A lab bound elsewhere (127.0.0.2, loopback too, so the test binds nothing public).
+    from wirelab.lab.service import LabContext
+    from wirelab.lab.state import state_path
+    from wirelab.lab.supervisor import LabThread
+    from wirelab.web.bank.service import BankService
+
+    lab = LabContext(state_dir=tmp_path, bind_host="127.0.0.2", ephemeral=True)
+    thread = LabThread([BankService()], lab, state_file=state_path(tmp_path))
+    state = thread.start()
+    try:
+        where = {ep.endpoint: ep.address for ep in state.endpoints}
+        assert where == {"insecure": "127.0.0.1", "hardened": "127.0.0.2", "attacker": "127.0.0.2"}
+        insecure = state.endpoint("bank", "insecure")
+        assert "deliberately insecure" in _get(f"http://127.0.0.1:{insecure.port}/login")[1]
+        with socket.socket() as probe:
+            probe.settimeout(10)
+            assert probe.connect_ex(("127.0.0.2", insecure.port)) != 0  # nobody listens there
+        attacker = state.endpoint("bank", "attacker")
+        _, page = _get(f"http://127.0.0.2:{attacker.port}/")
+        assert f"http://127.0.0.1:{insecure.port}" in page  # told where the banks are
+    finally:
+        thread.stop()
 
 
 # -- the hardened app: cookies, headers, TLS ----------------------------------------------------

@@ -33,11 +33,12 @@ def test_serve_runs_one_app_until_sigterm(app: str, tmp_path: Path) -> None:
         line = child.stderr.readline()
         found = re.match(r"listening at 127\.0\.0\.1:(\d+) \(", line)
         assert found, line
-        reply = requests.get(f"http://127.0.0.1:{found.group(1)}/login", timeout=10)
+        with requests.get(f"http://127.0.0.1:{found.group(1)}/login", timeout=10) as reply:
+            status, text = reply.status_code, reply.text
         if app == "insecure":
-            assert reply.status_code == 200 and "deliberately insecure" in reply.text
+            assert status == 200 and "deliberately insecure" in text
         else:
-            assert reply.status_code == 404  # the attacker serves pages under /csrf/, /xss/
+            assert status == 404  # the attacker serves pages under /csrf/ and /xss/
         child.send_signal(signal.SIGTERM)
         rest = child.stderr.read()
         assert child.wait(30) == 0
