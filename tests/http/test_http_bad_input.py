@@ -1,9 +1,9 @@
 """Hostile HTTP clients against the servers we start: bounded, a 4xx or a close, nobody waits.
 
-Named security tests, each on real sockets against gunicorn (>= 23, the ``gthread`` worker
-the lab runs) and, where the shape applies, waitress: oversized request lines and headers,
-bad methods, a client trickling its headers (slowloris), a body shorter than its
-Content-Length, and Content-Length + Transfer-Encoding smuggling shapes.
+Named security tests, each on real sockets against gunicorn (>= 23, with ``http serve``'s
+default worker, ``linger``, a gthread) and, where the shape applies, waitress: oversized
+request lines and headers, bad methods, a client trickling its headers (slowloris), a body
+shorter than its Content-Length, and Content-Length + Transfer-Encoding smuggling shapes.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ SERVED_WITHIN = 3.0
 
 @pytest.fixture(scope="module")
 def gunicorn_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """The time app under gunicorn's gthread worker, as the lab runs httpbin."""
+    """The time app under gunicorn's default worker (linger: gthread, 8 threads)."""
     tmp = tmp_path_factory.mktemp("gunicorn")
     sock = listen("127.0.0.1", 0)
     with GunicornProcess(
