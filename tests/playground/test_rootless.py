@@ -237,3 +237,29 @@ def test_rootless_blocker_names_what_is_missing(tmp_path: Path) -> None:
         f"rootless needs {missing} to exist (once, as root: mkdir -p {missing})"
     )
     assert rootless_blocker(on, [tmp_path]) is None
+
+
+def test_what_needs_root_says_so_in_one_line(nobody: Nobody) -> None:
+    """As nobody: `up --real`, `down --stale` and a tour with no playground running each fail
+    with one line (exit 1) that says what to do, and build nothing."""
+    for args, message in (
+        (
+            ("playground", "up", "--real", *nobody.state),
+            "--real needs root: its daemons drop privileges to users a rootless user "
+            "namespace does not map",
+        ),
+        (
+            ("playground", "down", "--stale", *nobody.state),
+            "this needs root (run it with sudo); as an unprivileged user, start a rootless "
+            "playground with `wirelab playground up --detach` first",
+        ),
+        (
+            ("playground", "tour", *nobody.state),
+            "this needs root (run it with sudo); as an unprivileged user, start a rootless "
+            "playground with `wirelab playground up --detach` first",
+        ),
+    ):
+        done = nobody.wirelab(*args)
+        assert done.returncode == 1, (args, done.stderr[-500:])
+        assert done.stderr.strip().splitlines() == [f"wirelab: error: {message}"], args
+    assert not (nobody.home / "state" / "playground.json").exists()
