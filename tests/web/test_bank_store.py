@@ -6,9 +6,20 @@ import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
 from wirelab.errors import ConfigError
-from wirelab.web.bank.store import MAX_DOLLARS, MAX_MEMO, SEED, BankFull, PaymentStore
+from wirelab.web.bank.hardened import validate_payment
+from wirelab.web.bank.store import (
+    MAX_DOLLARS,
+    MAX_MEMO,
+    PAYEES,
+    SEED,
+    USERS,
+    BankFull,
+    PaymentStore,
+)
 
 
 def test_a_new_store_holds_the_books_three_payments(tmp_path: Path) -> None:
@@ -65,3 +76,28 @@ def test_out_of_bounds_fields_are_refused(
     with pytest.raises(ConfigError):
         store.add_payment(debit, credit, dollars, memo)
     assert store.count() == len(SEED)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    account=st.one_of(
+        st.sampled_from(["sam", "psf", "liz", "hacker", "brandon"]), st.text(max_size=40)
+    ),
+    dollars=st.one_of(st.text(max_size=12), st.integers(-10, 2_000_000).map(str)),
+    memo=st.one_of(
+        st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=220),
+        st.text(max_size=220),
+    ),
+)
+def test_property_a_payment_the_hardened_app_accepts_fits_the_store(
+    account: str, dollars: str, memo: str
+) -> None:
+    # validate_payment answers None or one line; whatever it lets through, the store takes.
+    complaint = validate_payment("brandon", account, dollars, memo)
+    event("accepted" if complaint is None else "refused")
+    if complaint is not None:
+        assert isinstance(complaint, str) and complaint and "\n" not in complaint
+        return
+    assert account in (*USERS, *PAYEES) and account != "brandon"
+    assert 1 <= int(dollars) <= MAX_DOLLARS and dollars.isascii()
+    assert 0 < len(memo) <= MAX_MEMO and memo.isprintable()
