@@ -39,6 +39,10 @@ def test_serve_runs_one_app_until_sigterm(app: str, tmp_path: Path) -> None:
             assert status == 200 and "deliberately insecure" in text
         else:
             assert status == 404  # the attacker serves pages under /csrf/ and /xss/
+            with requests.get(
+                f"http://127.0.0.1:{found.group(1)}/csrf/hardened", timeout=10
+            ) as reply:  # aimed at the hardened bank's default port
+                assert 'action="https://127.0.0.1:10501/pay"' in reply.text
         child.send_signal(signal.SIGTERM)
         rest = child.stderr.read()
         assert child.wait(30) == 0

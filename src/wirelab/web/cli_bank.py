@@ -80,8 +80,8 @@ def serve(
     Ports 10500 (insecure), 10501 (hardened, HTTPS with a lab-CA certificate for
     www.example.com and loopback: STATE_DIR/ca/ca.pem) and 10502 (attacker) by default. The
     insecure app binds 127.0.0.1 whatever HOST says. Log in as brandon (atigdng) or sam
-    (xyzzy). The databases are the lab's, under STATE_DIR/bank/. The attacker's pages need
-    the banks' URLs, which only the lab gives it: run it with `wirelab lab up`.
+    (xyzzy). The databases are the lab's, under STATE_DIR/bank/. Served alone, the
+    attacker's pages attack the banks at their default ports (serve them too).
     """
     from wirelab.config import state_dir
     from wirelab.net.addresses import format_address

@@ -24,6 +24,7 @@ import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
+from wirelab.config import default_port
 from wirelab.errors import ConfigError
 from wirelab.lab.service import LabContext
 from wirelab.web.bank.urls import endpoint_url
@@ -86,6 +87,10 @@ class BankService(WSGIService):
             "WIRELAB_BANK_SECRET": str(_secret_file(directory)),
         }
         for name in ("insecure", "hardened"):
-            if name in bound:
-                env[f"WIRELAB_BANK_{name.upper()}_URL"] = endpoint_url(*bound[name])
+            # Served alone (``web bank serve --app attacker``), the banks are where their
+            # own ``serve`` puts them by default.
+            host, port, tls = bound.get(
+                name, ("127.0.0.1", default_port(self.name, name), name == "hardened")
+            )
+            env[f"WIRELAB_BANK_{name.upper()}_URL"] = endpoint_url(host, port, tls)
         return env
