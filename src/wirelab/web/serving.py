@@ -25,9 +25,8 @@ How to use it (the www host of chapters 9-10 is one; chapter 11's services are o
         def web_endpoints(self, lab: LabContext) -> Sequence[WebEndpoint]:
             return (WebEndpoint("http"),)    # port: config.DEFAULT_PORTS[("tinysite", "http")]
 
-    SERVICES = (TinySiteService(),)          # in your package's service.py
-
-Then list it in :mod:`wirelab.web.service`'s ``SERVICES`` (one import line). More:
+The lab finds chapter 11's services through :mod:`wirelab.web.service` only: add an instance
+to its ``SERVICES`` (one import line). More:
 
 * ``WebEndpoint("https", tls=True)`` serves HTTPS with the lab CA; several endpoints may share
   one app (www: ``http`` and ``https``) or name their own (``WebEndpoint("x", app="pkg:app")``):
@@ -40,7 +39,8 @@ Then list it in :mod:`wirelab.web.service`'s ``SERVICES`` (one import line). Mor
   fixed_port=port), ready)``.
 * :meth:`WSGIService.bind_host` may pin an endpoint to loopback (a deliberately insecure app).
 * ``threads`` (per child, ``gthread``), ``max_body`` (bytes the front accepts; default the
-  front's) and ``forwarded_proto`` are class attributes to override.
+  front's), ``start_timeout`` and the restart policy (``poll_interval``, ``max_restarts``,
+  ``restart_window``) are class attributes to override.
 * The app sees ``X-Forwarded-Proto`` (``https`` behind a TLS endpoint) and ``X-Forwarded-For``
   from the front only; use ``werkzeug.middleware.proxy_fix.ProxyFix(app, x_proto=1,
   x_for=1)`` if it needs ``request.scheme`` to be right (Secure cookies, redirects).
