@@ -69,6 +69,34 @@ def test_attack_without_a_lab_is_one_line_and_exit_1(tmp_path: Path) -> None:
     ]
 
 
+def test_attack_with_an_unwritable_screenshot_dir_is_one_line(
+    wirelab_env: dict[str, str], tmp_path: Path
+) -> None:
+    why = unavailable_reason()
+    if why is not None:
+        if services_required():
+            pytest.fail(f"the browser must run here: {why}")
+        pytest.skip(why)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    done = run_wirelab(
+        "web",
+        "bank",
+        "attack",
+        "csrf",
+        "--bank",
+        "insecure",
+        "--screenshots",
+        str(blocker / "shots"),
+        env=wirelab_env,
+        timeout=180,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"wirelab: error: cannot write screenshots to {blocker / 'shots'}: Not a directory"
+    ]
+
+
 def test_attack_all_prints_each_verdict_as_json(
     wirelab_env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -147,7 +147,10 @@ _CAPTION = """([text, worked]) => {
 def _shoot(verdict: Verdict, page: Page, screenshots: Path | None) -> Verdict:
     if screenshots is None:
         return verdict
-    screenshots.mkdir(parents=True, exist_ok=True)
+    try:
+        screenshots.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot write screenshots to {screenshots}: {exc.strerror}") from exc
     path = screenshots / f"{verdict.attack}-{verdict.bank}.png"
     page.evaluate(_CAPTION, [verdict.line(), verdict.worked])
     page.screenshot(path=str(path), full_page=True)
