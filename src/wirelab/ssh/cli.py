@@ -1,4 +1,4 @@
-"""``wirelab ssh client|run|channels|hostkey|serve`` and ``wirelab sftp ls|get|put`` (ch. 16).
+"""``wirelab ssh shell|client|run|channels|hostkey|serve`` and ``wirelab sftp ls|get|put`` (ch. 16).
 
 Every client checks the server's host key against a known_hosts file: ``--known-hosts``,
 else the running lab's pin, else ``~/.ssh/known_hosts``. It logs in with the running lab's
@@ -158,6 +158,41 @@ def client(
         print_json({"lines": lines, "transcript": transcript})
     else:
         console.print(repr(transcript), markup=False, highlight=False)
+
+
+@app.command("shell")
+def shell(
+    host: ClientHostArgument = None,
+    port: PortOption = None,
+    user: UserOption = None,
+    password: PasswordOption = None,
+    key: KeyOption = None,
+    known_hosts: KnownHostsOption = None,
+    timeout: TimeoutOption = 10.0,
+) -> None:
+    """An interactive shell on a remote PTY, as `ssh HOST` gives (F95): needs a terminal.
+
+    The terminal is in raw mode until the session ends (then restored); window resizes are
+    passed on. Exits with the remote shell's exit status.
+    """
+    from wirelab.ssh.client import connect
+    from wirelab.ssh.terminal import interactive_shell
+
+    if not os.isatty(0):  # a usage error (exit 2): this verb is for a person at a terminal
+        raise typer.BadParameter(
+            "an interactive shell needs a terminal on stdin "
+            "(for a script, use `wirelab ssh run` or `wirelab ssh client`)",
+            param_hint="stdin",
+        )
+    target = _target(host, port, user, password, key, known_hosts, timeout)
+
+    async def go() -> int:
+        async with connect(target) as conn:
+            return await interactive_shell(conn)
+
+    status = asyncio.run(go())
+    if status:
+        raise typer.Exit(status)
 
 
 @app.command("run")
