@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +54,19 @@ def test_serve_runs_one_app_until_sigterm(app: str, tmp_path: Path) -> None:
             child.wait(10)
         if child.stderr is not None:
             child.stderr.close()
+
+
+def test_serve_on_a_busy_port_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    env = dict(os.environ, WIRELAB_HOME=str(tmp_path), NO_COLOR="1")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = run_wirelab("web", "bank", "serve", "-p", str(port), env=env)
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"wirelab: error: cannot listen on 127.0.0.1:{port}: ")
 
 
 def test_serve_refuses_an_unknown_app(tmp_path: Path) -> None:

@@ -282,10 +282,12 @@ def serve_standalone(
         except OSError as exc:
             raise ConnectError(f"cannot start {service.name}: {exc.strerror or exc}") from exc
         finally:
-            for helper in (waiter, stopper, task):
-                helper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            waiter.cancel()
+            stopper.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
