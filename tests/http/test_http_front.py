@@ -311,3 +311,27 @@ def test_streams_still_stream(front: tuple[str, int]) -> None:
         whole = time.monotonic() - started
     assert answer.endswith(b"****")
     assert first < 1.2 < whole
+
+
+def test_request_bodies_share_the_budget(httpbin_backend: tuple[str, int]) -> None:
+    """Bodies held while they arrive count in the budget: past it a new body is refused with
+    503 (the others are unharmed), and the budget is free again once they are forwarded."""
+    limits = FrontLimits(body_budget=1024 * 1024)
+    size = 800_000
+    request = _echo_request(size).replace(b"Content-Type", b"Connection: close\r\nContent-Type")
+    with _front_to(httpbin_backend, limits) as (front, stats):
+        with socket.create_connection(front, timeout=10) as first:
+            first.sendall(request[:-1000])  # all but the end: held by the front
+            deadline = time.monotonic() + 5
+            while stats.bodies < size - 2000 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            second = _answer(front, request)
+            assert second.startswith(b"HTTP/1.1 503 "), second[:100]
+            small = _answer(front, _echo_request(1000))  # a small body is always taken
+            assert small.startswith(b"HTTP/1.1 200 ")
+            first.sendall(request[-1000:])
+            answer = _read_answer(first)
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        again = _answer(front, request)
+        assert again.startswith(b"HTTP/1.1 200 ")
+        assert stats.bodies == 0 and stats.refused_bodies == 1

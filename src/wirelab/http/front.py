@@ -10,7 +10,8 @@ Python server sees it. :func:`open_front` is that proxy, on
 * h11 parses the request; its head must be complete within ``head_timeout`` seconds
   (``408`` otherwise) and under ``max_head`` bytes (``431``); the body, framed by
   Content-Length or chunked and never both (``400``; h11 refuses other bad framing), is read
-  whole within ``body_timeout``, up to ``max_body`` (``413``);
+  whole within ``body_timeout``, up to ``max_body`` (``413``), and within ``body_budget`` for
+  the bodies of all clients together (``503`` past it, for a body over 64 KiB);
 * the request is then **re-written** for the backend: request line, the client's headers
   minus the hop-by-hop ones and any ``X-Forwarded-*``/``Forwarded`` the client sent (its
   ``Connection`` is passed on, since httpbin echoes it), our own ``X-Forwarded-For`` and
@@ -93,6 +94,9 @@ class FrontLimits:
             the backend writes; past it, the backend waits for the client (streaming).
         buffer_budget: bytes of responses held for all clients together; past it, each
             response gets :data:`MIN_RESPONSE_BUFFER` bytes, then streams.
+        body_budget: bytes of request bodies held for all clients together (each is held
+            until it has gone to the backend); past it, a body over
+            :data:`MIN_RESPONSE_BUFFER` bytes is refused with ``503``.
     """
 
     max_head: int = 16 * 1024
@@ -104,6 +108,7 @@ class FrontLimits:
     idle_timeout: float = 30.0
     response_buffer: int = 8 * 1024 * 1024
     buffer_budget: int = 64 * 1024 * 1024
+    body_budget: int = 64 * 1024 * 1024
 
 
 #: Bytes every response may hold even when the budget of all of them is spent.
@@ -118,11 +123,31 @@ class FrontStats:
         buffered: bytes of responses held now.
         peak: the most ever held at once.
         streamed: responses that reached a limit and then went at their client's pace.
+        bodies: bytes of request bodies held now.
+        refused_bodies: bodies refused because ``body_budget`` was spent.
     """
 
     buffered: int = 0
     peak: int = 0
     streamed: int = 0
+    bodies: int = 0
+    refused_bodies: int = 0
+
+
+class _Held:
+    """Bytes of one request body counted in :attr:`FrontStats.bodies` until released."""
+
+    def __init__(self, stats: FrontStats) -> None:
+        self.stats = stats
+        self.count = 0
+
+    def add(self, count: int) -> None:
+        self.count += count
+        self.stats.bodies += count
+
+    def release(self) -> None:
+        self.stats.bodies -= self.count
+        self.count = 0
 
 
 class _Buffer:
@@ -203,6 +228,7 @@ def _refusal(status: int, reason: str) -> bytes:
         413: "Content Too Large",
         431: "Request Header Fields Too Large",
         502: "Bad Gateway",
+        503: "Service Unavailable",
     }.get(status, "Error")
     body = f"{status} {phrase}: {reason}\n".encode()
     return (
@@ -225,20 +251,24 @@ class _Front:
         peer = writer.get_extra_info("peername")
         client_ip = str(peer[0]) if isinstance(peer, tuple) else "unknown"
         while True:
+            held = _Held(self.stats)  # this request's body, counted in the budget
             try:
-                request, body = await self._read_request(reader, conn)
-            except _Refuse as refusal:
-                log.info("www front: %s from %s", refusal.reason, peer_name(writer))
-                await last_word(reader, writer, _refusal(refusal.status, refusal.reason))
-                return
-            if request is None:
-                return  # the client closed between requests
-            try:
-                await self._forward(request, body, conn, writer, client_ip)
-            except _Refuse as refusal:
-                if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                try:
+                    request, body = await self._read_request(reader, conn, held)
+                except _Refuse as refusal:
+                    log.info("www front: %s from %s", refusal.reason, peer_name(writer))
                     await last_word(reader, writer, _refusal(refusal.status, refusal.reason))
-                return
+                    return
+                if request is None:
+                    return  # the client closed between requests
+                try:
+                    await self._forward(request, body, conn, writer, client_ip, held)
+                except _Refuse as refusal:
+                    if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                        await last_word(reader, writer, _refusal(refusal.status, refusal.reason))
+                    return
+            finally:
+                held.release()
             if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                 return
             try:
@@ -247,7 +277,7 @@ class _Front:
                 return
 
     async def _read_request(
-        self, reader: asyncio.StreamReader, conn: h11.Connection
+        self, reader: asyncio.StreamReader, conn: h11.Connection, held: _Held
     ) -> tuple[h11.Request | None, bytes]:
         request: h11.Request | None = None
         body = bytearray()
@@ -284,9 +314,17 @@ class _Front:
                 request = event
                 deadline = asyncio.get_running_loop().time() + self.limits.body_timeout
             elif isinstance(event, h11.Data):
-                body += event.data
-                if len(body) > self.limits.max_body:
+                size = len(body) + len(event.data)
+                if size > self.limits.max_body:
                     raise _Refuse(413, f"the body is over {self.limits.max_body} bytes")
+                if (
+                    size > MIN_RESPONSE_BUFFER
+                    and self.stats.bodies + len(event.data) > self.limits.body_budget
+                ):
+                    self.stats.refused_bodies += 1
+                    raise _Refuse(503, "the front is holding all the bodies it may; try again")
+                body += event.data
+                held.add(len(event.data))
             elif isinstance(event, h11.EndOfMessage):
                 return request, bytes(body)
             elif isinstance(event, h11.ConnectionClosed):
@@ -320,6 +358,7 @@ class _Front:
         conn: h11.Connection,
         writer: asyncio.StreamWriter,
         client_ip: str,
+        held: _Held,
     ) -> None:
         try:
             async with asyncio.timeout(5.0):
@@ -328,6 +367,14 @@ class _Front:
             raise _Refuse(502, f"the backend is unreachable ({exc})") from exc
         b_writer.write(self._backend_request(request, body, client_ip))
         buffer = _Buffer(self.limits, self.stats)
+        if held.count:
+            try:
+                async with asyncio.timeout(self.limits.backend_timeout):
+                    await b_writer.drain()  # the body is with the kernel now
+            except (OSError, TimeoutError) as exc:
+                b_writer.close()
+                raise _Refuse(502, f"the backend did not take the request ({exc})") from exc
+            held.release()
         pump = asyncio.create_task(self._pump(request, conn, b_reader, b_writer, buffer))
         try:
             # The client's pace: gunicorn's is the pump's, so a slow reader costs memory
