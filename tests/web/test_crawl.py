@@ -9,6 +9,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -279,3 +280,39 @@ def test_a_terminal_gets_a_progress_line_and_json_does_not(site: LocalSite) -> N
     done = run_wirelab("web", "crawl", site.url("/"), "--delay", "0", "--json", env=terminal)
     assert done.returncode == 0 and done.stderr == ""
     assert json.loads(done.stdout)["counts"]["static"] == 9
+
+
+def _redirecting_app(trap_url: str) -> Any:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        path = environ["PATH_INFO"]
+        if path == "/robots.txt":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"User-agent: *\nDisallow: /no/\n"]
+        if path == "/away":
+            start_response("302 Found", [("Location", trap_url)])
+            return [b""]
+        if path == "/sneak":
+            start_response("302 Found", [("Location", "/no/secret.html")])
+            return [b""]
+        start_response("200 OK", [("Content-Type", "text/html")])
+        return [b"<a href='/away'>away</a> <a href='/sneak'>sneak</a>"]
+
+    return app
+
+
+def test_redirects_off_the_host_or_into_robots_rules_are_not_followed() -> None:
+    from tests.web.test_tinysite import RequestLog, _trap_app
+
+    trap, log = RequestLog(), RequestLog()
+    with start_waitress(trap.wrap(_trap_app), listen("127.0.0.1", 0)) as trapped:
+        trap_url = f"http://localhost:{trapped.address[1]}/trap"
+        app = log.wrap(_redirecting_app(trap_url))
+        with start_waitress(app, listen("127.0.0.1", 0)) as server:
+            host, port = server.address
+            result = crawl(f"http://{host}:{port}/", limits=FAST)
+    assert {s.url: s.reason for s in result.skipped} == {
+        canonical(trap_url): f"a redirect from http://{host}:{port}/away (off-host)",
+        f"http://{host}:{port}/no/secret.html": f"a redirect from http://{host}:{port}/sneak "
+        "(robots.txt)",
+    }
+    assert trap.seen == [] and "/no/secret.html" not in log.paths()

@@ -141,3 +141,22 @@ def test_the_command_crawls_the_labs_site_in_a_browser(
     assert document["start"].startswith("http://www.example.com:")  # mapped to the lab
     assert document["counts"]["static"] == len(pages.paths("static"))
     assert document["counts"]["js"] == len(pages.paths("js"))
+
+
+def test_the_browser_follows_no_redirect_off_the_host_or_into_robots_rules(
+    browser: Browser,
+) -> None:
+    from tests.web.test_crawl import _redirecting_app
+    from tests.web.test_tinysite import RequestLog, _trap_app
+
+    trap, log = RequestLog(), RequestLog()
+    with start_waitress(trap.wrap(_trap_app), listen("127.0.0.1", 0)) as trapped:
+        trap_url = f"http://localhost:{trapped.address[1]}/trap"
+        app = log.wrap(_redirecting_app(trap_url))
+        with start_waitress(app, listen("127.0.0.1", 0)) as server:
+            host, port = server.address
+            result = crawl_js(f"http://{host}:{port}/", browser=browser, limits=FAST)
+    assert [path_of(p.url) for p in result.pages] == ["/"]
+    reasons = {path_of(s.url): s.reason for s in result.skipped}
+    assert reasons["/away"].startswith("a redirect (") and reasons["/sneak"].startswith("a redir")
+    assert trap.seen == [] and "/no/secret.html" not in log.paths()

@@ -65,6 +65,7 @@ class Fetched:
         body: its body, or ``None`` when it was not read (not HTML and ``html_only``).
         location: where a refused redirect pointed (absolute), else ``""``.
         hops: the URLs redirected through, in order, before ``url``.
+        headers: the last response's headers as sent (repeats kept: ``Set-Cookie``).
     """
 
     url: str
@@ -73,6 +74,7 @@ class Fetched:
     body: bytes | None
     location: str = ""
     hops: list[str] = field(default_factory=list)
+    headers: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def html(self) -> bool:
@@ -137,7 +139,6 @@ class Fetcher:
             context = self._context or lab_aware_context(url)
             self.session.mount(prefix, ContextAdapter(context, self._recorder))
             self._mounted.add(prefix)
-        self._recorder.sent.clear()
 
     def get(
         self,
@@ -145,6 +146,7 @@ class Fetcher:
         *,
         html_only: bool = True,
         may_follow: Callable[[str], bool] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Fetched:
         """``GET url``, following redirects one by one while ``may_follow(next_url)`` allows.
 
@@ -152,7 +154,7 @@ class Fetcher:
             ConfigError: a bad URL. TLSError, Timeout, ConnectError, Broken: the transport.
             RemoteProtocolError: a redirect loop, too many redirects, a body over the limit.
         """
-        return self._request("GET", url, None, html_only, may_follow)
+        return self._request("GET", url, None, html_only, may_follow, headers)
 
     def post(
         self,
@@ -162,7 +164,7 @@ class Fetcher:
         may_follow: Callable[[str], bool] | None = None,
     ) -> Fetched:
         """``POST`` a form to ``url``; a 301/302/303 answer is followed with a ``GET``."""
-        return self._request("POST", url, dict(data), True, may_follow)
+        return self._request("POST", url, dict(data), True, may_follow, None)
 
     def _request(
         self,
@@ -171,12 +173,13 @@ class Fetcher:
         data: dict[str, str] | None,
         html_only: bool,
         may_follow: Callable[[str], bool] | None,
+        headers: Mapping[str, str] | None,
     ) -> Fetched:
         current = check_url(url)
         seen = [current]
         hops: list[str] = []
         while True:
-            response = self._send(method, current, data)
+            response = self._send(method, current, data, headers)
             with response:
                 status = response.status_code
                 location = response.headers.get("Location", "")
@@ -193,7 +196,9 @@ class Fetcher:
                         loop = " -> ".join([*seen[seen.index(target) :], target])
                         raise RemoteProtocolError(f"a redirect loop: {loop}")
                     if may_follow is not None and not may_follow(target):
-                        return Fetched(current, status, _ctype(response), None, target, hops)
+                        return Fetched(
+                            current, status, _ctype(response), None, target, hops, _raw(response)
+                        )
                     if len(hops) >= self.max_redirects:
                         raise RemoteProtocolError(
                             f"more than {self.max_redirects} redirects from {url}"
@@ -206,18 +211,26 @@ class Fetcher:
                     continue
                 content_type = _ctype(response)
                 if html_only and not is_html(content_type):
-                    return Fetched(current, status, content_type, None, "", hops)
+                    return Fetched(current, status, content_type, None, "", hops, _raw(response))
                 body = self._read(response, current)
-                return Fetched(current, status, content_type, body, "", hops)
+                return Fetched(current, status, content_type, body, "", hops, _raw(response))
 
-    def _send(self, method: str, url: str, data: dict[str, str] | None) -> requests.Response:
+    def _send(
+        self,
+        method: str,
+        url: str,
+        data: dict[str, str] | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> requests.Response:
         self._mount(url)
+        self._recorder.sent.clear()  # the adapter records what it sends; we keep none of it
         self.requests += 1
         try:
             return self.session.request(
                 method,
                 url,
                 data=data,
+                headers=dict(headers) if headers else None,
                 allow_redirects=False,
                 timeout=self.timeout,
                 stream=True,
@@ -264,6 +277,10 @@ def _plain_context() -> ssl.SSLContext:
     from wirelab.net.tlsctx import client_context
 
     return client_context()  # never used for http://, but the adapter wants a verifying one
+
+
+def _raw(response: requests.Response) -> list[tuple[str, str]]:
+    return [(str(k), str(v)) for k, v in response.raw.headers.items()]
 
 
 def _ctype(response: requests.Response) -> str:

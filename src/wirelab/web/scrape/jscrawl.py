@@ -15,8 +15,10 @@ start over "link" edges alone are ``static``; every other page read is ``js``.
 
 The politeness of :mod:`wirelab.web.scrape.crawl` holds: robots.txt (read with requests), the
 same origin, the cap, the depth, the delay, a timeout per page and a size limit. A route on
-the browser context aborts every request off the start's origin and every navigation
-robots.txt forbids, so neither a script nor a redirect can take the browser there.
+the browser context aborts every request off the start's origin, and fetches every request on
+it with the crawl's own bounded fetcher (requests), one redirect hop at a time, so neither a
+script nor a redirect can take the browser off the host or into robots.txt's rules, and no
+page is larger than the limit. The browser sends only GETs: a crawler does not post.
 """
 
 from __future__ import annotations
@@ -49,6 +51,24 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Response, Route
 
 __all__ = ["browser_args", "crawl_js"]
+
+#: Headers not passed between the browser and our fetcher (hop by hop, or wrong once the
+#: body is decoded and re-sent whole).
+_NOT_FORWARDED = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "content-length",
+        "content-encoding",
+        "host",
+        "te",
+        "trailer",
+        "upgrade",
+        "proxy-connection",
+        "accept-encoding",
+    }
+)
 
 #: The longest wait for a page's network to go quiet after it loaded (seconds).
 SETTLE_SECONDS = 5.0
@@ -107,6 +127,10 @@ class _NotHTML(WirelabError):
     """The browser was asked to show something that is not a page."""
 
 
+class _NotFollowed(WirelabError):
+    """The browser's navigation was aborted by our route (off the host, or robots.txt)."""
+
+
 class _Crawl:
     def __init__(self, first: str, browser: Browser, limits: CrawlLimits, report: Progress):
         self.first = first
@@ -119,6 +143,8 @@ class _Crawl:
         self.seen: set[str] = {first}
         self.skipped: set[str] = set()
         self.robots: Robots | None = None
+        self.http: Fetcher | None = None
+        self.route_errors: dict[str, str] = {}
 
     def skip(self, url: str, reason: str) -> None:
         if url not in self.skipped:
@@ -130,44 +156,88 @@ class _Crawl:
         began = time.monotonic()
         try:
             with Fetcher(timeout=self.limits.timeout, max_bytes=self.limits.max_bytes) as http:
+                self.http = http
                 self.report("get", origin(self.first) + "/robots.txt", "robots.txt")
                 self.robots = Robots(self.first, http)
-            pacer = _Pacer(_delay(self.limits, self.robots))
-            pacer.wait()
-            if not self.robots.allowed(self.first):
-                raise ConfigError(f"robots.txt of {origin(self.first)} forbids {self.first}")
-            context = self.browser.new_context(accept_downloads=False)
-            try:
-                context.route("**/*", self._guard)
-                page = context.new_page()
-                page.set_default_timeout(self.limits.timeout * 1000)
-                self._loop(page, pacer)
-            finally:
-                context.close()
+                pacer = _Pacer(_delay(self.limits, self.robots))
+                pacer.wait()
+                if not self.robots.allowed(self.first):
+                    raise ConfigError(f"robots.txt of {origin(self.first)} forbids {self.first}")
+                context = self.browser.new_context(accept_downloads=False)
+                try:
+                    context.route("**/*", self._guard)
+                    page = context.new_page()
+                    page.set_default_timeout(self.limits.timeout * 1000)
+                    self._loop(page, pacer)
+                finally:
+                    context.close()
             self._classify()
             return self.result
         finally:
             self.result.seconds = time.monotonic() - began
 
     def _guard(self, route: Route) -> None:
+        """Every request of the browser: off the origin, aborted; on it, fetched by us.
+
+        A browser follows a redirect without asking the route again, so every request on
+        the origin is fetched here with the crawl's own bounded fetcher, one hop at a time,
+        and handed to the browser: a redirect only to where the crawler would go, a page only
+        if it is HTML within the size limit. Anything but a GET is aborted (a crawler never
+        posts, and a page's script does not post for it). All of the browser's traffic thus
+        comes from this process, so Chromium never sees a public page reach into loopback
+        (which its Private Network Access rules would refuse).
+        """
         request = route.request
         url = request.url
         try:
             target = canonical(url)
         except ConfigError:
-            route.abort()
+            route.abort("blockedbyclient")
             return
         if not same_host(target, self.first):
             route.abort("blockedbyclient")
             return
-        if (
-            request.is_navigation_request()
-            and self.robots is not None
-            and not self.robots.allowed(target)
+        navigation = request.is_navigation_request()
+        if request.method != "GET" or (
+            navigation and self.robots is not None and not self.robots.allowed(target)
         ):
             route.abort("blockedbyclient")
             return
-        route.continue_()
+        self._fulfil(route, url, navigation)
+
+    def _fulfil(self, route: Route, url: str, navigation: bool) -> None:
+        assert self.http is not None
+        sent = {
+            k: v
+            for k, v in route.request.all_headers().items()
+            if k.lower() not in _NOT_FORWARDED and not k.startswith(":")
+        }
+        self.http.session.cookies.clear()  # the browser's own Cookie header is the truth
+        try:
+            answer = self.http.get(
+                url, html_only=navigation, may_follow=lambda _: False, headers=sent
+            )
+        except WirelabError as exc:
+            self.route_errors[url] = str(exc)
+            route.abort("failed")
+            return
+        if answer.location:
+            hop = canonical(answer.location)
+            forbidden = navigation and self.robots is not None and not self.robots.allowed(hop)
+            if not same_host(hop, self.first) or forbidden:
+                route.abort("blockedbyclient")
+                return
+        elif answer.body is None:
+            route.abort("aborted")  # not HTML: reported as such, never downloaded
+            return
+        headers: dict[str, str] = {}
+        for name, value in answer.headers:
+            key = name.lower()
+            if key in _NOT_FORWARDED:
+                continue
+            joiner = "\n" if key == "set-cookie" else ", "
+            headers[key] = headers[key] + joiner + value if key in headers else value
+        route.fulfill(status=answer.status, headers=headers, body=answer.body or b"")
 
     def _loop(self, page: Page, pacer: _Pacer) -> None:
         # (url, depth, via, parent, form index or -1)
@@ -189,6 +259,11 @@ class _Crawl:
                 if url == self.first and form < 0:
                     raise RemoteProtocolError(f"{url} is not an HTML page") from exc
                 self.skip(url, str(exc))
+                continue
+            except _NotFollowed as exc:
+                if url == self.first and form < 0:
+                    raise RemoteProtocolError(f"{url}: {exc}: not followed") from exc
+                self.skip(url, f"a redirect ({exc})")
                 continue
             except WirelabError as exc:
                 if url == self.first and form < 0:
@@ -269,10 +344,11 @@ class _Crawl:
             self._settle(page)
         except PlaywrightError as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            if "ERR_BLOCKED_BY_CLIENT" in first:
-                raise RemoteProtocolError(
-                    f"{url} led off the host or into robots.txt's rules: not followed"
-                ) from exc
+            if "ERR_BLOCKED_BY_CLIENT" in first:  # our route refused where it led
+                raise _NotFollowed("it led off the host or into robots.txt's rules") from exc
+            reason = self.route_errors.pop(url, "")
+            if reason:  # our fetcher failed for the browser: say why, in its words
+                raise RemoteProtocolError(reason) from exc
             if "ERR_ABORTED" in first:  # a download (not shown: accept_downloads is off)
                 raise _NotHTML("not HTML (the browser would download it)") from exc
             raise RemoteProtocolError(f"the browser failed on {url}: {first[:200]}") from exc
