@@ -17,9 +17,9 @@ keep-alive caps, graceful stop, TLS) is gunicorn's own.
 
 It also sends each response's head with the first piece of its body, in one ``sendall``
 (:class:`CoalescingResponse`): gunicorn writes them with two, and every blocking call lets
-go of the GIL, which the other threads then fight over (at 100 connections that contention,
-not the parsing, was most of a request's cost). A body that streams still leaves piece by
-piece as the application yields it; only the head waits, for the first piece or the end.
+go of the GIL, which the other threads then fight over under load; one write is one system
+call and one hand-over fewer per response. A body that streams still leaves piece by piece
+as the application yields it; only the head waits, for the first piece or the end.
 
 Loaded by gunicorn as ``--worker-class wirelab.http.worker.LingerThreadWorker``.
 """
