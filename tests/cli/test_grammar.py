@@ -238,6 +238,7 @@ NO_REPORT = {
     "playground down": "stops it",
     "playground exec": "runs the user's command in a host",
     "playground shell": "an interactive shell",
+    "ssh shell": "an interactive shell on a remote PTY",
     "imap browse": "an interactive mail browser (imap summary and fetch report)",
 }
 
