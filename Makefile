@@ -30,9 +30,11 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy --strict src
 
-# In our own suite a lab service that cannot start is a failure, not a skip.
+# In our own suite a lab service that cannot start is a failure, not a skip. The suite runs on
+# every core (JOBS=0 runs it in one process); tests/conftest.py keeps some groups on one worker.
+JOBS ?= auto
 pytest: setup
-	WIRELAB_REQUIRE_SERVICES=1 $(BIN)/pytest -q
+	WIRELAB_REQUIRE_SERVICES=1 $(BIN)/pytest -q -n $(JOBS) --dist loadgroup
 
 test: lint typecheck pytest
 

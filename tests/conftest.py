@@ -17,6 +17,12 @@ from pathlib import Path
 
 import pytest
 
+#: Test directories whose tests share a machine-wide resource, so that under pytest-xdist
+#: (``make test`` runs ``-n auto --dist loadgroup``) each runs on one worker only: the
+#: playground builds network namespaces and checks that nothing of its own is left; the hostile
+#: suite floods a lab and times normal clients, so two copies must not flood at once.
+_SERIAL_GROUPS = ("playground", "hostile")
+
 #: What serves one connection of a ``raw_server``.
 Behaviour = Callable[[socket.socket], None]
 
@@ -217,3 +223,11 @@ def _no_leaks() -> Iterator[None]:
     assert not new_children, f"test leaked child processes: {sorted(new_children)}"
     assert not new_sockets, f"test leaked sockets: {sorted(new_sockets)}"
     assert not new_work, f"test left executor work running: {sorted(new_work.values())}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put each of :data:`_SERIAL_GROUPS`' tests in one xdist group (one worker runs it)."""
+    for item in items:
+        parts = item.nodeid.split("/")
+        if len(parts) > 2 and parts[0] == "tests" and parts[1] in _SERIAL_GROUPS:
+            item.add_marker(pytest.mark.xdist_group(parts[1]))
