@@ -181,3 +181,16 @@ def test_the_browser_follows_no_redirect_off_the_host_or_into_robots_rules(
     reasons = {path_of(s.url): s.reason for s in result.skipped}
     assert reasons["/away"].startswith("a redirect (") and reasons["/sneak"].startswith("a redir")
     assert trap.seen == [] and "/no/secret.html" not in log.paths()
+
+
+def test_the_command_scrapes_the_labs_site_in_a_browser(
+    browser: Browser, wirelab_lab: LabState, wirelab_env: dict[str, str]
+) -> None:
+    done = run_wirelab(
+        "web", "scrape", "/account/", "-u", "brandon", "--password", "abc123", "--browser",
+        "--json", env=wirelab_env, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert document["via"] == "browser" and document["logged_in"]
+    assert document["total_paid"] == 365 and len(document["rows"]) == len(EXPECTED)

@@ -110,9 +110,9 @@ def scrape(
         raise typer.BadParameter(f"--user needs --password (or {PASSWORD_ENV})")
     if browser:
         from wirelab.web.browser import lab_browser
-        from wirelab.web.scrape.jscrawl import _lab_ca, browser_args
+        from wirelab.web.scrape.jscrawl import browser_args, lab_ca_for
 
-        with lab_browser(ca_file=_lab_ca(target), args=browser_args(target)) as chromium:
+        with lab_browser(ca_file=lab_ca_for(target), args=browser_args(target)) as chromium:
             result = scrape_in_browser(
                 target, chromium, user=user, password=password, parser=kind, timeout=timeout
             )

@@ -50,7 +50,7 @@ from wirelab.web.scrape.urls import canonical, origin, same_host
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Response, Route
 
-__all__ = ["browser_args", "crawl_js"]
+__all__ = ["browser_args", "crawl_js", "lab_ca_for"]
 
 #: Headers not passed between the browser and our fetcher (hop by hop, or wrong once the
 #: body is decoded and re-sent whole).
@@ -105,17 +105,20 @@ def crawl_js(
         return _Crawl(first, browser, limits or CrawlLimits(), progress or _quiet).run()
     from wirelab.web.browser import lab_browser
 
-    with lab_browser(ca_file=ca_file or _lab_ca(first), args=browser_args(first)) as chromium:
+    with lab_browser(ca_file=ca_file or lab_ca_for(first), args=browser_args(first)) as chromium:
         return _Crawl(first, chromium, limits or CrawlLimits(), progress or _quiet).run()
 
 
-def _lab_ca(url: str) -> str | None:
-    from wirelab.http.client import _is_lab_host
+def lab_ca_for(url: str) -> str | None:
+    """The running lab's CA file for an ``https`` URL of a lab name or loopback, else ``None``
+    (the browser then trusts what the system trusts)."""
     from wirelab.lab.state import LabState
 
-    if urllib.parse.urlsplit(url).scheme != "https":
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme != "https":
         return None
-    if not _is_lab_host(urllib.parse.urlsplit(url).hostname or ""):
+    if lab_address(host) is None and host not in ("localhost", "127.0.0.1", "::1"):
         return None
     try:
         return str(LabState.load().ca)
