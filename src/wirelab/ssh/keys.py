@@ -91,7 +91,10 @@ def account_keys(state_dir: Path, users: list[str]) -> None:
 def write_known_hosts(state_dir: Path, key: asyncssh.SSHKey, port: int) -> Path:
     """Pin ``key`` for the lab's SSH port in ``known_hosts`` (replacing an older pin)."""
     public = key.export_public_key().decode().strip()
-    names = f"[127.0.0.1]:{port},[localhost]:{port},[*.example.com]:{port},[example.com]:{port}"
+    hosts = ("127.0.0.1", "localhost", "*.example.com", "example.com")
+    # OpenSSH's known_hosts names port 22 bare and any other port as [host]:port; a [host]:22
+    # entry is looked up by neither OpenSSH nor asyncssh
+    names = ",".join(host if port == 22 else f"[{host}]:{port}" for host in hosts)
     path = known_hosts_file(state_dir)
     ssh_dir(state_dir)
     path.write_text(f"{names} {public}\n")
