@@ -99,24 +99,52 @@ def _print_result(result: StepResult, debug: bool) -> None:
             console.print(Text(result.traceback, style="red"))
 
 
-def _summary(results: list[StepResult]) -> Table:
-    table = Table(title="tour summary", title_justify="left")
-    for column in ("chapter", "title", "steps", "passed", "failed", "seconds"):
-        table.add_column(column, justify="right" if column != "title" else "left")
+def _counts(rows: list[StepResult]) -> dict[str, int]:
+    """How many steps passed, were skipped (neither passed nor failed) and failed."""
+    skipped = sum(r.ok and r.skipped is not None for r in rows)
+    failed = sum(not r.ok for r in rows)
+    return {
+        "steps": len(rows),
+        "passed": len(rows) - skipped - failed,
+        "skipped": skipped,
+        "failed": failed,
+    }
+
+
+def _by_chapter(results: list[StepResult]) -> dict[int, list[StepResult]]:
     by_chapter: dict[int, list[StepResult]] = {}
     for r in results:
         by_chapter.setdefault(r.chapter, []).append(r)
-    for number, rows in by_chapter.items():
-        failed = sum(not r.ok for r in rows)
+    return by_chapter
+
+
+def _summary(results: list[StepResult]) -> Table:
+    table = Table(title="tour summary", title_justify="left")
+    for column in ("chapter", "title", "steps", "passed", "skipped", "failed", "seconds"):
+        table.add_column(column, justify="right" if column != "title" else "left")
+    for number, rows in _by_chapter(results).items():
+        counts = _counts(rows)
         table.add_row(
             str(number),
             rows[0].title,
-            str(len(rows)),
-            str(len(rows) - failed),
-            Text(str(failed), style="bold red" if failed else ""),
+            str(counts["steps"]),
+            str(counts["passed"]),
+            Text(str(counts["skipped"]), style="bold yellow" if counts["skipped"] else ""),
+            Text(str(counts["failed"]), style="bold red" if counts["failed"] else ""),
             f"{sum(r.seconds for r in rows):.2f}",
         )
     return table
+
+
+def _verdict(counts: dict[str, int]) -> str:
+    """The last line: a skipped step is counted apart, never as passed."""
+    if not counts["failed"] and not counts["skipped"]:
+        return f"{counts['steps']} steps: [bold green]all steps passed"
+    parts = [f"[bold red]{counts['failed']} failed[/]"] if counts["failed"] else []
+    parts.append(f"{counts['passed']} passed")
+    if counts["skipped"]:
+        parts.append(f"[bold yellow]{counts['skipped']} skipped[/]")
+    return f"{counts['steps']} steps: " + ", ".join(parts)
 
 
 def tour(
@@ -158,15 +186,18 @@ def tour(
         print_json(
             {
                 "ok": not failed,
+                # the totals; "steps" below is the list of steps itself
+                **{k: v for k, v in _counts(results).items() if k != "steps"},
+                "chapters": [
+                    {"chapter": number, "title": rows[0].title, **_counts(rows)}
+                    for number, rows in _by_chapter(results).items()
+                ],
                 "steps": [r.to_json() for r in results],
             }
         )
     else:
         console.print()
         console.print(_summary(results))
-        verdict = (
-            "[bold green]all steps passed" if not failed else f"[bold red]{len(failed)} failed"
-        )
-        console.print(f"{len(results)} steps: {verdict}")
+        console.print(_verdict(_counts(results)))
     if failed:
         raise typer.Exit(1)
