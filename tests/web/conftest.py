@@ -15,11 +15,14 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(wirelab_lab: LabState) -> Iterator[Browser]:
     """Headless Chromium trusting the session lab's CA; skipped (with why) where it cannot run.
 
-    Under ``WIRELAB_REQUIRE_SERVICES=1`` (``make test``, CI) a missing browser fails instead.
+    One per test module, not per session: while Playwright's sync API is open the main thread
+    has a running event loop, so a second ``sync_playwright()`` (another module's browser) and
+    every ``asyncio.run()`` there would fail in the modules that come after. Under
+    ``WIRELAB_REQUIRE_SERVICES=1`` (``make test``, CI) a missing browser fails instead.
     """
     why = unavailable_reason()
     if why is not None:

@@ -5,7 +5,7 @@ form, visit the attacker's page) and then checks its outcome independently, with
 client over the lab's endpoints: the payment the attack wanted is, or is not, in the victim's
 list. Screenshots go to a temporary directory; with ``WIRELAB_UPDATE_SCREENSHOTS=1`` they go
 next to the chapter page (``docs/chapters/11-web/``), which is how the committed ones are made
-(or ``wirelab web attack all --screenshots docs/chapters/11-web``).
+(or ``wirelab web bank attack all --screenshots docs/chapters/11-web``).
 """
 
 from __future__ import annotations

@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -82,15 +84,37 @@ def test_bad_configurations_are_config_errors(tmp_path: Path) -> None:
         load(tmp_path / "e")
 
 
-def test_a_new_database_is_seeded_then_kept_as_a_template(tmp_path: Path) -> None:
+@dataclass(frozen=True)
+class Built:
+    """One database made from nothing (migrated, seeded, the admin's password ``pw-a``)."""
+
+    first: dict[str, object]
+    cache: Path  # the template cache it left behind, to copy (never changed in place)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    # Making a database from nothing is the slow start (migrations, password hashes): done
+    # once here; each test that needs a cache works on its own copy of this one.
+    root = tmp_path_factory.mktemp("djbank-built")
+    prepare(root / "a", admin_password="pw-a")
+    first = start(root / "a", root / "cache", "pw-a")
+    return Built(first, root / "cache")
+
+
+def copied_cache(built: Built, tmp_path: Path) -> Path:
     cache = tmp_path / "cache"
-    prepare(tmp_path / "a", admin_password="pw-a")
-    first = start(tmp_path / "a", cache, "pw-a")
-    assert first == {"how": "new", "admin": True, "brandon": True}
-    templates = list((cache / "wirelab" / "djbank").glob("*.sqlite3"))
+    shutil.copytree(built.cache, cache)
+    return cache
+
+
+def test_a_new_database_is_seeded_then_kept_as_a_template(built: Built, tmp_path: Path) -> None:
+    assert built.first == {"how": "new", "admin": True, "brandon": True}
+    cache = copied_cache(built, tmp_path)
+    templates = list((built.cache / "wirelab" / "djbank").glob("*.sqlite3"))
     assert len(templates) == 1
     assert templates[0].stat().st_mode & 0o777 == 0o600
-    assert (cache / "wirelab" / "djbank").stat().st_mode & 0o777 == 0o700
+    assert (built.cache / "wirelab" / "djbank").stat().st_mode & 0o777 == 0o700
     assert rows(templates[0], "djbank_payment") == 3
     assert rows(templates[0], "django_session") == 0
 
@@ -100,37 +124,26 @@ def test_a_new_database_is_seeded_then_kept_as_a_template(tmp_path: Path) -> Non
     assert rows(tmp_path / "b" / "djbank.sqlite3", "djbank_payment") == 3
     assert rows(tmp_path / "b" / "djbank.sqlite3", "auth_user") == 5  # 2 users, 2 payees, admin
 
-    again = start(tmp_path / "b", cache, "pw-a")
-    assert again["how"] == "existing"
+    # The lab's admin password changes: the existing database follows it, the old one is out.
+    prepare(tmp_path / "b", admin_password="new")
+    again = start(tmp_path / "b", cache, "new")
+    assert again == {"how": "existing", "admin": True, "brandon": True}
+    assert start(tmp_path / "b", cache, "pw-a")["admin"] is False
 
 
-def test_another_admin_password_makes_its_own_template(tmp_path: Path) -> None:
-    cache = tmp_path / "cache"
-    prepare(tmp_path / "a", admin_password="pw-a")
-    start(tmp_path / "a", cache, "pw-a")
+def test_another_admin_password_makes_its_own_template(built: Built, tmp_path: Path) -> None:
+    cache = copied_cache(built, tmp_path)
     prepare(tmp_path / "c", admin_password="pw-c")
     other = start(tmp_path / "c", cache, "pw-c")
     assert other == {"how": "new", "admin": True, "brandon": True}
     assert len(list((cache / "wirelab" / "djbank").glob("*.sqlite3"))) == 2
 
 
-def test_a_damaged_template_costs_time_not_correctness(tmp_path: Path) -> None:
-    cache = tmp_path / "cache"
-    prepare(tmp_path / "a", admin_password="pw")
-    start(tmp_path / "a", cache, "pw")
+def test_a_damaged_template_costs_time_not_correctness(built: Built, tmp_path: Path) -> None:
+    cache = copied_cache(built, tmp_path)
     (template,) = (cache / "wirelab" / "djbank").glob("*.sqlite3")
     template.write_bytes(b"this is not a database" * 100)
-    prepare(tmp_path / "b", admin_password="pw")
-    result = start(tmp_path / "b", cache, "pw")
+    prepare(tmp_path / "b", admin_password="pw-a")
+    result = start(tmp_path / "b", cache, "pw-a")
     assert result == {"how": "new", "admin": True, "brandon": True}
     assert rows(template, "djbank_payment") == 3  # made again, whole
-
-
-def test_the_admin_password_follows_the_labs(tmp_path: Path) -> None:
-    cache = tmp_path / "cache"
-    prepare(tmp_path / "a", admin_password="old")
-    assert start(tmp_path / "a", cache, "old")["admin"] is True
-    prepare(tmp_path / "a", admin_password="new")
-    result = start(tmp_path / "a", cache, "new")
-    assert result == {"how": "existing", "admin": True, "brandon": True}
-    assert start(tmp_path / "a", cache, "old")["admin"] is False

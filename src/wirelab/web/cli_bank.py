@@ -126,7 +126,7 @@ def attack(
     insecure bank and failed on the hardened one.
     """
     from wirelab.errors import ConfigError, WirelabError
-    from wirelab.web.bank.proofs import ATTACKS, BANKS, prove_all
+    from wirelab.web.bank.proofs import ATTACKS, BANKS, prove_all, screenshot_dir
     from wirelab.web.bank.urls import BankURLs
     from wirelab.web.browser import lab_browser
 
@@ -136,6 +136,8 @@ def attack(
     urls = BankURLs.from_lab(state)
     attacks = ATTACKS if which is AttackName.all else (which.value,)
     banks = BANKS if bank is BankName.all else (bank.value,)
+    if screenshots is not None:
+        screenshot_dir(screenshots)  # a bad directory is one line before Chromium starts
     with lab_browser(ca_file=state.ca) as browser:
         verdicts = prove_all(
             browser,

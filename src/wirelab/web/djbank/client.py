@@ -3,9 +3,9 @@
 It behaves like the browser the app expects: it sends the form's ``csrfmiddlewaretoken``
 with every POST and an ``Origin`` header naming the app's own origin (Django checks it on
 HTTPS, falling back to ``Referer``; requests sends neither by itself). ``forge=True`` leaves
-the token out or sends a wrong one, to show the refusal. HTTPS is verified with the given
-context alone (the lab CA), never requests' bundle or ``verify=False``; transport failures
-become :mod:`wirelab.errors` exceptions here. Pages are read with :mod:`html.parser`, bounded.
+the token out or sends a wrong one, to show the refusal. The session, its limits, its HTTPS
+(the given context only) and its errors are :class:`wirelab.web.session.AppSession`'s. Pages
+are read with :mod:`html.parser`.
 """
 
 from __future__ import annotations
@@ -13,39 +13,14 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
-import requests
-from requests.adapters import HTTPAdapter
+from wirelab.errors import TransportError
+from wirelab.web.session import DEFAULT_TIMEOUT, MAX_PAGE, AppSession
 
-from wirelab.errors import ConfigError, ConnectError, Timeout, TLSError, TransportError
+__all__ = ["DEFAULT_TIMEOUT", "MAX_PAGE", "DjbankClient", "Page", "Payment", "Reply", "read_page"]
 
-__all__ = ["DjbankClient", "Page", "Payment", "Reply"]
-
-DEFAULT_TIMEOUT = 10.0
-#: The largest page read (bytes): the app's pages are a few kilobytes.
-MAX_PAGE = 1 << 20
 TOKEN_FIELD = "csrfmiddlewaretoken"  # noqa: S105 - a form field name
-
-
-class _VerifyingAdapter(HTTPAdapter):
-    """HTTPS through one verifying context (no CA bundle from the environment)."""
-
-    def __init__(self, context: ssl.SSLContext) -> None:
-        if context.verify_mode != ssl.CERT_REQUIRED or not context.check_hostname:
-            raise ConfigError("HTTPS needs a verifying context (CERT_REQUIRED, host names)")
-        self._context = context
-        super().__init__()
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["ssl_context"] = self._context
-        super().init_poolmanager(*args, **kwargs)
-
-    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
-        conn.cert_reqs = "CERT_REQUIRED"
-        conn.ca_certs = None
-        conn.ca_cert_dir = None
 
 
 @dataclass(frozen=True)
@@ -148,7 +123,7 @@ class Reply:
         return self.status in (302, 303) and urlsplit(self.location).path == "/"
 
 
-class DjbankClient:
+class DjbankClient(AppSession):
     """A visitor of the app at ``base_url`` (``https://www.example.com:10503/``)."""
 
     def __init__(
@@ -158,52 +133,11 @@ class DjbankClient:
         ssl_context: ssl.SSLContext | None = None,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError(f"not an http(s) URL: {base_url!r}")
-        self.base_url = f"{parts.scheme}://{parts.netloc}/"
-        self.origin = f"{parts.scheme}://{parts.netloc}"
-        self.timeout = timeout
-        self.session = requests.Session()
-        self.session.trust_env = False  # no proxies, no $REQUESTS_CA_BUNDLE
-        if ssl_context is not None:
-            self.session.mount("https://", _VerifyingAdapter(ssl_context))
-
-    def close(self) -> None:
-        """Close the session's connections."""
-        self.session.close()
+        super().__init__(base_url, ssl_context=ssl_context, timeout=timeout)
+        self.base_url = self.origin + "/"  # the app's paths are absolute
 
     def __enter__(self) -> DjbankClient:
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """One request, redirects not followed; transport errors mapped to ours."""
-        kwargs.setdefault("timeout", self.timeout)
-        kwargs.setdefault("allow_redirects", False)
-        url = urljoin(self.base_url, path)
-        try:
-            reply = self.session.request(method, url, stream=True, **kwargs)
-            try:
-                body = reply.raw.read(MAX_PAGE + 1, decode_content=True)
-            finally:
-                reply.close()
-        except requests.exceptions.SSLError as exc:
-            raise TLSError(f"TLS with {url} failed: {exc}") from exc
-        except requests.exceptions.ConnectTimeout as exc:
-            raise Timeout(f"no connection to {url} within {self.timeout:g} s") from exc
-        except requests.exceptions.ConnectionError as exc:
-            raise ConnectError(f"cannot reach {url}: {exc}") from exc
-        except requests.exceptions.Timeout as exc:
-            raise Timeout(f"{url} did not answer within {self.timeout:g} s") from exc
-        except requests.exceptions.RequestException as exc:
-            raise TransportError(f"{method} {url} failed: {exc}") from exc
-        if len(body) > MAX_PAGE:
-            raise TransportError(f"{url} sent more than {MAX_PAGE} bytes")
-        reply._content = body
-        return reply
 
     def get(self, path: str) -> Page:
         """GET ``path`` and read the page (a redirect is not followed)."""
