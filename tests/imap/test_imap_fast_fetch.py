@@ -14,9 +14,10 @@ import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tests.imap.conftest import ImapHost
@@ -258,3 +259,101 @@ def test_delivery_between_fetches_is_announced_alike(pair: Pair) -> None:
     # the counts differ (the second server's session sees both deliveries), not the form
     counts = re.compile(rb"\* \d+ (EXISTS|RECENT|FETCH \(FLAGS)")
     assert counts.sub(rb"\1", answers[0]) == counts.sub(rb"\1", answers[1]), answers
+
+
+_TOKENS = [
+    b"A1",
+    b"a",
+    b"A+",
+    b" ",
+    b"  ",
+    b"UID",
+    b"uid",
+    b"FETCH",
+    b"fetch",
+    b"FETCH ",
+    b"UID FETCH ",
+    b"0",
+    b"1",
+    b"12",
+    b"007",
+    b"4294967296",
+    b"*",
+    b":",
+    b",",
+    b"(",
+    b")",
+    b"[",
+    b"]",
+    b"<0.5>",
+    b"HEADER",
+    b"FAST",
+    *ITEMS,
+    b"\r\n",
+    b"\n",
+    b"{3}",
+]
+
+
+def _equal_commands(fast: Any, pymaps: Any) -> bool:
+    return (
+        type(fast) is type(pymaps)
+        and fast.tag == pymaps.tag
+        and fast.sequence_set.uid == pymaps.sequence_set.uid
+        and list(fast.sequence_set.value) == list(pymaps.sequence_set.value)
+        and list(fast.attributes) == list(pymaps.attributes)
+    )
+
+
+def _pymap_parse(line: bytes) -> Any:
+    from pymap.parsing import Params
+    from pymap.parsing.commands import Commands
+    from pymap.parsing.state import ParsingInterrupt
+
+    try:
+        cmd, _ = Commands().parse(memoryview(line), Params())
+    except ParsingInterrupt:  # a literal: the line is not a whole command
+        return None
+    return cmd
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.one_of(
+        st.lists(st.sampled_from(_TOKENS), max_size=14).map(b"".join),
+        st.tuples(
+            st.sampled_from([b"A1 FETCH ", b"x UID FETCH ", b"A1 FETCH  ", b"A1 UID FETCH"]),
+            _sets(40),
+            st.sampled_from([b" ", b" ", b" ", b"", b"  "]),
+            _items,
+            st.sampled_from([b"\r\n", b"\r\n", b"\r\n", b"\n", b" \r\n", b")\r\n", b""]),
+        ).map(b"".join),
+    )
+)
+def test_recognised_lines_are_exactly_the_commands_pymap_parses(line: bytes) -> None:
+    """Whatever the fast parser takes, pymap parses to the same command; what pymap refuses
+    (an ``InvalidCommand``), the fast parser does not take."""
+    from pymap.parsing import Params
+    from pymap.parsing.commands import InvalidCommand
+
+    fast = _fastfetch.recognise(line, Params())
+    event("fast path" if fast is not None else "pymap's parser")
+    if fast is None:
+        return
+    pymaps = _pymap_parse(line)
+    assert not isinstance(pymaps, InvalidCommand), line
+    assert _equal_commands(fast, pymaps), line
+
+
+def test_the_commonest_shapes_are_recognised() -> None:
+    from pymap.parsing import Params
+
+    for line in (
+        b"A1 UID FETCH 17 (BODY.PEEK[])\r\n",
+        b"A1 FETCH 1:* (UID RFC822.SIZE FLAGS)\r\n",
+        b"ABCD12 UID FETCH 1,3:5,9:* RFC822\r\n",
+        b"A1 FETCH *:2 BODY[]\r\n",
+    ):
+        fast = _fastfetch.recognise(line, Params())
+        assert fast is not None, line
+        assert _equal_commands(fast, _pymap_parse(line)), line
