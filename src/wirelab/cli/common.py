@@ -1,4 +1,6 @@
-"""What every CLI command shares: the two consoles, JSON output, and finding lab targets.
+"""What every CLI command shares: the two consoles, JSON output, finding lab targets, and the
+options and helpers of the clients that log in (user, password, CA file, verbose; POP3, IMAP,
+SMTP, FTP, SSH) and of the mail family's servers.
 
 Results go to stdout; progress, diagnostics and errors go to stderr. Both consoles respect
 ``NO_COLOR``. Commands stay thin: parse, call the library, render.
@@ -8,43 +10,69 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import json
 import logging
 import math
 import os
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
-from wirelab.config import LOOPBACK, default_port
+from wirelab.config import LAB_ACCOUNTS, LOOPBACK, default_port
 from wirelab.errors import ConfigError, ConnectError
 from wirelab.lab.state import LabState
 from wirelab.net.addresses import format_address, parse_port
 from wirelab.net.server import close_listener, listener_socket
 
+if TYPE_CHECKING:
+    import ssl
+
+    from wirelab.mail.store import MailStore
+
 __all__ = [
+    "CafileOption",
     "ChartOption",
     "ClientHostArgument",
     "JsonOption",
+    "MailDirOption",
     "PortOption",
     "ServeHostArgument",
     "TimeoutOption",
+    "UserOption",
     "bind_port",
+    "cafile_option",
     "check_host",
     "check_port",
     "check_timeout",
+    "client_tls_context",
     "console",
     "count_option",
     "debug_enabled",
     "err_console",
+    "host_option",
+    "implicit_tls_option",
+    "lab_mail_host",
+    "lab_password",
     "lab_state",
     "lab_target",
+    "mail_target",
+    "password_env",
+    "password_option",
     "print_json",
+    "resolve_password",
     "run_server",
+    "upgrade_option",
+    "user_option",
+    "verbose_option",
+    "wire_trace",
+    "write_file",
+    "write_raw_stdout",
 ]
 
 T = TypeVar("T")
@@ -134,6 +162,19 @@ PortOption = Annotated[
         callback=check_port,
     ),
 ]
+
+
+def host_option(server: str) -> Any:
+    """``--host``: a client's server, for verbs whose positionals are paths (``ftp get``).
+
+    ``host_option("FTP")``: the help names the ``server`` kind; checked as a client host is.
+    """
+    return typer.Option(
+        "--host",
+        help=f"The {server} server. Default: the running lab's, else 127.0.0.1.",
+        show_default=False,
+        callback=check_host,
+    )
 
 
 def debug_enabled() -> bool:
@@ -250,3 +291,192 @@ def run_server(
         asyncio.run(main())
     last = stopped(opened[0]) if stopped is not None and opened else "stopped"
     err_console.print(last, markup=False)
+
+
+# -- logging in: the options and helpers of every client that has an account -----------------
+#
+# POP3, IMAP, SMTP, FTP and SSH clients share these: ``-u/--user``, ``--password`` (else an
+# environment variable, else the lab account's, else a prompt), ``--cafile`` and the context
+# built from it, ``-v/--verbose`` for the conversation. Help texts that differ by protocol only
+# take the protocol as a parameter.
+
+
+def user_option(help: str = "The account to log in as.", *, show_default: bool = True) -> Any:
+    """``-u/--user``: the account to log in as (the grammar's one meaning of ``-u``)."""
+    return typer.Option("-u", "--user", help=help, show_default=show_default)
+
+
+def password_env(topic: str) -> str:
+    """The variable a topic's clients read a password from (``WIRELAB_POP_PASSWORD``)."""
+    return f"WIRELAB_{topic.upper()}_PASSWORD"
+
+
+def password_option(topic: str, *, help: str | None = None) -> Any:
+    """``--password`` (long only: a password on a command line is visible to ``ps``).
+
+    The default help names the topic's environment variable (:func:`password_env`) and the
+    order :func:`resolve_password` follows.
+    """
+    text = (
+        help or f"The password. Default: ${password_env(topic)}, the lab account's, else asked for."
+    )
+    return typer.Option("--password", help=text, show_default=False)
+
+
+def cafile_option(
+    help: str = "Trust the CA certificates in this PEM file (default: the lab CA while a lab "
+    "runs, else the system's).",
+) -> Any:
+    """``--cafile FILE``: the CAs a TLS client trusts instead of the lab's or the system's."""
+    return typer.Option("--cafile", help=help, dir_okay=False, show_default=False)
+
+
+def verbose_option(protocol: str) -> Any:
+    """``-v/--verbose``: show the ``protocol`` conversation on stderr."""
+    return typer.Option("-v", "--verbose", help=f"Show the {protocol} conversation (stderr).")
+
+
+def upgrade_option(flag: str, command: str, implicit: str) -> Any:
+    """A client's ``--stls``/``--starttls``: the plain port, upgraded with ``command``.
+
+    ``upgrade_option("--stls", "STLS", "POP3S")``; without it the client uses ``implicit``.
+    """
+    return typer.Option(
+        flag, help=f"Use the plain port and upgrade with {command} (default: {implicit})."
+    )
+
+
+def implicit_tls_option(port_name: str) -> Any:
+    """``--implicit-tls``: TLS from the first byte, on the ``port_name`` port (``"smtps"``)."""
+    return typer.Option("--implicit-tls", help=f"TLS from the first byte (the {port_name} port).")
+
+
+UserOption = Annotated[str, user_option()]
+CafileOption = Annotated[Path | None, cafile_option()]
+MailDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--dir",
+        help="The mail store (default: the lab directory's mail/).",
+        file_okay=False,
+        show_default=False,
+    ),
+]
+
+
+def _trace(line: str) -> None:
+    err_console.print(line, markup=False)
+
+
+def wire_trace(verbose: bool) -> Callable[[str], None] | None:
+    """The ``trace`` callback of a ``--verbose`` client: each line to stderr; else ``None``."""
+    return _trace if verbose else None
+
+
+def client_tls_context(cafile: Path | None = None) -> ssl.SSLContext:
+    """A verifying client context: ``cafile``'s CAs, else the running lab's CA, else the system's.
+
+    Raises:
+        ConfigError: ``cafile`` cannot be read or holds no certificate.
+    """
+    from wirelab.net.tlsctx import client_context
+
+    if cafile is not None:
+        return client_context(cafile=cafile)
+    state = lab_state()
+    if state is not None:
+        return state.ssl_context()
+    return client_context()
+
+
+def lab_password(user: str) -> str | None:
+    """The lab account's password for ``user`` while a lab runs, else ``None``."""
+    if lab_state() is None:
+        return None
+    return next((a.password for a in LAB_ACCOUNTS if a.user == user), None)
+
+
+def resolve_password(
+    user: str,
+    given: str | None,
+    env: str,
+    *,
+    default: str | None = None,
+    use_lab: bool = True,
+    prompt: str | None = None,
+    missing: str | None = None,
+) -> str:
+    """The password a client logs in with, the first of:
+
+    ``given`` (``--password``); ``$env``; ``default`` (FTP's anonymous convention); the lab
+    account's while a lab runs (unless ``use_lab`` is false); a prompt on the terminal
+    (``prompt``, default ``Password for USER:``).
+
+    Raises:
+        ConfigError: none of these, and no terminal to ask on (``missing`` says so, default
+            ``no password: give --password or set ENV``).
+    """
+    if given is not None:
+        return given
+    found = os.environ.get(env)
+    if found is None:
+        found = default
+    if found is None and use_lab:
+        found = lab_password(user)
+    if found is not None:
+        return found
+    if not sys.stdin.isatty():
+        raise ConfigError(missing or f"no password: give --password or set {env}")
+    return getpass.getpass(prompt or f"Password for {user}: ")
+
+
+# -- the mail family (chapters 13-15) ----------------------------------------------------------
+
+#: The name a client checks the lab mail host's certificate against.
+LAB_MAIL_HOST = "mail.example.com"
+
+
+def mail_target(service: str, host: str | None, port: str | None, endpoint: str) -> tuple[str, int]:
+    """Where a mail client connects (:func:`lab_target`); the lab's mail host by its name
+    (the one its certificate carries) when the user gave no host and a lab runs."""
+    target, number = lab_target(service, host, port, endpoint=endpoint)
+    if host is None and lab_state() is not None:
+        target = LAB_MAIL_HOST
+    return target, number
+
+
+def lab_mail_host(directory: Path | None) -> tuple[MailStore, ssl.SSLContext]:
+    """What a mail ``serve`` command serves: the seeded store (``directory``, else the lab
+    directory's ``mail/``) and a server context with the lab CA's mail host certificate."""
+    from wirelab.config import private_dir, state_dir
+    from wirelab.mail.seed import seed_store
+    from wirelab.mail.store import MailStore
+    from wirelab.net.ca import LabCA
+    from wirelab.net.tlsctx import server_context
+    from wirelab.smtp.service import MAIL_HOSTNAMES, mail_root
+
+    base = state_dir()
+    store = MailStore(private_dir(directory or mail_root(base)))
+    seed_store(store, LAB_ACCOUNTS)
+    ca = LabCA.load_or_create(base / "ca")
+    cert, key = ca.server_cert_for(list(MAIL_HOSTNAMES), base / "ca")
+    return store, server_context(cert, key)
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Write a command's ``-o/--out`` file.
+
+    Raises:
+        ConfigError: it cannot be written (one line, no traceback).
+    """
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def write_raw_stdout(data: bytes) -> None:
+    """Write a message's bytes to stdout as they are, with Unix line ends for the terminal."""
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data.replace(b"\r\n", b"\n"))
+    sys.stdout.flush()

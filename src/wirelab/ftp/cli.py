@@ -7,9 +7,6 @@ take remote and local paths as their positionals, so they name the server with `
 
 from __future__ import annotations
 
-import getpass
-import os
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,16 +18,20 @@ from wirelab.cli.common import (
     PortOption,
     ServeHostArgument,
     TimeoutOption,
-    check_host,
+    cafile_option,
+    client_tls_context,
     console,
     err_console,
-    lab_state,
+    host_option,
     lab_target,
+    password_env,
+    password_option,
     print_json,
+    resolve_password,
     run_server,
+    user_option,
 )
-from wirelab.config import LAB_ACCOUNTS, LOOPBACK, default_port, state_dir
-from wirelab.errors import ConfigError
+from wirelab.config import LOOPBACK, default_port, state_dir
 from wirelab.net.addresses import parse_port
 
 __all__ = ["app"]
@@ -41,25 +42,14 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-HostOption = Annotated[
-    str | None,
-    typer.Option(
-        "--host",
-        help="The FTP server. Default: the running lab's, else 127.0.0.1.",
-        show_default=False,
-        callback=check_host,
-    ),
-]
-UserOption = Annotated[
-    str, typer.Option("-u", "--user", help="Account name ('anonymous' logs in anonymously).")
-]
+HostOption = Annotated[str | None, host_option("FTP")]
+UserOption = Annotated[str, user_option("Account name ('anonymous' logs in anonymously).")]
 PasswordOption = Annotated[
     str | None,
-    typer.Option(
-        "--password",
-        help="The account's password. Default: $WIRELAB_FTP_PASSWORD, the lab account's, "
+    password_option(
+        "ftp",
+        help=f"The account's password. Default: ${password_env('ftp')}, the lab account's, "
         "else asked on the terminal.",
-        show_default=False,
     ),
 ]
 TLSOption = Annotated[
@@ -71,11 +61,8 @@ TLSOption = Annotated[
 ]
 CAFileOption = Annotated[
     Path | None,
-    typer.Option(
-        "--cafile",
-        help="CA certificates to trust for FTPS. Default: the running lab's CA, else the system's.",
-        dir_okay=False,
-        show_default=False,
+    cafile_option(
+        "CA certificates to trust for FTPS. Default: the running lab's CA, else the system's."
     ),
 ]
 ForceOption = Annotated[bool, typer.Option("--force", help="Replace a file that exists.")]
@@ -93,7 +80,6 @@ def _target(
     timeout: float,
 ) -> Any:
     from wirelab.ftp.client import FTPTarget
-    from wirelab.net.tlsctx import client_context
 
     if tls not in TLS_MODES:
         raise typer.BadParameter(
@@ -101,26 +87,18 @@ def _target(
         )
     endpoint = "ftps" if tls == "implicit" else "ftp"
     address, number = lab_target("ftp", host, port, endpoint=endpoint)
-    state = lab_state()
-    context = None
-    if tls != "none":
-        if cafile is not None:
-            context = client_context(cafile=cafile)
-        elif state is not None:
-            context = state.ssl_context()
-        else:
-            context = client_context()
-    anonymous = user in ("anonymous", "ftp")
-    if password is None:
-        password = os.environ.get("WIRELAB_FTP_PASSWORD")
-    if password is None and anonymous:
-        password = "anonymous@"  # noqa: S105 - the anonymous login convention
-    if password is None and state is not None and host is None:
-        password = next((a.password for a in LAB_ACCOUNTS if a.user == user), None)
-    if password is None:
-        if not sys.stdin.isatty():
-            raise ConfigError(f"no password for {user} (use --password or $WIRELAB_FTP_PASSWORD)")
-        password = getpass.getpass(f"Enter password for {user} on {address}: ")
+    context = client_tls_context(cafile) if tls != "none" else None
+    env = password_env("ftp")
+    password = resolve_password(
+        user,
+        password,
+        env,
+        # the anonymous login convention: an e-mail address for a password
+        default="anonymous@" if user in ("anonymous", "ftp") else None,
+        use_lab=host is None,  # a lab account's password goes to the lab's server only
+        prompt=f"Enter password for {user} on {address}: ",
+        missing=f"no password for {user} (use --password or ${env})",
+    )
     server_name = host or address
     return FTPTarget(server_name, number, user, password, tls, context, timeout)  # type: ignore[arg-type]
 

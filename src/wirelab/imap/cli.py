@@ -8,9 +8,6 @@ lab account's (while a lab runs), else a prompt.
 
 from __future__ import annotations
 
-import getpass
-import os
-import ssl
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,20 +17,31 @@ from typing import Annotated, Any
 import typer
 
 from wirelab.cli.common import (
+    CafileOption,
     ClientHostArgument,
     JsonOption,
+    MailDirOption,
     PortOption,
     ServeHostArgument,
     TimeoutOption,
+    UserOption,
     bind_port,
+    client_tls_context,
     console,
     count_option,
-    lab_state,
-    lab_target,
+    implicit_tls_option,
+    lab_mail_host,
+    mail_target,
+    password_env,
+    password_option,
     print_json,
+    resolve_password,
     run_server,
+    upgrade_option,
+    write_file,
+    write_raw_stdout,
 )
-from wirelab.config import LAB_ACCOUNTS, LOOPBACK
+from wirelab.config import LOOPBACK
 from wirelab.errors import ConfigError
 
 __all__ = ["app"]
@@ -44,61 +52,9 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-UserOption = Annotated[str, typer.Option("-u", "--user", help="The account to log in as.")]
-PasswordOption = Annotated[
-    str | None,
-    typer.Option(
-        "--password",
-        help="The password. Default: $WIRELAB_IMAP_PASSWORD, the lab account's, else asked for.",
-        show_default=False,
-    ),
-]
-StartTLSOption = Annotated[
-    bool,
-    typer.Option(
-        "--starttls", help="Use the plain port and upgrade with STARTTLS (default: IMAPS)."
-    ),
-]
-CaFileOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--cafile",
-        help="Trust the CA certificates in this PEM file (default: the lab CA while a lab "
-        "runs, else the system's).",
-        dir_okay=False,
-        show_default=False,
-    ),
-]
+PasswordOption = Annotated[str | None, password_option("imap")]
+StartTLSOption = Annotated[bool, upgrade_option("--starttls", "STARTTLS", "IMAPS")]
 FolderOption = Annotated[str, typer.Option("--folder", help="The folder to read.")]
-
-
-def _context(cafile: Path | None) -> ssl.SSLContext:
-    from wirelab.net.tlsctx import client_context
-
-    if cafile is not None:
-        try:
-            return client_context(cafile=cafile)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"cannot use {cafile} as a CA file: {exc}") from exc
-    state = lab_state()
-    if state is not None:
-        return state.ssl_context()
-    return client_context()
-
-
-def _password(user: str, password: str | None) -> str:
-    if password is not None:
-        return password
-    env = os.environ.get("WIRELAB_IMAP_PASSWORD")
-    if env is not None:
-        return env
-    if lab_state() is not None:
-        lab = {a.user: a.password for a in LAB_ACCOUNTS}
-        if user in lab:
-            return lab[user]
-    if not sys.stdin.isatty():
-        raise ConfigError("no password: give --password or set WIRELAB_IMAP_PASSWORD")
-    return getpass.getpass(f"Password for {user}: ")
 
 
 @contextmanager
@@ -113,15 +69,13 @@ def _session(
 ) -> Iterator[Any]:
     from wirelab.imap.client import connect, seam
 
-    target, number = lab_target("imap", host, port, endpoint="imap" if starttls else "imaps")
-    if host is None and lab_state() is not None:
-        target = "mail.example.com"
+    target, number = mail_target("imap", host, port, "imap" if starttls else "imaps")
     client = connect(
         target,
         number,
         user,
-        _password(user, password),
-        context=_context(cafile),
+        resolve_password(user, password, password_env("imap")),
+        context=client_tls_context(cafile),
         implicit_tls=not starttls,
         timeout=timeout,
     )
@@ -142,7 +96,7 @@ def folders_(
     user: UserOption = "brandon",
     password: PasswordOption = None,
     starttls: StartTLSOption = False,
-    cafile: CaFileOption = None,
+    cafile: CafileOption = None,
     timeout: TimeoutOption = 30.0,
     json_out: JsonOption = False,
 ) -> None:
@@ -170,7 +124,7 @@ def info(
     user: UserOption = "brandon",
     password: PasswordOption = None,
     starttls: StartTLSOption = False,
-    cafile: CaFileOption = None,
+    cafile: CafileOption = None,
     timeout: TimeoutOption = 30.0,
     json_out: JsonOption = False,
 ) -> None:
@@ -205,7 +159,7 @@ def summary(
     user: UserOption = "brandon",
     password: PasswordOption = None,
     starttls: StartTLSOption = False,
-    cafile: CaFileOption = None,
+    cafile: CafileOption = None,
     timeout: TimeoutOption = 30.0,
     json_out: JsonOption = False,
 ) -> None:
@@ -252,7 +206,7 @@ def fetch(
     user: UserOption = "brandon",
     password: PasswordOption = None,
     starttls: StartTLSOption = False,
-    cafile: CaFileOption = None,
+    cafile: CafileOption = None,
     timeout: TimeoutOption = 30.0,
     json_out: JsonOption = False,
 ) -> None:
@@ -269,10 +223,7 @@ def fetch(
             found, data = fetch_part(client, folder, uid, part)
             kind = found.type
     if out is not None:
-        try:
-            out.write_bytes(data)
-        except OSError as exc:
-            raise ConfigError(f"cannot write {out}: {exc.strerror or exc}") from exc
+        write_file(out, data)
     if json_out:
         text = data.decode("utf-8", "replace") if kind.startswith(("text/", "message/")) else None
         print_json(
@@ -286,9 +237,7 @@ def fetch(
             }
         )
     elif out is None:
-        sys.stdout.flush()
-        sys.stdout.buffer.write(data.replace(b"\r\n", b"\n"))
-        sys.stdout.flush()
+        write_raw_stdout(data)
     else:
         console.print(f"Wrote {kind} ({len(data)} bytes) to {out}", markup=False)
 
@@ -300,7 +249,7 @@ def browse(
     user: UserOption = "brandon",
     password: PasswordOption = None,
     starttls: StartTLSOption = False,
-    cafile: CaFileOption = None,
+    cafile: CafileOption = None,
     timeout: TimeoutOption = 30.0,
 ) -> None:
     """Browse interactively: folders, messages, their parts, any part (q quits).
@@ -320,34 +269,14 @@ def browse(
 def serve(
     host: ServeHostArgument = LOOPBACK,
     port: PortOption = None,
-    directory: Annotated[
-        Path | None,
-        typer.Option(
-            "--dir",
-            help="The mail store (default: the lab directory's mail/).",
-            file_okay=False,
-            show_default=False,
-        ),
-    ] = None,
-    implicit_tls: Annotated[
-        bool, typer.Option("--implicit-tls", help="TLS from the first byte (the imaps port).")
-    ] = False,
+    directory: MailDirOption = None,
+    implicit_tls: Annotated[bool, implicit_tls_option("imaps")] = False,
 ) -> None:
     """Run the lab's IMAP server (pymap: STARTTLS, LOGIN after TLS) until Ctrl-C."""
-    from wirelab.config import private_dir, state_dir
     from wirelab.imap.server import IMAPSettings, open_imap_server
-    from wirelab.mail.seed import seed_store
-    from wirelab.mail.store import MailStore
-    from wirelab.net.ca import LabCA
-    from wirelab.net.tlsctx import server_context
-    from wirelab.smtp.service import MAIL_HOSTNAMES, mail_root
 
-    base = state_dir()
-    store = MailStore(private_dir(directory or mail_root(base)))
-    seed_store(store, LAB_ACCOUNTS)
-    ca = LabCA.load_or_create(base / "ca")
-    cert, key = ca.server_cert_for(list(MAIL_HOSTNAMES), base / "ca")
-    settings = IMAPSettings(store, tls_context=server_context(cert, key), implicit_tls=implicit_tls)
+    store, tls_context = lab_mail_host(directory)
+    settings = IMAPSettings(store, tls_context=tls_context, implicit_tls=implicit_tls)
     number = bind_port(port, "imap", "imaps" if implicit_tls else "imap")
     run_server(
         lambda: open_imap_server(host, number, settings),

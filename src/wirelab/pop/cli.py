@@ -9,31 +9,39 @@ lab runs), else a prompt.
 
 from __future__ import annotations
 
-import getpass
-import os
-import ssl
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from wirelab.cli.common import (
+    CafileOption,
     ClientHostArgument,
     JsonOption,
+    MailDirOption,
     PortOption,
     ServeHostArgument,
     TimeoutOption,
+    UserOption,
     bind_port,
+    client_tls_context,
     console,
     err_console,
-    lab_state,
-    lab_target,
+    implicit_tls_option,
+    lab_mail_host,
+    mail_target,
+    password_env,
+    password_option,
     print_json,
+    resolve_password,
     run_server,
+    upgrade_option,
+    verbose_option,
+    wire_trace,
+    write_file,
+    write_raw_stdout,
 )
 from wirelab.config import LAB_ACCOUNTS, LOOPBACK
-from wirelab.errors import ConfigError
 
 if TYPE_CHECKING:
     from wirelab.pop.client import PopClient
@@ -46,66 +54,10 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-UserOption = Annotated[str, typer.Option("-u", "--user", help="The account to log in as.")]
-PasswordOption = Annotated[
-    str | None,
-    typer.Option(
-        "--password",
-        help="The password. Default: $WIRELAB_POP_PASSWORD, the lab account's, else asked for.",
-        show_default=False,
-    ),
-]
+PasswordOption = Annotated[str | None, password_option("pop")]
 ApopOption = Annotated[bool, typer.Option("--apop", help="Log in with APOP (an MD5 digest).")]
-StlsOption = Annotated[
-    bool,
-    typer.Option("--stls", help="Use the plain port and upgrade with STLS (default: POP3S)."),
-]
-CaFileOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--cafile",
-        help="Trust the CA certificates in this PEM file (default: the lab CA while a lab "
-        "runs, else the system's).",
-        dir_okay=False,
-        show_default=False,
-    ),
-]
-VerboseOption = Annotated[
-    bool, typer.Option("-v", "--verbose", help="Show the POP3 conversation (stderr).")
-]
-
-
-def _trace(line: str) -> None:
-    err_console.print(line, markup=False)
-
-
-def _context(cafile: Path | None = None) -> ssl.SSLContext:
-    from wirelab.net.tlsctx import client_context
-
-    if cafile is not None:
-        try:
-            return client_context(cafile=cafile)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"cannot use {cafile} as a CA file: {exc}") from exc
-    state = lab_state()
-    if state is not None:
-        return state.ssl_context()
-    return client_context()
-
-
-def _password(user: str, password: str | None) -> str:
-    if password is not None:
-        return password
-    env = os.environ.get("WIRELAB_POP_PASSWORD")
-    if env is not None:
-        return env
-    if lab_state() is not None:
-        lab = {a.user: a.password for a in LAB_ACCOUNTS}
-        if user in lab:
-            return lab[user]
-    if not sys.stdin.isatty():
-        raise ConfigError("no password: give --password or set WIRELAB_POP_PASSWORD")
-    return getpass.getpass(f"Password for {user}: ")
+StlsOption = Annotated[bool, upgrade_option("--stls", "STLS", "POP3S")]
+VerboseOption = Annotated[bool, verbose_option("POP3")]
 
 
 def _open(
@@ -113,26 +65,24 @@ def _open(
     port: str | None,
     user: str,
     password: str | None,
-    *,
     apop: bool,
     stls: bool,
+    cafile: Path | None,
     verbose: bool,
     timeout: float,
-    cafile: Path | None,
 ) -> PopClient:
+    """Connect (POP3S, or the plain port and STLS) and log in; the caller closes it."""
     from wirelab.pop.client import PopClient
 
-    target, number = lab_target("pop3", host, port, endpoint="pop3" if stls else "pop3s")
-    if host is None and lab_state() is not None:
-        target = "mail.example.com"
-    secret = _password(user, password)
+    target, number = mail_target("pop3", host, port, "pop3" if stls else "pop3s")
+    secret = resolve_password(user, password, password_env("pop"))
     client = PopClient(
         target,
         number,
-        context=_context(cafile),
+        context=client_tls_context(cafile),
         implicit_tls=not stls,
         timeout=timeout,
-        trace=_trace if verbose else None,
+        trace=wire_trace(verbose),
     )
     try:
         client.login(user, secret, apop=apop)
@@ -150,23 +100,13 @@ def stat(
     password: PasswordOption = None,
     apop: ApopOption = False,
     stls: StlsOption = False,
-    cafile: CaFileOption = None,
+    cafile: CafileOption = None,
     verbose: VerboseOption = False,
     timeout: TimeoutOption = 30.0,
     json_out: JsonOption = False,
 ) -> None:
     """Log in and count the messages (the book's popconn.py and apopconn.py)."""
-    with _open(
-        host,
-        port,
-        user,
-        password,
-        apop=apop,
-        stls=stls,
-        verbose=verbose,
-        timeout=timeout,
-        cafile=cafile,
-    ) as client:
+    with _open(host, port, user, password, apop, stls, cafile, verbose, timeout) as client:
         count, size = client.stat()
     if json_out:
         print_json({"messages": count, "octets": size})
@@ -182,23 +122,13 @@ def list_(
     password: PasswordOption = None,
     apop: ApopOption = False,
     stls: StlsOption = False,
-    cafile: CaFileOption = None,
+    cafile: CafileOption = None,
     verbose: VerboseOption = False,
     timeout: TimeoutOption = 30.0,
     json_out: JsonOption = False,
 ) -> None:
     """List message numbers, sizes and unique ids (the book's mailbox.py)."""
-    with _open(
-        host,
-        port,
-        user,
-        password,
-        apop=apop,
-        stls=stls,
-        verbose=verbose,
-        timeout=timeout,
-        cafile=cafile,
-    ) as client:
+    with _open(host, port, user, password, apop, stls, cafile, verbose, timeout) as client:
         listing = client.list()
         uids = client.uidl()
     if json_out:
@@ -220,23 +150,13 @@ def top(
     password: PasswordOption = None,
     apop: ApopOption = False,
     stls: StlsOption = False,
-    cafile: CaFileOption = None,
+    cafile: CafileOption = None,
     verbose: VerboseOption = False,
     timeout: TimeoutOption = 30.0,
     json_out: JsonOption = False,
 ) -> None:
     """Show a message's headers (and first lines) without downloading it (TOP)."""
-    with _open(
-        host,
-        port,
-        user,
-        password,
-        apop=apop,
-        stls=stls,
-        verbose=verbose,
-        timeout=timeout,
-        cafile=cafile,
-    ) as client:
+    with _open(host, port, user, password, apop, stls, cafile, verbose, timeout) as client:
         data = client.top(number, lines)
     text = data.decode("utf-8", "replace")
     if json_out:
@@ -261,7 +181,7 @@ def fetch(
     password: PasswordOption = None,
     apop: ApopOption = False,
     stls: StlsOption = False,
-    cafile: CaFileOption = None,
+    cafile: CafileOption = None,
     verbose: VerboseOption = False,
     timeout: TimeoutOption = 30.0,
     json_out: JsonOption = False,
@@ -269,25 +189,12 @@ def fetch(
     """Download one message exactly as stored (RETR); with --delete, remove it at QUIT."""
     from wirelab.pop.client import decode_message, header_text
 
-    with _open(
-        host,
-        port,
-        user,
-        password,
-        apop=apop,
-        stls=stls,
-        verbose=verbose,
-        timeout=timeout,
-        cafile=cafile,
-    ) as client:
+    with _open(host, port, user, password, apop, stls, cafile, verbose, timeout) as client:
         data = client.retr(number)
         if delete:
             client.dele(number)
     if out is not None:
-        try:
-            out.write_bytes(data)
-        except OSError as exc:
-            raise ConfigError(f"cannot write {out}: {exc.strerror or exc}") from exc
+        write_file(out, data)
     if json_out:
         message = decode_message(data)
         print_json(
@@ -300,9 +207,7 @@ def fetch(
             }
         )
     elif out is None:
-        sys.stdout.flush()
-        sys.stdout.buffer.write(data.replace(b"\r\n", b"\n"))
-        sys.stdout.flush()
+        write_raw_stdout(data)
     else:
         console.print(f"Wrote message {number} ({len(data)} bytes) to {out}", markup=False)
 
@@ -324,7 +229,7 @@ def review(
     password: PasswordOption = None,
     apop: ApopOption = False,
     stls: StlsOption = False,
-    cafile: CaFileOption = None,
+    cafile: CafileOption = None,
     verbose: VerboseOption = False,
     timeout: TimeoutOption = 30.0,
     json_out: JsonOption = False,
@@ -337,17 +242,7 @@ def review(
     from wirelab.pop.client import decode_message, plain_text, summarize
 
     report: list[dict[str, Any]] = []
-    with _open(
-        host,
-        port,
-        user,
-        password,
-        apop=apop,
-        stls=stls,
-        verbose=verbose,
-        timeout=timeout,
-        cafile=cafile,
-    ) as client:
+    with _open(host, port, user, password, apop, stls, cafile, verbose, timeout) as client:
         for number, size in client.list():
             summary = summarize(number, size, client.top(number, 0))
             entry = summary.to_json() | {"read": False, "deleted": False}
@@ -383,36 +278,16 @@ def review(
 def serve(
     host: ServeHostArgument = LOOPBACK,
     port: PortOption = None,
-    directory: Annotated[
-        Path | None,
-        typer.Option(
-            "--dir",
-            help="The mail store (default: the lab directory's mail/).",
-            file_okay=False,
-            show_default=False,
-        ),
-    ] = None,
-    implicit_tls: Annotated[
-        bool, typer.Option("--implicit-tls", help="TLS from the first byte (the pop3s port).")
-    ] = False,
+    directory: MailDirOption = None,
+    implicit_tls: Annotated[bool, implicit_tls_option("pop3s")] = False,
 ) -> None:
     """Run the lab's POP3 server (STLS, APOP, deletions at QUIT) until Ctrl-C."""
-    from wirelab.config import private_dir, state_dir
-    from wirelab.mail.seed import seed_store
-    from wirelab.mail.store import MailStore
-    from wirelab.net.ca import LabCA
-    from wirelab.net.tlsctx import server_context
     from wirelab.pop.server import POP3Settings, open_pop3_server
-    from wirelab.smtp.service import MAIL_HOSTNAMES, mail_root
 
-    base = state_dir()
-    store = MailStore(private_dir(directory or mail_root(base)))
-    seed_store(store, LAB_ACCOUNTS)
-    ca = LabCA.load_or_create(base / "ca")
-    cert, key = ca.server_cert_for(list(MAIL_HOSTNAMES), base / "ca")
+    store, tls_context = lab_mail_host(directory)
     settings = POP3Settings(
         store,
-        tls_context=server_context(cert, key),
+        tls_context=tls_context,
         implicit_tls=implicit_tls,
         apop_secrets={a.user: a.password for a in LAB_ACCOUNTS},
     )

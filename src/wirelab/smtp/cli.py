@@ -8,9 +8,6 @@ the first recipient's domain's MX in the lab DNS and delivers there (the lab's S
 
 from __future__ import annotations
 
-import getpass
-import os
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -19,18 +16,28 @@ import typer
 from wirelab.cli.common import (
     ClientHostArgument,
     JsonOption,
+    MailDirOption,
     PortOption,
     ServeHostArgument,
     TimeoutOption,
     bind_port,
+    client_tls_context,
     console,
     err_console,
-    lab_state,
+    implicit_tls_option,
+    lab_mail_host,
     lab_target,
+    mail_target,
+    password_env,
+    password_option,
     print_json,
+    resolve_password,
     run_server,
+    user_option,
+    verbose_option,
+    wire_trace,
 )
-from wirelab.config import LAB_ACCOUNTS, LOOPBACK
+from wirelab.config import LOOPBACK
 from wirelab.errors import ConfigError
 from wirelab.net.addresses import parse_port
 
@@ -42,25 +49,8 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-VerboseOption = Annotated[
-    bool, typer.Option("-v", "--verbose", help="Show the SMTP conversation (stderr).")
-]
-ImplicitOption = Annotated[
-    bool, typer.Option("--implicit-tls", help="TLS from the first byte (the smtps port).")
-]
-
-
-def _trace(line: str) -> None:
-    err_console.print(line, markup=False)
-
-
-def _context() -> object:
-    state = lab_state()
-    if state is not None:
-        return state.ssl_context()
-    from wirelab.net.tlsctx import client_context
-
-    return client_context()
+VerboseOption = Annotated[bool, verbose_option("SMTP")]
+ImplicitOption = Annotated[bool, implicit_tls_option("smtps")]
 
 
 def _server(server: str | None, port: str | None, domain: str, implicit: bool) -> tuple[str, int]:
@@ -109,20 +99,9 @@ def send(
         ),
     ] = None,
     user: Annotated[
-        str | None,
-        typer.Option(
-            "-u", "--user", help="Log in as this account (after STARTTLS).", show_default=False
-        ),
+        str | None, user_option("Log in as this account (after STARTTLS).", show_default=False)
     ] = None,
-    password: Annotated[
-        str | None,
-        typer.Option(
-            "--password",
-            help="The password. Default: $WIRELAB_SMTP_PASSWORD, the "
-            "lab account's, else asked for.",
-            show_default=False,
-        ),
-    ] = None,
+    password: Annotated[str | None, password_option("smtp")] = None,
     starttls: Annotated[
         str,
         typer.Option("--starttls", help="require, if-offered or never."),
@@ -155,33 +134,22 @@ def send(
         body = message if message is not None else "Hello,\nThis is a test message from wirelab.\n"
         data = build_text(sender, recipients, subject, body if body.endswith("\n") else body + "\n")
     host, number = _server(server, port, recipients[0].rpartition("@")[2], implicit_tls)
-    if user is not None and password is None:
-        password = os.environ.get("WIRELAB_SMTP_PASSWORD")
-        if password is None:
-            lab = {a.user: a.password for a in LAB_ACCOUNTS}
-            password = lab.get(user) if lab_state() is not None else None
-        if password is None:
-            if not sys.stdin.isatty():
-                raise ConfigError("no password: give --password or set WIRELAB_SMTP_PASSWORD")
-            password = getpass.getpass(f"Password for {user}: ")
-    context = _context()
-    import ssl
-
-    assert isinstance(context, ssl.SSLContext)
+    if user is not None:
+        password = resolve_password(user, password, password_env("smtp"))
     result = smtp_send(
         host,
         number,
         sender,
         recipients,
         data,
-        context=context,
+        context=client_tls_context(),
         starttls="never" if implicit_tls else starttls,  # type: ignore[arg-type]
         implicit_tls=implicit_tls,
         user=user,
         password=password,
         insecure_plaintext=insecure_plaintext,
         timeout=timeout,
-        trace=_trace if verbose else None,
+        trace=wire_trace(verbose),
     )
     if json_out:
         print_json(result.to_json())
@@ -221,24 +189,18 @@ def ehlo(
     json_out: JsonOption = False,
 ) -> None:
     """Greet a server (EHLO, falling back to HELO) and list what it offers, SIZE in bytes."""
-    import ssl
-
     from wirelab.errors import LocalProtocolError
     from wirelab.smtp.client import ehlo as smtp_ehlo
 
-    target, number = lab_target("smtp", host, port, endpoint="smtps" if implicit_tls else "smtp")
-    if host is None and lab_state() is not None:
-        target = "mail.example.com"
-    context = _context()
-    assert isinstance(context, ssl.SSLContext)
+    target, number = mail_target("smtp", host, port, "smtps" if implicit_tls else "smtp")
     caps = smtp_ehlo(
         target,
         number,
         timeout=timeout,
-        context=context,
+        context=client_tls_context(),
         starttls=starttls,
         implicit_tls=implicit_tls,
-        trace=_trace if verbose else None,
+        trace=wire_trace(verbose),
     )
     if json_out:
         print_json(caps.to_json())
@@ -260,32 +222,14 @@ def ehlo(
 def serve(
     host: ServeHostArgument = LOOPBACK,
     port: PortOption = None,
-    directory: Annotated[
-        Path | None,
-        typer.Option(
-            "--dir",
-            help="The mail store (default: the lab directory's mail/).",
-            file_okay=False,
-            show_default=False,
-        ),
-    ] = None,
+    directory: MailDirOption = None,
     implicit_tls: ImplicitOption = False,
 ) -> None:
     """Run the lab mail host's SMTP server (STARTTLS, AUTH after TLS) until Ctrl-C."""
-    from wirelab.config import private_dir, state_dir
-    from wirelab.mail.seed import seed_store
-    from wirelab.mail.store import MailStore
-    from wirelab.net.ca import LabCA
-    from wirelab.net.tlsctx import server_context
     from wirelab.smtp.server import SMTPSettings, open_smtp_server
-    from wirelab.smtp.service import MAIL_HOSTNAMES, mail_root
 
-    base = state_dir()
-    store = MailStore(private_dir(directory or mail_root(base)))
-    seed_store(store, LAB_ACCOUNTS)
-    ca = LabCA.load_or_create(base / "ca")
-    cert, key = ca.server_cert_for(list(MAIL_HOSTNAMES), base / "ca")
-    settings = SMTPSettings(store, tls_context=server_context(cert, key), implicit_tls=implicit_tls)
+    store, tls_context = lab_mail_host(directory)
+    settings = SMTPSettings(store, tls_context=tls_context, implicit_tls=implicit_tls)
     number = bind_port(port, "smtp", "smtps" if implicit_tls else "smtp")
     run_server(
         lambda: open_smtp_server(host, number, settings),

@@ -9,7 +9,6 @@ The SFTP verbs take paths as positionals, so they name the server with ``--host`
 from __future__ import annotations
 
 import asyncio
-import getpass
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,13 +22,17 @@ from wirelab.cli.common import (
     ServeHostArgument,
     TimeoutOption,
     bind_port,
-    check_host,
     console,
     err_console,
+    host_option,
     lab_state,
     lab_target,
+    password_env,
+    password_option,
     print_json,
+    resolve_password,
     run_server,
+    user_option,
 )
 from wirelab.config import LAB_ACCOUNTS
 
@@ -49,16 +52,13 @@ apps = [app, sftp_app]
 
 UserOption = Annotated[
     str | None,
-    typer.Option(
-        "-u", "--user", help="Account name. Default: the lab account (brandon).", show_default=False
-    ),
+    user_option("Account name. Default: the lab account (brandon).", show_default=False),
 ]
 PasswordOption = Annotated[
     str | None,
-    typer.Option(
-        "--password",
-        help="A password to offer. Default: $WIRELAB_SSH_PASSWORD; with a running lab, its key.",
-        show_default=False,
+    password_option(
+        "ssh",
+        help=f"A password to offer. Default: ${password_env('ssh')}; with a running lab, its key.",
     ),
 ]
 KeyOption = Annotated[
@@ -77,15 +77,7 @@ KnownHostsOption = Annotated[
         show_default=False,
     ),
 ]
-HostOption = Annotated[
-    str | None,
-    typer.Option(
-        "--host",
-        help="The SSH server. Default: the running lab's, else 127.0.0.1.",
-        show_default=False,
-        callback=check_host,
-    ),
-]
+HostOption = Annotated[str | None, host_option("SSH")]
 
 
 def _target(
@@ -111,13 +103,16 @@ def _target(
         if not offered and lab_key.exists():
             offered.append(lab_key)
     known_hosts = known_hosts or default_known_hosts()
-    password = password or os.environ.get("WIRELAB_SSH_PASSWORD")
-    if not offered and password is None:
-        if not os.isatty(0):
-            from wirelab.errors import ConfigError
-
-            raise ConfigError(f"no key and no password for {user} (use --key or --password)")
-        password = getpass.getpass(f"Password for {user}@{server}: ")
+    password = password or os.environ.get(password_env("ssh"))
+    if not offered:  # a password is the only way in: ask for one (never the lab's: it has a key)
+        password = resolve_password(
+            user,
+            password,
+            password_env("ssh"),
+            use_lab=False,
+            prompt=f"Password for {user}@{server}: ",
+            missing=f"no key and no password for {user} (use --key or --password)",
+        )
     return SSHTarget(server, number, user, password, tuple(offered), known_hosts, timeout)
 
 
