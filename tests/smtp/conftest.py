@@ -7,18 +7,17 @@ import dataclasses
 import ssl
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from wirelab.config import LAB_ACCOUNTS
-from wirelab.mail.seed import seed_store
+from tests.mailfixtures import MailCA, mail_ca, mail_store
 from wirelab.mail.store import MailStore
 from wirelab.net.ca import LabCA
-from wirelab.net.tlsctx import client_context, server_context
+from wirelab.net.tlsctx import client_context
 from wirelab.smtp.server import SMTPSettings, close_connections, open_smtp_server
-from wirelab.smtp.service import MAIL_HOSTNAMES
+
+__all__ = ["MailHost", "mail_ca", "mail_store"]  # the shared fixtures, too
 
 
 @dataclasses.dataclass
@@ -34,33 +33,24 @@ class MailHost:
         return client_context(cafile=self.ca.cert_path)
 
 
-@pytest.fixture(scope="session")
-def mail_ca(tmp_path_factory: pytest.TempPathFactory) -> tuple[LabCA, Path, Path]:
-    base = tmp_path_factory.mktemp("mailca")
-    ca = LabCA.load_or_create(base)
-    cert, key = ca.server_cert_for(list(MAIL_HOSTNAMES), base)
-    return ca, cert, key
-
-
 @pytest.fixture
-def make_mail_host(
-    tmp_path: Path, mail_ca: tuple[LabCA, Path, Path]
-) -> Iterator[Callable[..., MailHost]]:
-    """Start our SMTP server on a fresh seeded store; keyword arguments override settings."""
-    ca, cert, key = mail_ca
-    store = MailStore(tmp_path / "mail")
-    seed_store(store, LAB_ACCOUNTS)
+def make_mail_host(mail_ca: MailCA, mail_store: MailStore) -> Iterator[Callable[..., MailHost]]:
+    """Start our SMTP server on a fresh seeded store; keyword arguments override settings.
+
+    It runs on one event loop of its own (not a ``ServerThread``: an asyncio server, whose
+    sessions ``close_connections`` ends before the loop stops).
+    """
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="test-smtp", daemon=True)
     thread.start()
     servers: list[tuple[asyncio.Server, SMTPSettings]] = []
 
     def make(**overrides: Any) -> MailHost:
-        settings = SMTPSettings(store, tls_context=server_context(cert, key), **overrides)
+        settings = SMTPSettings(mail_store, tls_context=mail_ca.server_context(), **overrides)
         future = asyncio.run_coroutine_threadsafe(open_smtp_server("127.0.0.1", 0, settings), loop)
         server = future.result(10)
         servers.append((server, settings))
-        return MailHost(server.sockets[0].getsockname()[1], store, ca, settings)
+        return MailHost(server.sockets[0].getsockname()[1], mail_store, mail_ca.ca, settings)
 
     yield make
 
