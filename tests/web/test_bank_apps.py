@@ -99,7 +99,7 @@ def test_seed_is_the_books_three_payments(insecure: BankClient) -> None:
     assert insecure.login(*SAM)
     listed = insecure.payments()
     assert ("to", 25, "brandon", "Gas money-thanks for the ride!") in [
-        (p.direction, p.dollars, p.other, p.memo) for p in listed
+        (p.direction, p.dollars, p.account, p.memo) for p in listed
     ]
 
 

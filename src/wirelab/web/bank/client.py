@@ -2,8 +2,9 @@
 
 What the book's ``mscrape.py`` does to log in (``POST /login``, follow the redirect to ``/``),
 plus paying through the form (with its CSRF token when the page has one) and reading the
-payments list (``li.to``/``li.from``, as the scraper does). The session, its limits, its
-HTTPS (the given context only) and its errors are :class:`wirelab.web.session.AppSession`'s.
+payments list (``li.to``/``li.from``, read by :func:`wirelab.web.pages.read_page`). The
+session, its limits, its HTTPS (the given context only) and its errors are
+:class:`wirelab.web.session.AppSession`'s.
 """
 
 from __future__ import annotations
@@ -14,26 +15,18 @@ from dataclasses import dataclass
 from typing import Literal
 
 from wirelab.errors import ConfigError
+from wirelab.web.pages import Payment, read_page
 from wirelab.web.session import DEFAULT_TIMEOUT, MAX_PAGE, AppSession
 
-__all__ = ["DEFAULT_TIMEOUT", "MAX_PAGE", "BankClient", "Listed", "PayResult"]
+__all__ = ["DEFAULT_TIMEOUT", "MAX_PAGE", "TOKEN_FIELD", "BankClient", "PayResult", "Payment"]
 
-_TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]*)"')
+#: The hardened bank's CSRF form field.
+TOKEN_FIELD = "csrf_token"  # noqa: S105 - a form field name
 _COMPLAINT = re.compile(r'<span class="complaint">(.*?)</span>', re.S)
 
 
 class _Form(enum.Enum):
     TOKEN = "the form's own token"  # noqa: S105 - a sentinel, not a secret
-
-
-@dataclass(frozen=True)
-class Listed:
-    """One line of the payments list: ``$dollars to/from other for: memo``."""
-
-    direction: str
-    dollars: int
-    other: str
-    memo: str
 
 
 @dataclass(frozen=True)
@@ -61,8 +54,7 @@ class BankClient(AppSession):
 
     def csrf_token(self) -> str | None:
         """The token the payment form carries (``None``: the form has none, or no login)."""
-        found = _TOKEN.search(self.request("GET", "pay").text)
-        return found.group(1) if found else None
+        return read_page(self.request("GET", "pay").text, TOKEN_FIELD).token
 
     def pay(
         self,
@@ -91,21 +83,6 @@ class BankClient(AppSession):
             raise ConfigError(f"not logged in (the front page answered {reply.status_code})")
         return reply.text
 
-    def payments(self) -> list[Listed]:
+    def payments(self) -> list[Payment]:
         """The logged-in user's payments, as the page lists them."""
-        import lxml.html  # type: ignore[import-untyped]
-
-        root = lxml.html.document_fromstring(self.index_html())
-        listed = []
-        for li in root.cssselect("li.to, li.from"):
-            words = (li.text or "").split()
-            bold, italic = li.find("b"), li.find("i")
-            listed.append(
-                Listed(
-                    li.get("class", ""),
-                    int(words[0].lstrip("$")) if words else 0,
-                    bold.text_content() if bold is not None else "",
-                    italic.text_content() if italic is not None else "",
-                )
-            )
-        return listed
+        return read_page(self.index_html(), TOKEN_FIELD).payments
