@@ -1,18 +1,18 @@
 """A fast path for the commonest FETCH commands (issue 15, decision 0144).
 
-pymap spends most of a one-message ``UID FETCH`` in generic work: its parser (about a
-fifth of the server's CPU), its response objects and their ``BytesFormat`` rendering
-(about a third). For the shapes a mail client sends most, this module does both parts
-itself and leaves the *semantics* to pymap:
+pymap spends much of a one-message ``UID FETCH`` in generic work: its parser (about a
+fifth of the server's CPU) and its response objects with their ``BytesFormat`` rendering
+(another fifth; decision 0144 has the profile). For the shapes a mail client sends most,
+this module does both parts itself and leaves the *semantics* to pymap:
 
 * **recognise**: :func:`recognise` takes a command line of exactly the form
   ``tag [UID ]FETCH <set> <items>``, where the tag is letters and digits, the set is
-  numbers, ``*``, ``:`` and ``,`` and the items are one of, or a parenthesized list of,
-  ``BODY.PEEK[]``, ``BODY[]``, ``RFC822``, ``RFC822.SIZE``, ``FLAGS``, ``UID`` (upper case,
-  single spaces, CR LF). Anything else returns ``None`` and pymap parses the line as
-  before. The set is parsed by pymap's own ``SequenceSet.parse``, and the items' fetch
-  attributes come from pymap's own parser (once per distinct item list, then cached), so
-  the command object is the one pymap would have built;
+  RFC 3501's ``sequence-set`` (numbers of up to 10 digits, ``*``, ranges) and the items
+  are one of, or a parenthesized list of, ``BODY.PEEK[]``, ``BODY[]``, ``RFC822``,
+  ``RFC822.SIZE``, ``FLAGS``, ``UID`` (upper case, single spaces, CR LF). Anything else
+  returns ``None`` and pymap parses the line as before. The set is parsed by pymap's own
+  ``SequenceSet.parse``, and the items' fetch attributes come from pymap's own parser
+  (once per distinct item list, then cached): the command is the one pymap would build;
 * **execute**: :meth:`FastFetchState.do_fetch` calls pymap's own ``fetch_messages`` (which
   sets ``\\Seen`` for ``BODY[]`` and ``RFC822`` in a read-write folder, exactly as before)
   and returns a :class:`FastFetchOk` instead of pymap's response objects; pymap's state
