@@ -8,45 +8,21 @@ where Chromium cannot run; under ``WIRELAB_REQUIRE_SERVICES=1`` that is a failur
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from wirelab.lab.service import LabContext
-from wirelab.lab.state import state_path
-from wirelab.lab.supervisor import LabThread
-from wirelab.testing import services_required
-from wirelab.web.browser import lab_browser, unavailable_reason
-from wirelab.web.djbank.service import DjbankService
+from wirelab.lab.state import ServiceView
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
 
 @pytest.fixture(scope="module")
-def site() -> Iterator[tuple[str, Browser]]:
-    why = unavailable_reason()
-    if why is not None:
-        if services_required():
-            pytest.fail(f"the browser tests must run here: {why}")
-        pytest.skip(why)
-    with tempfile.TemporaryDirectory(prefix="wirelab-djbank-browser-") as tmp:
-        where = Path(tmp)
-        thread = LabThread(
-            [DjbankService()],
-            LabContext(state_dir=where, ephemeral=True),
-            state_file=state_path(where),
-        )
-        state = thread.start()
-        try:
-            base = f"https://127.0.0.1:{state.endpoint('djbank', 'https').port}"
-            with lab_browser(ca_file=state.ca) as chromium:
-                yield base, chromium
-        finally:
-            thread.stop()
+def site(lab_djbank: ServiceView, browser: Browser) -> tuple[str, Browser]:
+    """The session lab's djbank and this module's Chromium (which trusts the lab CA)."""
+    ep = lab_djbank.endpoint("https")
+    return f"https://{ep.address}:{ep.port}", browser
 
 
 def login(page: Page, base: str, user: str, password: str) -> None:
