@@ -37,7 +37,7 @@ __all__ = ["register"]
 
 bank_app = typer.Typer(
     name="bank",
-    help="Chapter 11: the payments apps (insecure, hardened), the attacker's site, the attacks.",
+    help="The payments apps on Flask (insecure, hardened), the attacker's site, the attacks.",
     no_args_is_help=True,
 )
 

@@ -33,7 +33,7 @@ __all__ = ["register"]
 
 django_app = typer.Typer(
     name="django",
-    help="Chapter 11: the payments app on Django (auth, a ModelForm, messages, the admin).",
+    help="The payments app on Django (auth, a ModelForm, messages, the admin).",
     no_args_is_help=True,
 )
 
