@@ -2,8 +2,9 @@
 
 One crawl of the test site finds every static page and every script- or form-only page,
 counted apart and compared to the manifest; the site's request log proves robots.txt and
-the host were respected. These tests use the session ``browser`` fixture: where Chromium
-cannot run they skip with the reason, and under ``WIRELAB_REQUIRE_SERVICES=1`` they fail.
+the host were respected. These tests use tests/web's ``browser`` fixture (one Chromium per
+module): where Chromium cannot run they skip with the reason, and under
+``WIRELAB_REQUIRE_SERVICES=1`` they fail.
 """
 
 from __future__ import annotations
@@ -30,27 +31,6 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
 FAST = CrawlLimits(delay=0)
-
-
-@pytest.fixture(scope="module")
-def browser(wirelab_lab: LabState) -> Iterator[Browser]:
-    """This module's own Chromium (the conftest's, for the module only).
-
-    While Playwright's sync API is open, the main thread has a running event loop, and every
-    ``asyncio.run()`` there fails; a browser kept for the whole session would break the test
-    modules that come after tests/web. Skipped with the reason where Chromium cannot run; a
-    failure under ``WIRELAB_REQUIRE_SERVICES=1``.
-    """
-    from wirelab.testing import services_required
-    from wirelab.web.browser import lab_browser, unavailable_reason
-
-    why = unavailable_reason()
-    if why is not None:
-        if services_required():
-            pytest.fail(f"the browser tests must run here: {why}")
-        pytest.skip(why)
-    with lab_browser(ca_file=wirelab_lab.ca) as chromium:
-        yield chromium
 
 
 @pytest.fixture(scope="module")
