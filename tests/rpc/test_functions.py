@@ -33,6 +33,13 @@ def test_quadratic_matches_the_formula(a: float, b: float, c: float) -> None:
             assert math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-6 * scale / abs(a))
 
 
+def test_quadratic_keeps_a_subnormal_coefficient() -> None:
+    """-x² - 5e-324 = 0 has no real root (scaling c by 2 once rounded it to zero: one root)."""
+    with pytest.raises(RPCArgumentError, match="no real roots"):
+        quadratic(-1, 0.0, -5e-324)
+    assert quadratic(1e300, 0.0, -1e300) == [-1.0, 1.0]  # large ones are still scaled
+
+
 def test_quadratic_the_books_bug_is_gone() -> None:
     assert quadratic(2, -4, 0) == [0.0, 2.0]  # the book's server says [0.0, 8.0]
     assert quadratic(1, 2, 1) == [-1.0]

@@ -62,14 +62,20 @@ def _number(name: str, value: object) -> float:
     return number
 
 
+#: Coefficients between this and its inverse need no scaling: b*b and 4*a*c stay finite.
+_MODEST = 2.0**-500
+
+
 def quadratic(a: Any, b: Any, c: Any) -> list[float]:
     """Determine `x` values satisfying: `a` * x*x + `b` * x + c == 0 (real roots, ascending)."""
     fa, fb, fc = _number("a", a), _number("b", b), _number("c", c)
     if fa == 0:
         raise RPCArgumentError("a = 0: not a quadratic equation")
-    # Scale by a power of two (exact) so the largest coefficient is near 1: b*b and 4*a*c
-    # then cannot overflow, and no rounding is added.
-    scale = math.ldexp(1.0, math.frexp(max(abs(fa), abs(fb), abs(fc)))[1])
+    # Coefficients far from 1 are scaled by a power of two (exact) so the largest is near 1:
+    # b*b and 4*a*c then cannot overflow or vanish. Others are left as they are, since a
+    # scaled subnormal coefficient would round to zero and could flip the discriminant's sign.
+    largest = max(abs(fa), abs(fb), abs(fc))
+    scale = 1.0 if _MODEST <= largest <= 1 / _MODEST else math.ldexp(1.0, math.frexp(largest)[1])
     fa, fb, fc = fa / scale, fb / scale, fc / scale
     discriminant = fb * fb - 4.0 * fa * fc
     if discriminant < 0:
