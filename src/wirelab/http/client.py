@@ -63,9 +63,11 @@ __all__ = [
     "HTTPStatusError",
     "Hop",
     "Recorder",
+    "error_reason",
     "framing_of",
     "lab_aware_context",
     "lab_url",
+    "map_requests_error",
     "urllib_exchange",
 ]
 
@@ -347,10 +349,11 @@ def framing_of(method: str, status: int, headers: Sequence[tuple[str, str]]) -> 
     return "until the server closed the connection"
 
 
-def _map_requests_error(exc: Exception, url: str) -> Exception:
+def map_requests_error(exc: Exception, url: str) -> Exception:
+    """The :mod:`wirelab.errors` error for a requests exception met fetching ``url``."""
     text = str(exc)
     if isinstance(exc, requests.exceptions.SSLError):
-        return TLSError(f"TLS with {url} failed: {_reason(exc)}")
+        return TLSError(f"TLS with {url} failed: {error_reason(exc)}")
     if isinstance(exc, requests.exceptions.Timeout):
         return Timeout(f"no answer from {url} in time")
     if isinstance(exc, requests.exceptions.TooManyRedirects):
@@ -360,24 +363,25 @@ def _map_requests_error(exc: Exception, url: str) -> Exception:
             return NameResolutionError(f"cannot resolve the host of {url}")
         if "Connection refused" in text:
             return ConnectionRefused(f"connection refused by {url}")
-        if "RemoteDisconnected" in text or "reset" in text.lower():
-            return Broken(f"{url} closed the connection without an answer")
-        return ConnectError(f"cannot reach {url}: {_reason(exc)}")
+        if "RemoteDisconnected" in text or "reset" in text.lower() or "aborted" in text.lower():
+            return Broken(f"{url} closed the connection without a whole answer")
+        return ConnectError(f"cannot reach {url}: {error_reason(exc)}")
     if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
-        return ConfigError(f"bad URL {url!r}: {_reason(exc)}")
+        return ConfigError(f"bad URL {url!r}: {error_reason(exc)}")
     if isinstance(exc, requests.exceptions.InvalidSchema):
         return ConfigError(f"bad URL {url!r}: only http:// and https:// are spoken here")
-    return RemoteProtocolError(f"{url}: {_reason(exc)}")
+    return RemoteProtocolError(f"{url}: {error_reason(exc)}")
 
 
-def _reason(exc: BaseException) -> str:
+def error_reason(exc: BaseException) -> str:
+    """The first line of what went wrong underneath ``exc`` (a certificate's verify message)."""
     inner: BaseException = exc
     while inner.__context__ is not None and inner.__context__ is not inner:
         inner = inner.__context__
     for candidate in (inner, exc):
         if isinstance(candidate, ssl.SSLCertVerificationError):
             return f"certificate verify failed: {candidate.verify_message}"
-    text = str(inner) or type(inner).__name__
+    text = str(inner).strip() or type(inner).__name__
     return text.splitlines()[0][:200]
 
 
@@ -466,7 +470,7 @@ class HTTPClient:
                 stream=True,
             )
         except requests.exceptions.RequestException as exc:
-            raise _map_requests_error(exc, url) from exc
+            raise map_requests_error(exc, url) from exc
         with response:
             body = self._read_body(response, url)
         number, sent = self.recorder.take()
@@ -512,9 +516,9 @@ class HTTPClient:
                     )
                 parts.append(chunk)
         except requests.exceptions.RequestException as exc:
-            raise _map_requests_error(exc, url) from exc
+            raise map_requests_error(exc, url) from exc
         except urllib3.exceptions.HTTPError as exc:
-            raise RemoteProtocolError(f"{url}: bad response body: {_reason(exc)}") from exc
+            raise RemoteProtocolError(f"{url}: bad response body: {error_reason(exc)}") from exc
         return b"".join(parts)
 
     def close(self) -> None:
@@ -590,10 +594,10 @@ def urllib_exchange(
     except urllib.error.URLError as exc:
         reason = exc.reason
         if isinstance(reason, ssl.SSLError):
-            raise TLSError(f"TLS with {url} failed: {_reason(reason)}") from exc
+            raise TLSError(f"TLS with {url} failed: {error_reason(reason)}") from exc
         if isinstance(reason, TimeoutError | socket.timeout):
             raise Timeout(f"no answer from {url} in time") from exc
         raise ConnectError(f"cannot reach {url}: {reason}") from exc
     except (OSError, http.client.HTTPException) as exc:
-        raise Broken(f"{url}: {_reason(exc)}") from exc
+        raise Broken(f"{url}: {error_reason(exc)}") from exc
     return status, (sent[-1] if sent else b""), body

@@ -27,14 +27,15 @@ from wirelab import __version__
 from wirelab.errors import (
     Broken,
     ConfigError,
-    ConnectError,
-    ConnectionRefused,
-    NameResolutionError,
     RemoteProtocolError,
-    Timeout,
-    TLSError,
 )
-from wirelab.http.client import ContextAdapter, Recorder, lab_aware_context
+from wirelab.http.client import (
+    ContextAdapter,
+    Recorder,
+    error_reason,
+    lab_aware_context,
+    map_requests_error,
+)
 from wirelab.web.scrape.urls import check_url
 
 __all__ = ["DEFAULT_MAX_BYTES", "USER_AGENT", "Fetched", "Fetcher", "is_html"]
@@ -236,7 +237,7 @@ class Fetcher:
                 stream=True,
             )
         except requests.exceptions.RequestException as exc:
-            raise _mapped(exc, url) from exc
+            raise map_requests_error(exc, url) from exc
 
     def _read(self, response: requests.Response, url: str) -> bytes:
         declared = response.headers.get("Content-Length", "")
@@ -255,11 +256,11 @@ class Fetcher:
                     )
                 parts.append(chunk)
         except requests.exceptions.ChunkedEncodingError as exc:  # IncompleteRead and kin
-            raise Broken(f"{url}: the body broke off ({_first_line(exc)})") from exc
+            raise Broken(f"{url}: the body broke off ({error_reason(exc)})") from exc
         except requests.exceptions.RequestException as exc:
-            raise _mapped(exc, url) from exc
+            raise map_requests_error(exc, url) from exc
         except urllib3.exceptions.HTTPError as exc:
-            raise Broken(f"{url}: the body broke off ({_first_line(exc)})") from exc
+            raise Broken(f"{url}: the body broke off ({error_reason(exc)})") from exc
         return b"".join(parts)
 
     def close(self) -> None:
@@ -285,33 +286,3 @@ def _raw(response: requests.Response) -> list[tuple[str, str]]:
 
 def _ctype(response: requests.Response) -> str:
     return str(response.headers.get("Content-Type", ""))[:200]
-
-
-def _first_line(exc: BaseException) -> str:
-    inner: BaseException = exc
-    while inner.__context__ is not None and inner.__context__ is not inner:
-        inner = inner.__context__
-    for candidate in (inner, exc):
-        if isinstance(candidate, ssl.SSLCertVerificationError):
-            return f"certificate verify failed: {candidate.verify_message}"
-    text = str(inner).strip() or type(inner).__name__
-    return text.splitlines()[0][:200]
-
-
-def _mapped(exc: Exception, url: str) -> Exception:
-    text = str(exc)
-    if isinstance(exc, requests.exceptions.SSLError):
-        return TLSError(f"TLS with {url} failed: {_first_line(exc)}")
-    if isinstance(exc, requests.exceptions.Timeout):
-        return Timeout(f"no answer from {url} in time")
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        if "NameResolution" in text or "Name or service not known" in text:
-            return NameResolutionError(f"cannot resolve the host of {url}")
-        if "Connection refused" in text:
-            return ConnectionRefused(f"connection refused by {url}")
-        if "RemoteDisconnected" in text or "reset" in text.lower() or "aborted" in text.lower():
-            return Broken(f"{url} closed the connection without a whole answer")
-        return ConnectError(f"cannot reach {url}: {_first_line(exc)}")
-    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
-        return ConfigError(f"bad URL {url!r}: {_first_line(exc)}")
-    return RemoteProtocolError(f"{url}: {_first_line(exc)}")
