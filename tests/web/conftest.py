@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import pytest
 
 from wirelab.lab.state import LabState
+from wirelab.lab.tour import Chapter, StepResult, run_chapters
 from wirelab.testing import services_required
 from wirelab.web.browser import lab_browser, unavailable_reason
+from wirelab.web.chapter import CHAPTER11
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -31,3 +34,9 @@ def browser(wirelab_lab: LabState) -> Iterator[Browser]:
         pytest.skip(why)
     with lab_browser(ca_file=wirelab_lab.ca) as chromium:
         yield chromium
+
+
+def run_tour_steps_of(module: ModuleType, lab: LabState) -> list[StepResult]:
+    """Run the chapter 11 tour steps that ``module`` (``wirelab.web.tour_bank``...) adds."""
+    steps = [s for s in CHAPTER11.steps if s.run.__module__ == module.__name__]
+    return list(run_chapters([Chapter(11, CHAPTER11.title, steps=steps)], lab))

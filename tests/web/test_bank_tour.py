@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from tests.web.conftest import run_tour_steps_of
 from wirelab.lab.state import LabState, ServiceView
 from wirelab.lab.tour import Chapter, TourContext, run_chapters
 from wirelab.web import tour_bank
 from wirelab.web.browser import unavailable_reason
-from wirelab.web.chapter import CHAPTER11
 
 
 def test_the_bank_steps_pass(wirelab_lab: LabState, lab_bank: ServiceView) -> None:
-    mine = Chapter(
-        11,
-        CHAPTER11.title,
-        steps=[s for s in CHAPTER11.steps if s.run.__module__ == tour_bank.__name__],
-    )
-    assert len(mine.steps) == 4
-    results = list(run_chapters([mine], wirelab_lab))
+    results = run_tour_steps_of(tour_bank, wirelab_lab)
+    assert len(results) == 4
     failed = [(r.step, r.error) for r in results if not r.ok]
     assert not failed, failed
     browser_steps = results[2:]

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
+from tests.web.conftest import run_tour_steps_of
 from wirelab.lab.state import LabState, ServiceView
-from wirelab.lab.tour import Chapter, run_chapters
 from wirelab.web import tour_scrape
 from wirelab.web.browser import unavailable_reason
-from wirelab.web.chapter import CHAPTER11
 
 
 def test_the_scrape_and_crawl_steps_pass(wirelab_lab: LabState, lab_tinysite: ServiceView) -> None:
-    mine = Chapter(
-        11,
-        CHAPTER11.title,
-        steps=[s for s in CHAPTER11.steps if s.run.__module__ == tour_scrape.__name__],
-    )
-    assert len(mine.steps) == 3
-    results = list(run_chapters([mine], wirelab_lab))
+    results = run_tour_steps_of(tour_scrape, wirelab_lab)
+    assert len(results) == 3
     failed = [(r.step, r.error) for r in results if not r.ok]
     assert not failed, failed
     scrape, static, javascript = results
