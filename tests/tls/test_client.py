@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import select
 import socket
 import ssl
@@ -60,17 +62,24 @@ def test_open_tls_against_openssl_s_server(ca: LabCA, server_pem: tuple[Path, Pa
     )
     try:
         assert proc.stdout is not None
+        # Read the raw pipe, not a buffered readline(): s_server may write its banner and the
+        # ACCEPT line in one chunk, and select() does not see what a reader already buffered.
         port = 0
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            readable, _, _ = select.select([proc.stdout], [], [], deadline - time.monotonic())
+        seen = b""
+        fd = proc.stdout.fileno()
+        deadline = time.monotonic() + 15
+        while not port and time.monotonic() < deadline:
+            readable, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
             if not readable:
                 break
-            line = proc.stdout.readline().decode()
-            if line.startswith("ACCEPT"):
-                port = int(line.rsplit(":", 1)[1])
+            chunk = os.read(fd, 4096)
+            if not chunk:
                 break
-        assert port, "openssl s_server did not report its port"
+            seen += chunk
+            found = re.search(rb"^ACCEPT .*:(\d+)\s*$", seen, re.MULTILINE)
+            if found:
+                port = int(found.group(1))
+        assert port, f"openssl s_server did not report its port: {seen!r}"
         ctx = make_client_context(cafile=ca.cert_path)
         with open_tls("127.0.0.1", port, context=ctx, servername="localhost") as tls:
             tls.sendall(b"stressed\n")
