@@ -14,8 +14,12 @@ Latencies are measured per call; p50 and p99 are over every call of a run.
 time, so each of its calls costs a TCP connect, accept and close on top of the call (its
 clients have no choice: it closes after every answer). That is what a reader of the book
 runs, so it is the baseline; ours keeps connections alive, as any HTTP/1.1 client expects.
-Our XML-RPC and JSON-RPC servers run on uvloop, as ``wirelab rpc serve`` runs them (the lab's
-shared loop is asyncio's). On a shared machine the load moves from second to second, so the
+Our XML-RPC and JSON-RPC servers are ``wirelab rpc serve --kind xmlrpc|jsonrpc`` as a user
+runs it: a child process with its default worker processes (one per CPU, at most 8, each on
+uvloop; ``WIRELAB_RPC_BENCH_WORKERS=N`` sets ``--workers N``); the count is printed and
+recorded as ``server_processes``, and their CPU time is the parent's and every worker's. The
+stdlib's server and RPyC are one process each (RPyC's service keeps state per connection).
+On a shared machine the load moves from second to second, so the
 kinds are measured in ``ROUNDS`` interleaved rounds (every kind once per round, the 10-client
 runs of a round back to back, the order rotated from round to round) and each figure is the
 median over the rounds, with the range; the speed-up is computed within each round, side by
@@ -34,8 +38,13 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import re
+import signal
 import socket
 import statistics
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -48,10 +57,14 @@ SECONDS = 1.5
 ROUNDS = int(os.environ.get("WIRELAB_RPC_BENCH_ROUNDS", "3"))
 CLIENTS = (1, 10)
 KINDS = ("stdlib-xmlrpc", "xmlrpc", "jsonrpc", "rpyc")
+#: The kinds measured as ``wirelab rpc serve`` runs them (worker processes, uvloop).
+SERVE_KINDS = ("xmlrpc", "jsonrpc")
+#: ``--workers`` for them; empty: the command's default (one per CPU, at most 8).
+SERVE_WORKERS = os.environ.get("WIRELAB_RPC_BENCH_WORKERS", "")
 
 
 def _serve(kind: str, ports: Any, stop: Any) -> None:
-    """The server of ``kind`` in this (child) process, until ``stop`` is set."""
+    """The server of ``kind`` (the stdlib's or RPyC) in this (child) process, until ``stop``."""
     if kind == "stdlib-xmlrpc":
         import threading
         from xmlrpc.server import SimpleXMLRPCServer
@@ -66,17 +79,6 @@ def _serve(kind: str, ports: Any, stop: Any) -> None:
         stop.wait()
         server.shutdown()
         server.server_close()
-    elif kind in ("xmlrpc", "jsonrpc"):
-        from wirelab.net.server import ServerThread
-        from wirelab.rpc.http import use_uvloop
-        from wirelab.rpc.server import open_jsonrpc_server, open_xmlrpc_server
-
-        use_uvloop()  # as `wirelab rpc serve` runs them
-
-        opener = open_xmlrpc_server if kind == "xmlrpc" else open_jsonrpc_server
-        with ServerThread(lambda: opener("127.0.0.1", 0)) as running:
-            ports.put(running.address[1])
-            stop.wait()
     else:
         from wirelab.rpc.rpyc_server import start_rpyc_server
 
@@ -84,6 +86,63 @@ def _serve(kind: str, ports: Any, stop: Any) -> None:
         ports.put(rpyc_server.address[1])
         stop.wait()
         rpyc_server.close()
+
+
+class _Server:
+    """The server of one run: its port, its processes (for their CPU time), how to stop it."""
+
+    def __init__(self, kind: str, ctx: Any) -> None:
+        self.kind = kind
+        self.workers = 1
+        self._process: Any = None
+        self._command: subprocess.Popen[str] | None = None
+        if kind in SERVE_KINDS:
+            self._start_command(kind)
+        else:
+            self._ports: Any = ctx.Queue()
+            self._stop: Any = ctx.Event()
+            self._process = ctx.Process(target=_serve, args=(kind, self._ports, self._stop))
+            self._process.start()
+            self.port = int(self._ports.get(timeout=30))
+            self.pids = [self._process.pid]
+
+    def _start_command(self, kind: str) -> None:
+        """``wirelab rpc serve --kind KIND`` as a user runs it: its default workers, uvloop."""
+        command = [sys.executable, "-m", "wirelab", "rpc", "serve", "--kind", kind, "-p", "0"]
+        if SERVE_WORKERS:
+            command += ["--workers", SERVE_WORKERS]
+        self._command = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        assert self._command.stderr is not None
+        line = self._command.stderr.readline()
+        match = re.search(r"listening at [^ ]+:(\d+) ", line)
+        if match is None:
+            self.close()
+            raise RuntimeError(f"rpc serve did not start: {line!r}")
+        self.port = int(match.group(1))
+        pids = re.search(r"(\d+) worker processes, pids ([\d ]+)\)", line)
+        self.workers = int(pids.group(1)) if pids else 1
+        self.pids = [self._command.pid] + ([int(p) for p in pids.group(2).split()] if pids else [])
+        # Drain its log (a warning per refused request would fill the pipe and stall it).
+        threading.Thread(target=self._command.stderr.read, daemon=True).start()
+
+    def cpu_seconds(self) -> float:
+        return sum(_cpu_seconds(pid) for pid in self.pids)
+
+    def close(self) -> None:
+        if self._command is not None:
+            self._command.send_signal(signal.SIGTERM)
+            try:
+                self._command.wait(20)
+            except subprocess.TimeoutExpired:
+                self._command.kill()
+                self._command.wait(10)
+        if self._process is not None:
+            self._stop.set()
+            self._process.join(10)
+            if self._process.is_alive():
+                self._process.kill()
 
 
 class _RawHTTP:
@@ -184,31 +243,25 @@ def _cpu_seconds(pid: int | None) -> float:
 
 def run(kind: str, clients: int) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
-    ports: Any = ctx.Queue()
-    stop = ctx.Event()
     start = ctx.Event()
     out: Any = ctx.Queue()
-    server = ctx.Process(target=_serve, args=(kind, ports, stop))
-    server.start()
+    server = _Server(kind, ctx)
     try:
-        port = ports.get(timeout=30)
+        port = server.port
         workers = [
             ctx.Process(target=_client, args=(kind, port, start, out)) for _ in range(clients)
         ]
         for worker in workers:
             worker.start()
         time.sleep(1.0 + 0.1 * clients)  # every client connected and warm
-        cpu_before = _cpu_seconds(server.pid)
+        cpu_before = server.cpu_seconds()
         start.set()
         results = [out.get(timeout=SECONDS + 60) for _ in workers]
-        cpu = _cpu_seconds(server.pid) - cpu_before
+        cpu = server.cpu_seconds() - cpu_before
         for worker in workers:
             worker.join(10)
     finally:
-        stop.set()
-        server.join(10)
-        if server.is_alive():
-            server.kill()
+        server.close()
     latencies = sorted(t for lats, _ in results for t in lats)
     errors = sum(e for _, e in results)
     calls = len(latencies)
@@ -219,6 +272,7 @@ def run(kind: str, clients: int) -> dict[str, Any]:
     row = {
         "kind": kind,
         "clients": clients,
+        "server_processes": server.workers,
         "seconds": SECONDS,
         "calls": calls,
         "errors": errors,
@@ -228,7 +282,8 @@ def run(kind: str, clients: int) -> dict[str, Any]:
         "server_cpu_us_per_call": round(cpu / calls * 1e6, 1) if calls else None,
     }
     print(
-        f"{kind:<14} {clients:>2} client(s): {row['calls_per_second']:>9,.0f} calls/s  "
+        f"{kind:<14} {clients:>2} client(s), {server.workers} server process(es): "
+        f"{row['calls_per_second']:>9,.0f} calls/s  "
         f"p50 {row['p50_ms']:6.2f} ms  p99 {row['p99_ms']:6.2f} ms  errors {errors}  "
         f"server CPU {row['server_cpu_us_per_call']} us/call"
     )
@@ -275,6 +330,7 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 {
                     "kind": kind,
                     "clients": clients,
+                    "server_processes": mine[0]["server_processes"],
                     "rounds": len(mine),
                     "calls_per_second": round(statistics.median(rates), 1),
                     "calls_per_second_range": [min(rates), max(rates)],
@@ -293,8 +349,10 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def main() -> None:
     runs: list[dict[str, Any]] = []
     speedups: list[float] = []
+    loads: list[float] = []
     for number in range(ROUNDS):
-        print(f"round {number + 1} of {ROUNDS} (load {os.getloadavg()[0]:.1f})")
+        loads.append(round(os.getloadavg()[0], 2))
+        print(f"round {number + 1} of {ROUNDS} (load {loads[-1]:.1f})")
         order = KINDS[number % len(KINDS) :] + KINDS[: number % len(KINDS)]  # none always first
         mine = [run(kind, clients) for clients in CLIENTS for kind in order]
         by = {(r["kind"], r["clients"]): r for r in mine}
@@ -309,7 +367,8 @@ def main() -> None:
     for row in rows:
         low, high = row["calls_per_second_range"]
         print(
-            f"{row['kind']:<14} {row['clients']:>2} client(s): {row['calls_per_second']:>9,.0f}"
+            f"{row['kind']:<14} {row['clients']:>2} client(s), {row['server_processes']} proc: "
+            f"{row['calls_per_second']:>9,.0f}"
             f" calls/s ({low:,.0f}-{high:,.0f})  p99 {row['p99_ms']:6.2f} ms"
             f" ({row['p99_ms_range'][0]:.2f}-{row['p99_ms_range'][1]:.2f})"
             f"  server CPU {row['server_cpu_us_per_call']} us/call"
@@ -328,6 +387,10 @@ def main() -> None:
         },
         "seconds_per_run": SECONDS,
         "rounds": ROUNDS,
+        "load_1min_per_round": loads,
+        "server_processes": {
+            kind: next(r["server_processes"] for r in rows if r["kind"] == kind) for kind in KINDS
+        },
         "rows": rows,
         "runs": runs,
         "xmlrpc_speedup_at_10_clients": round(speedup, 2),

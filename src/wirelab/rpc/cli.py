@@ -76,27 +76,37 @@ def serve(
     host: ServeHostArgument = "127.0.0.1",
     kind: KindOption = Kind.xmlrpc,
     port: PortOption = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "-w",
+            "--workers",
+            help=(
+                "xmlrpc, jsonrpc: worker processes sharing the port, each with its own limits "
+                "(1024 connections each); default one per CPU, at most 8. rpyc is one process."
+            ),
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve one RPC kind until Ctrl-C: the book's functions, corrected, on the book's port."""
+    from wirelab.rpc.workers import MAX_WORKERS, default_workers
+
+    if workers is not None and not 1 <= workers <= MAX_WORKERS:
+        raise typer.BadParameter(
+            f"{workers} is not a number of workers from 1 to {MAX_WORKERS}",
+            param_hint="'--workers'",
+        )
+    if kind is Kind.rpyc and workers not in (None, 1):
+        raise typer.BadParameter(
+            "rpyc is served from one process (its service keeps state per connection)",
+            param_hint="'--workers'",
+        )
     number = bind_port(port, "rpc", kind.value)
     from wirelab.rpc.http import use_uvloop
 
     use_uvloop()
-    if kind is Kind.xmlrpc:
-        from wirelab.rpc.server import open_xmlrpc_server
-
-        run_server(
-            lambda: open_xmlrpc_server(host, number),
-            "XML-RPC, paths / and /RPC2",
-            loggers=["wirelab.rpc"],
-        )
-    elif kind is Kind.jsonrpc:
-        from wirelab.rpc.server import open_jsonrpc_server
-
-        run_server(
-            lambda: open_jsonrpc_server(host, number), "JSON-RPC 2.0", loggers=["wirelab.rpc"]
-        )
-    else:
+    if kind is Kind.rpyc:
         from wirelab.rpc.rpyc_server import open_rpyc_server
 
         run_server(
@@ -104,6 +114,61 @@ def serve(
             "RPyC line counter, service mode",
             loggers=["wirelab.rpc"],
         )
+        return
+    what = "XML-RPC, paths / and /RPC2" if kind is Kind.xmlrpc else "JSON-RPC 2.0"
+    count = workers if workers is not None else default_workers()
+    if count > 1:
+        _run_workers(kind.value, host, number, count, what)
+    elif kind is Kind.xmlrpc:
+        from wirelab.rpc.server import open_xmlrpc_server
+
+        run_server(lambda: open_xmlrpc_server(host, number), what, loggers=["wirelab.rpc"])
+    else:
+        from wirelab.rpc.server import open_jsonrpc_server
+
+        run_server(lambda: open_jsonrpc_server(host, number), what, loggers=["wirelab.rpc"])
+
+
+def _run_workers(kind: str, host: str, port: int, workers: int, what: str) -> None:
+    """Serve with a :class:`~wirelab.rpc.workers.WorkerPool` until Ctrl-C or SIGTERM.
+
+    Raises:
+        ConnectError: the address cannot be bound.
+        ServiceUnavailable: a worker did not start, or workers died too often.
+    """
+    import asyncio
+    import contextlib
+    import logging
+    import signal
+
+    from wirelab.cli.common import err_console
+    from wirelab.errors import ServiceUnavailable
+    from wirelab.net.addresses import format_address, listen_tcp
+    from wirelab.rpc.workers import WorkerPool
+
+    logging.getLogger("wirelab.rpc").setLevel(logging.INFO)
+
+    async def main() -> None:
+        pool = WorkerPool(kind, listen_tcp(host, port, backlog=1024), workers)
+        try:
+            await pool.start()
+            err_console.print(
+                f"listening at {format_address(pool.address)} ({what}; {workers} worker "
+                f"processes, pids {' '.join(map(str, pool.pids))})",
+                markup=False,
+            )
+            stop = asyncio.Event()
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+            pool.failed.add_done_callback(lambda _: stop.set())
+            await stop.wait()
+            if pool.failed.done():
+                raise ServiceUnavailable(pool.failed.result())
+        finally:
+            await pool.aclose()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+    err_console.print("stopped", markup=False)
 
 
 @app.command(context_settings={"ignore_unknown_options": True})

@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
+from wirelab.net.addresses import listen_tcp
 from wirelab.net.server import ConnectionServer, peer_name
 from wirelab.rpc._httpcore import (
     CONTINUE,
@@ -38,7 +40,13 @@ from wirelab.rpc._httpcore import (
     encode_response,
 )
 
-__all__ = ["DEFAULT_MAX_BODY", "RPCHTTPLimits", "open_rpc_http_server", "use_uvloop"]
+__all__ = [
+    "DEFAULT_MAX_BODY",
+    "RPCHTTPLimits",
+    "open_rpc_http_server",
+    "serve_rpc_http_on",
+    "use_uvloop",
+]
 
 log = logging.getLogger(__name__)
 
@@ -293,12 +301,32 @@ async def open_rpc_http_server(
     Raises:
         ConnectError: the address cannot be bound.
     """
+    server = _connection_server(dispatch, name, content_type, limits)
+    await server.start(listen_tcp(host, port))
+    return server
+
+
+async def serve_rpc_http_on(
+    dispatch: Dispatch,
+    sock: socket.socket,
+    *,
+    name: str,
+    content_type: bytes,
+    limits: RPCHTTPLimits | None = None,
+) -> ConnectionServer:
+    """Serve ``dispatch`` over HTTP/1.1 on ``sock``, a listening socket this server now owns
+    (a worker process of :mod:`wirelab.rpc.workers` serves the one its parent bound)."""
+    server = _connection_server(dispatch, name, content_type, limits)
+    await server.start(sock)
+    return server
+
+
+def _connection_server(
+    dispatch: Dispatch, name: str, content_type: bytes, limits: RPCHTTPLimits | None
+) -> ConnectionServer:
     limits = limits or RPCHTTPLimits()
-    handler = _Handler(dispatch, content_type, limits, name)
-    return await ConnectionServer.open(
-        handler,
-        host,
-        port,
+    return ConnectionServer(
+        _Handler(dispatch, content_type, limits, name),
         name=name,
         max_connections=limits.max_connections,
         idle_timeout=limits.idle_timeout,

@@ -8,9 +8,12 @@
 
 from __future__ import annotations
 
+import socket
+
+from wirelab.errors import ConfigError
 from wirelab.net.server import ConnectionServer
 from wirelab.rpc.functions import FUNCTIONS, lengths
-from wirelab.rpc.http import RPCHTTPLimits, open_rpc_http_server
+from wirelab.rpc.http import Dispatch, RPCHTTPLimits, open_rpc_http_server, serve_rpc_http_on
 from wirelab.rpc.jsoncodec import JSONRPCDispatcher
 from wirelab.rpc.xmlcodec import XMLRPCDispatcher
 
@@ -18,6 +21,7 @@ __all__ = [
     "json_dispatcher",
     "open_jsonrpc_server",
     "open_xmlrpc_server",
+    "serve_on_socket",
     "xml_dispatcher",
 ]
 
@@ -70,4 +74,25 @@ async def open_jsonrpc_server(
         name="json-rpc",
         content_type=b"application/json-rpc",
         limits=limits,
+    )
+
+
+async def serve_on_socket(
+    kind: str, sock: socket.socket, *, limits: RPCHTTPLimits | None = None
+) -> ConnectionServer:
+    """Serve ``kind`` (``"xmlrpc"`` or ``"jsonrpc"``) on a listening socket it now owns.
+
+    Raises:
+        ConfigError: another kind (RPyC is served from one process only).
+    """
+    dispatch: Dispatch
+    if kind == "xmlrpc":
+        dispatch, name, content_type = xml_dispatcher().dispatch_bytes, "xml-rpc", b"text/xml"
+    elif kind == "jsonrpc":
+        dispatch = json_dispatcher().dispatch_bytes
+        name, content_type = "json-rpc", b"application/json-rpc"
+    else:
+        raise ConfigError(f"no worker processes for {kind!r}: only xmlrpc and jsonrpc")
+    return await serve_rpc_http_on(
+        dispatch, sock, name=name, content_type=content_type, limits=limits
     )
