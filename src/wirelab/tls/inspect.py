@@ -4,7 +4,7 @@
 negotiated version and cipher, the chain (subject, names, issuer, validity, key, signature
 algorithm), whether the names match, and whether the chain verifies and, if not, why, in
 one plain line (:mod:`wirelab.tls.verdict`). With ``versions=True`` it also asks which of
-TLS 1.0-1.3 the server accepts.
+TLS 1.0-1.3 the server accepts (:mod:`wirelab.tls.versions`).
 
 How a failure is diagnosed without turning verification off: OpenSSL keeps the chain the
 peer sent even when verification fails, so the inspector reads it from the failed handshake
@@ -13,11 +13,6 @@ a completed handshake, so for an untrusted server they are shown only with ``ins
 a second handshake with verification off, which the inspector completes and closes at once,
 never sending a byte of application data. That is the only unverified handshake in wirelab.
 
-The version probes offer exactly one version each (minimum = maximum). OpenSSL 3 refuses to
-offer TLS 1.0 and 1.1 at security level 1 or above, so the probes for those two run at level
-0: they only ask the question (verification stays on, no data is sent). A version the local
-OpenSSL cannot offer at all is reported as such, not as refused by the server.
-
 When the verifying handshake fails because the server and this client share no version or
 cipher (a server that speaks only TLS 1.0, say), the inspector still runs the version probes
 (within ``timeout`` seconds in all, unless ``versions=True`` asked for them anyway), takes the
@@ -25,6 +20,9 @@ chain from the newest probe that got one, and says in one line why a secure clie
 talk to the server: ``old TLS only: the server offers only TLSv1.0, which RFC 8996
 deprecates; a secure client refuses it``. If no probe gets through either, the handshake
 error is raised as before, with what the probes saw.
+
+The connection and the handshake themselves, shared with the probes, are
+:mod:`wirelab.tls._handshake`'s.
 """
 
 from __future__ import annotations
@@ -34,25 +32,27 @@ import logging
 import os
 import ssl
 import time
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from wirelab.errors import TLSError, WirelabError
-from wirelab.net.addresses import connect_tcp, format_address
+from wirelab.errors import TLSError
 from wirelab.net.limits import DEFAULT_CONNECT_TIMEOUT
 from wirelab.net.tlsctx import describe_tls_error
+from wirelab.tls._handshake import ClientSide, PathArg, Session, attempt, closing, session_params
 from wirelab.tls.certinfo import CertInfo, describe_chain
-from wirelab.tls.client import (
-    close_tls,
-    handshake_error,
-    make_client_context,
-    negotiate_starttls,
-    peer_chain,
-)
+from wirelab.tls.client import handshake_error, peer_chain
 from wirelab.tls.names import match_name
 from wirelab.tls.verdict import Verdict, findings, verdict
+from wirelab.tls.versions import (
+    ACCEPTED,
+    TLS_VERSIONS,
+    VersionResult,
+    no_common_ground,
+    probe_all,
+    probe_summary,
+    probe_versions,
+    version_verdict,
+)
 
 __all__ = [
     "TLS_VERSIONS",
@@ -64,71 +64,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-#: The versions the probe asks about, oldest first: (label, TLSVersion name).
-TLS_VERSIONS: tuple[tuple[str, str], ...] = (
-    ("TLSv1.0", "TLSv1"),
-    ("TLSv1.1", "TLSv1_1"),
-    ("TLSv1.2", "TLSv1_2"),
-    ("TLSv1.3", "TLSv1_3"),
-)
-
-ACCEPTED = "accepted"
-REFUSED = "refused"
-LOCAL = "not supported by the local OpenSSL"
-ERROR = "error"
-
-#: The versions RFC 8996 deprecates; their probes run at OpenSSL security level 0.
-LEGACY_VERSIONS = ("TLSv1.0", "TLSv1.1")
-
-# Reasons that mean "the server would not speak this version".
-_REFUSED_REASONS = {
-    "TLSV1_ALERT_PROTOCOL_VERSION",
-    "UNSUPPORTED_PROTOCOL",
-    "WRONG_SSL_VERSION",
-    "VERSION_TOO_LOW",
-    "VERSION_TOO_HIGH",
-    "SSLV3_ALERT_HANDSHAKE_FAILURE",
-    "TLSV1_ALERT_INSUFFICIENT_SECURITY",
-    "NO_SHARED_CIPHER",
-}
-# A verifying handshake that failed for one of these reasons (the server and this client
-# share no version or cipher) is followed by the version probes: they say what the server
-# does speak.
-_NO_COMMON_GROUND = _REFUSED_REASONS
-# Reasons that mean "this client cannot even offer it".
-_LOCAL_REASONS = {
-    "NO_PROTOCOLS_AVAILABLE",
-    "NO_CIPHERS_AVAILABLE",
-    "NO_SUITABLE_SIGNATURE_ALGORITHM",
-}
-
-
-@dataclass(frozen=True)
-class VersionResult:
-    """Whether the server accepted one TLS version.
-
-    Attributes:
-        version: ``TLSv1.0`` ... ``TLSv1.3``.
-        status: ``accepted``, ``refused``, ``not supported by the local OpenSSL`` or ``error``.
-        detail: what was seen (the version and cipher, the alert, the error).
-        relaxed: the probe ran at OpenSSL security level 0 (TLS 1.0 and 1.1 only); it still
-            verified the certificate and sent no data.
-    """
-
-    version: str
-    status: str
-    detail: str = ""
-    relaxed: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        """The ``--json`` form."""
-        return {
-            "version": self.version,
-            "status": self.status,
-            "detail": self.detail,
-            "relaxed_security_level": self.relaxed,
-        }
 
 
 @dataclass(frozen=True)
@@ -219,56 +154,6 @@ class Inspection:
         }
 
 
-PathArg = str | os.PathLike[str] | None
-
-
-@contextlib.contextmanager
-def _closing(tls: ssl.SSLSocket) -> Iterator[ssl.SSLSocket]:
-    """Close an inspection's connection with our close_notify when it can still carry one."""
-    try:
-        yield tls
-    finally:
-        close_tls(tls)
-
-
-@dataclass(frozen=True)
-class ClientSide:
-    """What our side brings to every handshake of one inspection (the probes too).
-
-    Attributes:
-        cafile: trust only this PEM file.
-        lab_cafile: with no ``cafile``, trust this file as well as the system store.
-        certfile: a client certificate to present when asked (PEM).
-        keyfile: its key, when not in ``certfile``.
-        strict_x509: RFC 5280 strictness (default); ``False`` is the explicit opt-out for
-            older CAs, which still verifies the chain and the name.
-    """
-
-    cafile: PathArg = None
-    lab_cafile: PathArg = None
-    certfile: PathArg = None
-    keyfile: PathArg = None
-    strict_x509: bool = True
-
-    def context(
-        self,
-        minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
-        maximum_version: ssl.TLSVersion | None = None,
-        ciphers: str | None = None,
-    ) -> ssl.SSLContext:
-        """A verifying client context with this trust, certificate and strictness."""
-        return make_client_context(
-            cafile=self.cafile,
-            extra_cafile=self.lab_cafile,
-            certfile=self.certfile,
-            keyfile=self.keyfile,
-            minimum_version=minimum_version,
-            maximum_version=maximum_version,
-            ciphers=ciphers,
-            strict_x509=self.strict_x509,
-        )
-
-
 def _trust(cafile: PathArg, lab_cafile: PathArg, strict_x509: bool = True) -> str:
     relaxed = " (not strict X.509)" if not strict_x509 else ""
     if cafile is not None:
@@ -352,51 +237,6 @@ def _await_client_cert_verdict(tls: ssl.SSLSocket, timeout: float) -> BaseExcept
     return None
 
 
-def _attempt(
-    host: str,
-    port: int,
-    ctx: ssl.SSLContext,
-    servername: str,
-    starttls: str | None,
-    timeout: float,
-) -> tuple[ssl.SSLSocket, str, BaseException | None]:
-    """Connect (and STARTTLS); run one handshake. The caller closes the socket it gets."""
-    sock = connect_tcp(host, port, timeout=timeout)
-    peer = format_address(sock.getpeername())
-    try:
-        if starttls:
-            negotiate_starttls(sock, starttls, peer=peer, timeout=timeout)
-        tls = ctx.wrap_socket(
-            sock, server_hostname=servername.strip("[]"), do_handshake_on_connect=False
-        )
-    except BaseException:
-        sock.close()
-        raise
-    tls.settimeout(timeout)
-    try:
-        tls.do_handshake()
-    except (OSError, ValueError) as exc:
-        return tls, peer, exc
-    return tls, peer, None
-
-
-def _session(tls: ssl.SSLSocket) -> tuple[str | None, str | None, int | None, str | None]:
-    cipher = tls.cipher()
-    return (
-        tls.version(),
-        cipher[0] if cipher else None,
-        cipher[2] if cipher else None,
-        tls.compression(),
-    )
-
-
-def _common_ground_error(error: BaseException | None) -> ssl.SSLError | None:
-    """``error`` if it says the server and this client share no version or cipher."""
-    if isinstance(error, ssl.SSLCertVerificationError) or not isinstance(error, ssl.SSLError):
-        return None
-    return error if getattr(error, "reason", None) in _NO_COMMON_GROUND else None
-
-
 def inspect(
     host: str,
     port: int,
@@ -458,18 +298,18 @@ def inspect(
     ctx = side.context(minimum_version, maximum_version, ciphers)
     requested = _watch_certificate_request(ctx)
     presented = certfile is not None
-    tls, peer, error = _attempt(host, port, ctx, name, starttls, timeout)
-    no_common_ground = _common_ground_error(error)
-    with _closing(tls):
+    tls, peer, error = attempt(host, port, ctx, name, starttls, timeout)
+    no_common_ground_error = no_common_ground(error)
+    with closing(tls):
         cert_failure = isinstance(error, ssl.SSLCertVerificationError)
         if error is not None:
             refusal = _client_cert_refusal(error, bool(requested), presented, peer)
             if refusal is not None:
                 raise refusal from error
-        if error is not None and not cert_failure and no_common_ground is None:
+        if error is not None and not cert_failure and no_common_ground_error is None:
             raise handshake_error(error, peer, timeout) from error
-        ders = peer_chain(tls, verified=error is None) if no_common_ground is None else []
-        session = _session(tls) if error is None else (None, None, None, None)
+        ders = peer_chain(tls, verified=error is None) if no_common_ground_error is None else []
+        session = session_params(tls) if error is None else (None, None, None, None)
         client_cert = "not requested"
         if error is None and requested:
             late = _await_client_cert_verdict(tls, timeout) if session[0] == "TLSv1.3" else None
@@ -481,9 +321,9 @@ def inspect(
                 if presented
                 else "requested; none sent, and the server went on without one"
             )
-    if no_common_ground is not None:
+    if no_common_ground_error is not None:
         return _inspect_by_probes(
-            no_common_ground,
+            no_common_ground_error,
             host=host,
             port=port,
             peer=peer,
@@ -548,46 +388,6 @@ def inspect(
     )
 
 
-def _listed(labels: list[str], conjunction: str = "and") -> str:
-    """``a``, ``a and b``, ``a, b and c``."""
-    if len(labels) < 2:
-        return "".join(labels)
-    return f"{', '.join(labels[:-1])} {conjunction} {labels[-1]}"
-
-
-def _probe_summary(results: tuple[VersionResult, ...]) -> str:
-    """What the probes saw when none got through, for the error message."""
-    refused = [r.version for r in results if r.status == REFUSED]
-    local = [r.version for r in results if r.status == LOCAL]
-    failed = [r.version for r in results if r.status == ERROR]
-    parts = []
-    if refused:
-        parts.append(f"offered one at a time, {_listed(refused)} were refused")
-    if local:
-        parts.append(f"this OpenSSL cannot offer {_listed(local, 'or')}")
-    if failed:
-        parts.append(f"{_listed(failed)} could not be probed")
-    return "; ".join(parts) if parts else "no version could be probed"
-
-
-def _version_verdict(accepted: list[str], reason: str) -> Verdict:
-    """The verdict when the verifying handshake failed yet some version probe got through."""
-    if all(label in LEGACY_VERSIONS for label in accepted):
-        them = "it" if len(accepted) == 1 else "them"
-        return Verdict(
-            False,
-            "old-tls",
-            f"old TLS only: the server offers only {_listed(accepted)}, which RFC 8996 "
-            f"deprecates; a secure client refuses {them}",
-        )
-    return Verdict(
-        False,
-        "handshake-failed",
-        f"handshake failed: {reason}, although the server accepted {_listed(accepted)} "
-        "when offered alone",
-    )
-
-
 def _inspect_by_probes(
     error: ssl.SSLError,
     *,
@@ -605,12 +405,12 @@ def _inspect_by_probes(
     reason = describe_tls_error(error)
     log.info("%s: %s; probing TLS 1.0-1.3 one at a time", peer, reason)
     deadline = time.monotonic() + budget if budget is not None else None
-    probes = _probe_all(host, port, name, starttls, side, timeout, deadline)
+    probes = probe_all(host, port, name, starttls, side, timeout, deadline)
     results = tuple(result for result, _ in probes)
     accepted = [r.version for r in results if r.status == ACCEPTED]
     if not accepted:
         base = handshake_error(error, peer, timeout)
-        raise type(base)(f"{base}; {_probe_summary(results)}") from error
+        raise type(base)(f"{base}; {probe_summary(results)}") from error
     source, seen = next(
         ((r.version, s) for r, s in reversed(probes) if s is not None and s.ders), (None, None)
     )
@@ -623,7 +423,7 @@ def _inspect_by_probes(
         servername=name,
         starttls=starttls,
         trust=trust,
-        verdict=_version_verdict(accepted, reason),
+        verdict=version_verdict(accepted, reason),
         findings=findings(chain, name),
         chain=chain,
         chain_verified=False,  # this client never verified it: it could not talk to the server
@@ -641,123 +441,12 @@ def _inspect_by_probes(
 
 def _insecure_session(
     host: str, port: int, name: str, starttls: str | None, timeout: float
-) -> tuple[str | None, str | None, int | None, str | None]:
+) -> Session:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE  # explicit --insecure, inspection only: no data is sent
-    tls, peer, error = _attempt(host, port, ctx, name, starttls, timeout)
-    with _closing(tls):
+    tls, peer, error = attempt(host, port, ctx, name, starttls, timeout)
+    with closing(tls):
         if error is not None:
             raise handshake_error(error, peer, timeout) from error
-        return _session(tls)
-
-
-def _probe_context(version: ssl.TLSVersion, side: ClientSide) -> ssl.SSLContext:
-    ctx = side.context()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # naming TLS 1.0/1.1 warns
-        if version < ssl.TLSVersion.TLSv1_2:
-            ctx.set_ciphers("DEFAULT:@SECLEVEL=0")  # so OpenSSL 3 may offer them at all
-            ctx.minimum_version = version
-            ctx.maximum_version = version
-        else:
-            ctx.maximum_version = version
-            ctx.minimum_version = version
-    return ctx
-
-
-@dataclass(frozen=True)
-class _Seen:
-    """The chain one probe received, and the probe's own verification of it."""
-
-    ders: list[bytes]
-    verify_code: int | None
-    verify_message: str
-
-
-def _probe_one(
-    label: str,
-    attr: str,
-    host: str,
-    port: int,
-    name: str,
-    starttls: str | None,
-    side: ClientSide,
-    timeout: float,
-) -> tuple[VersionResult, _Seen | None]:
-    if not getattr(ssl, f"HAS_{attr}", False):
-        return VersionResult(label, LOCAL, f"ssl.HAS_{attr} is False"), None
-    version = getattr(ssl.TLSVersion, attr)
-    relaxed = label in LEGACY_VERSIONS
-    try:
-        ctx = _probe_context(version, side)
-    except (ValueError, ssl.SSLError) as exc:
-        return VersionResult(label, LOCAL, str(exc)), None
-    tls, peer, error = _attempt(host, port, ctx, name, starttls, timeout)
-    with _closing(tls):
-        if error is None:
-            cipher = tls.cipher()
-            got = f"{label}, {cipher[0]}" if cipher else label
-            seen = _Seen(peer_chain(tls, verified=True), None, "")
-            return VersionResult(label, ACCEPTED, got, relaxed), seen
-        if isinstance(error, ssl.SSLCertVerificationError):
-            # The certificate arrives after the server chose the version: it accepted it.
-            message = str(error.verify_message or "")
-            seen = _Seen(peer_chain(tls, verified=False), error.verify_code, message)
-            detail = f"(certificate not trusted: {message})"
-            return VersionResult(label, ACCEPTED, detail, relaxed), seen
-    reason = getattr(error, "reason", None) or ""
-    if reason in _LOCAL_REASONS:
-        return VersionResult(label, LOCAL, reason, relaxed), None
-    if reason in _REFUSED_REASONS or isinstance(error, ssl.SSLEOFError | ConnectionError):
-        return VersionResult(label, REFUSED, reason or type(error).__name__, relaxed), None
-    detail = str(handshake_error(error, peer, timeout))
-    return VersionResult(label, ERROR, detail, relaxed), None
-
-
-def _probe_all(
-    host: str,
-    port: int,
-    name: str,
-    starttls: str | None,
-    side: ClientSide,
-    timeout: float,
-    deadline: float | None,
-) -> list[tuple[VersionResult, _Seen | None]]:
-    """Probe each version in turn; with a ``deadline`` (monotonic), all within it."""
-    probes: list[tuple[VersionResult, _Seen | None]] = []
-    for label, attr in TLS_VERSIONS:
-        allowed = timeout if deadline is None else min(timeout, deadline - time.monotonic())
-        if allowed <= 0:
-            probes.append((VersionResult(label, ERROR, "not probed: out of time"), None))
-            continue
-        try:
-            probes.append(_probe_one(label, attr, host, port, name, starttls, side, allowed))
-        except WirelabError as exc:
-            probes.append((VersionResult(label, ERROR, str(exc)), None))
-    return probes
-
-
-def probe_versions(
-    host: str,
-    port: int,
-    *,
-    servername: str | None = None,
-    starttls: str | None = None,
-    cafile: PathArg = None,
-    lab_cafile: PathArg = None,
-    certfile: PathArg = None,
-    keyfile: PathArg = None,
-    strict_x509: bool = True,
-    timeout: float = DEFAULT_CONNECT_TIMEOUT,
-) -> tuple[VersionResult, ...]:
-    """Ask the server about each of TLS 1.0-1.3 in turn (one connection each).
-
-    Each probe offers exactly one version and verifies the certificate; the TLS 1.0 and 1.1
-    probes run at OpenSSL security level 0 (``relaxed``). None sends application data.
-    Failures are reported per version, never raised.
-    """
-    name = servername or host
-    side = ClientSide(cafile, lab_cafile, certfile, keyfile, strict_x509)
-    probes = _probe_all(host, port, name, starttls, side, timeout, None)
-    return tuple(result for result, _ in probes)
+        return session_params(tls)
