@@ -312,18 +312,46 @@ def test_implicit_tls_login_and_send(make_mail_host: Callable[..., MailHost]) ->
         client.close()
 
 
-def test_250_only_after_the_message_is_in_new(mail_host: MailHost) -> None:
-    """The reply to DATA comes after the file is in new/ (durable), never before."""
+def test_250_once_in_the_journal_and_in_new_once_the_client_quits(mail_host: MailHost) -> None:
+    """The reply to DATA comes once the message is durable in the spool journal (decision
+    0122; the order of the syncs is proved in test_smtp_ack_order.py); the reply to QUIT once
+    it is in new/, complete, with nothing left in tmp/."""
+    from wirelab.mail.spool import parse_segment
+
     with _smtp(mail_host) as client:
         client.ehlo()
         client.mail("a@example.org")
         client.rcpt(BRANDON)
         code, _ = client.data(b"Subject: durable\r\n\r\nnow\r\n")
         assert code == 250
-        # no waiting: it is already there, complete, and nothing is left in tmp/
-        newest = mail_host.store.messages("brandon")[-1]
-        assert newest.folder == "new" and newest.read_bytes().endswith(b"now\r\n")
-        assert not list((mail_host.store.maildir("brandon") / "tmp").iterdir())
+        journaled = [
+            record.data
+            for segment in (mail_host.store.root / ".spool").glob("*.wal")
+            for record in parse_segment(segment.read_bytes())[0]
+        ]
+        assert b"Subject: durable\r\n\r\nnow\r\n" in journaled
+    # no waiting after the 221: it is there, complete, and nothing is left in tmp/
+    newest = mail_host.store.messages("brandon")[-1]
+    assert newest.folder == "new" and newest.read_bytes() == b"Subject: durable\r\n\r\nnow\r\n"
+    assert not list((mail_host.store.maildir("brandon") / "tmp").iterdir())
+
+
+def test_a_full_spool_is_a_452_and_the_next_message_fits_again(mail_host: MailHost) -> None:
+    from wirelab.mail.store import _SPOOLS
+
+    with _smtp(mail_host) as client:
+        assert client.sendmail("a@example.org", [BRANDON], b"Subject: a\r\n\r\nx\r\n") == {}
+        spool = _SPOOLS[(mail_host.store.root / ".spool").resolve()]
+        spool.limit = 2000
+        with pytest.raises(smtplib.SMTPDataError) as caught:
+            client.sendmail(
+                "a@example.org", [BRANDON], b"Subject: b\r\n\r\n" + (b"y" * 70 + b"\r\n") * 40
+            )
+        assert caught.value.smtp_code == 452 and b"spool is full" in caught.value.smtp_error
+        spool.limit = 1 << 20
+        assert client.sendmail("a@example.org", [BRANDON], b"Subject: c\r\n\r\nz\r\n") == {}
+    subjects = [m.read_bytes()[:10] for m in mail_host.store.messages("brandon")[-2:]]
+    assert subjects == [b"Subject: a", b"Subject: c"]
 
 
 def test_tls_context_without_the_lab_ca_fails_verification(mail_host: MailHost) -> None:

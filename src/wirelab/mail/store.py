@@ -30,6 +30,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import logging
 import os
 import re
 import secrets
@@ -44,7 +45,8 @@ from pathlib import Path
 from typing import cast
 
 from wirelab.config import Account
-from wirelab.errors import ConfigError, WirelabError
+from wirelab.errors import ConfigError, Timeout, WirelabError
+from wirelab.mail.spool import JournalRecord, Segment, Spool, SpoolFull, recover_segments
 
 __all__ = [
     "LAB_DOMAINS",
@@ -65,6 +67,7 @@ MAX_MESSAGE_BYTES = 10_240_000
 
 #: scrypt cost: n=2**14, r=8, p=1 (about 16 MiB and a few tens of milliseconds per check).
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 1 << 14, 8, 1
+log = logging.getLogger("wirelab.mail.store")
 _USER_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _counter = itertools.count(1)
 _counter_lock = threading.Lock()
@@ -128,16 +131,38 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+class _Ticket:
+    """A journaled message: checkpointed once every recipient's copy is durable."""
+
+    __slots__ = ("failed", "remaining", "segment", "seq", "spool")
+
+    def __init__(self, spool: Spool, segment: Segment, seq: int, copies: int) -> None:
+        self.spool = spool
+        self.segment = segment
+        self.seq = seq
+        self.remaining = copies
+        self.failed = False
+
+
 class _Job:
-    """One message for one Maildir, waiting for the writer."""
+    """One message for one Maildir, waiting for the writer (``ticket``: its journal record,
+    for a message the SMTP server has acknowledged already)."""
 
-    __slots__ = ("base", "data", "future", "name")
+    __slots__ = ("base", "data", "future", "name", "ticket")
 
-    def __init__(self, base: Path, name: str, data: bytes, future: Future[StoredMessage]) -> None:
+    def __init__(
+        self,
+        base: Path,
+        name: str,
+        data: bytes,
+        future: Future[StoredMessage],
+        ticket: _Ticket | None = None,
+    ) -> None:
         self.base = base
         self.name = name
         self.data = data
         self.future = future
+        self.ticket = ticket
 
 
 #: A batch stops growing at this many messages or bytes (the data is in memory already:
@@ -183,15 +208,18 @@ class _Committer:
 
     def submit(self, base: Path, name: str, data: bytes) -> Future[StoredMessage]:
         future: Future[StoredMessage] = Future()
+        self.submit_jobs([_Job(base, name, data, future)])
+        return future
+
+    def submit_jobs(self, jobs: list[_Job]) -> None:
         with self._lock:
-            self._jobs.append(_Job(base, name, data, future))
+            self._jobs.extend(jobs)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._run, name="wirelab-lab-maildir-writer", daemon=True
                 )
                 self._thread.start()
             self._ready.notify()
-        return future
 
     def _take(self, expected: int, linger: float) -> list[_Job]:
         with self._lock:
@@ -208,7 +236,9 @@ class _Committer:
             size = 0
             while self._jobs and len(batch) < _BATCH_MESSAGES and size < _BATCH_BYTES:
                 job = self._jobs.popleft()
-                if job.future.set_running_or_notify_cancel():  # else: its client is gone
+                # a cancelled future: its client is gone, unless the message is journaled
+                # (acknowledged already: it is delivered whoever waits for it)
+                if job.future.set_running_or_notify_cancel() or job.ticket is not None:
                     batch.append(job)
                     size += len(job.data)
             return batch
@@ -222,8 +252,7 @@ class _Committer:
                 _commit(batch)
             except BaseException as exc:  # never leave a client waiting forever
                 for job in batch:
-                    if not job.future.done():
-                        job.future.set_exception(_store_error(exc))
+                    _fail(job, exc)
                 if not isinstance(exc, Exception):
                     raise
             # the next batch waits a little for as many messages as this one had: clients
@@ -244,7 +273,27 @@ def _fail(job: _Job, exc: BaseException, tmp_path: Path | None = None) -> None:
     if tmp_path is not None:
         with contextlib.suppress(OSError):
             os.unlink(tmp_path)
-    job.future.set_exception(_store_error(exc))
+    if job.ticket is not None and not job.ticket.failed:
+        # acknowledged already: it stays in the spool, never checkpointed, and the next start
+        # delivers it (recover_segments)
+        job.ticket.failed = True
+        job.ticket.spool.abandon()
+        log.warning("delivery of an accepted message failed, kept in the spool: %s", exc)
+    if not job.future.done():
+        job.future.set_exception(_store_error(exc))
+
+
+_Checkpoints = dict[tuple[Spool, Segment], list[int]]
+
+
+def _delivered(job: _Job, stored: StoredMessage, checkpoints: _Checkpoints) -> None:
+    if not job.future.done():
+        job.future.set_result(stored)
+    ticket = job.ticket
+    if ticket is not None and not ticket.failed:
+        ticket.remaining -= 1
+        if ticket.remaining == 0:
+            checkpoints.setdefault((ticket.spool, ticket.segment), []).append(ticket.seq)
 
 
 def _open_tmp(path: Path) -> int:
@@ -329,6 +378,7 @@ def _commit(batch: list[_Job]) -> None:
             _fail(job, exc, tmp_path)
         else:
             renamed.setdefault(job.base / "new", []).append(job)
+    checkpoints: _Checkpoints = {}
     for directory, jobs in renamed.items():
         try:
             _fsync_dir(directory)
@@ -339,10 +389,122 @@ def _commit(batch: list[_Job]) -> None:
                 _fail(job, exc)
         else:
             for job in jobs:
-                job.future.set_result(StoredMessage(job.name, "new", directory / job.name))
+                _delivered(job, StoredMessage(job.name, "new", directory / job.name), checkpoints)
+    for (spool, segment), seqs in checkpoints.items():
+        try:
+            spool.checkpoint(segment, seqs)
+        except OSError as exc:  # the next start delivers them again, skipping what is there
+            log.warning("cannot checkpoint delivered messages in the spool: %s", exc)
 
 
 _COMMITTER = _Committer()
+
+
+class _Accept:
+    """One message the SMTP server accepted, waiting for the journal writer."""
+
+    __slots__ = ("bases", "data", "durable", "name", "spool", "users", "visible")
+
+    def __init__(
+        self, spool: Spool, name: str, users: list[str], bases: list[Path], data: bytes
+    ) -> None:
+        self.spool = spool
+        self.name = name
+        self.users = tuple(users)
+        self.bases = bases
+        self.data = data
+        self.durable: Future[None] = Future()
+        self.visible: list[Future[StoredMessage]] = [Future() for _ in bases]
+
+
+class _JournalWriter:
+    """The spool writer: one thread that appends accepted messages to the journal in groups,
+    makes them durable with one ``fdatasync`` per group, resolves their ``durable`` futures
+    (the SMTP server answers 250) and hands them to the Maildir writer (:class:`_Committer`).
+
+    Nothing is acknowledged before the group's ``fdatasync`` has returned. Concurrent messages
+    queue while a group is being synced and share the next group's sync.
+    """
+
+    def __init__(self) -> None:
+        self._after_fork()
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
+        self._queue: deque[_Accept] = deque()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, accept: _Accept) -> None:
+        with self._lock:
+            self._queue.append(accept)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="wirelab-lab-mail-spool", daemon=True
+                )
+                self._thread.start()
+            self._ready.notify()
+
+    def _take(self) -> list[_Accept]:
+        with self._lock:
+            while not self._queue:
+                self._ready.wait()
+            group: list[_Accept] = []
+            size = 0
+            while self._queue and len(group) < _BATCH_MESSAGES and size < _BATCH_BYTES:
+                accept = self._queue.popleft()
+                if accept.durable.set_running_or_notify_cancel():  # else: its client is gone
+                    group.append(accept)
+                    size += len(accept.data)
+            return group
+
+    def _run(self) -> None:
+        while True:
+            group = self._take()
+            by_spool: dict[Spool, list[_Accept]] = {}
+            for accept in group:
+                by_spool.setdefault(accept.spool, []).append(accept)
+            for spool, accepts in by_spool.items():
+                try:
+                    _journal(spool, accepts)
+                except BaseException as exc:  # never leave a client waiting forever
+                    for accept in accepts:
+                        if not accept.durable.done():
+                            error = exc if isinstance(exc, SpoolFull) else _store_error(exc)
+                            accept.durable.set_exception(error)
+                    if not isinstance(exc, Exception):
+                        raise
+
+
+def _journal(spool: Spool, accepts: list[_Accept]) -> None:
+    """Append, sync, acknowledge, then queue the Maildir deliveries of one group."""
+    placed = spool.append([(a.name, a.users, a.data) for a in accepts])
+    for segment in {segment for segment, _ in placed}:
+        spool.sync(segment)
+    jobs: list[_Job] = []
+    for accept, (segment, seq) in zip(accepts, placed, strict=True):
+        accept.durable.set_result(None)
+        ticket = _Ticket(spool, segment, seq, len(accept.bases))
+        jobs += [
+            _Job(base, accept.name, accept.data, future, ticket)
+            for base, future in zip(accept.bases, accept.visible, strict=True)
+        ]
+    _COMMITTER.submit_jobs(jobs)
+
+
+_JOURNAL = _JournalWriter()
+_SPOOLS: dict[Path, Spool] = {}
+_SPOOLS_LOCK = threading.Lock()
+
+
+def _forget_spools() -> None:
+    global _SPOOLS_LOCK
+    _SPOOLS_LOCK = threading.Lock()
+    _SPOOLS.clear()  # the parent's segments and their locks are the parent's
+
+
+os.register_at_fork(after_in_child=_forget_spools)
 
 
 class MailStore:
@@ -363,6 +525,8 @@ class MailStore:
         self._local = threading.local()
         self._maildirs: dict[str, Path] = {}
         self._hostname = socket.gethostname().replace("/", "\\057").replace(":", "\\072")
+        self.spool_dir = root / ".spool"
+        recover_segments(self.spool_dir, self._redeliver)
 
     # -- accounts --------------------------------------------------------------------------
     def _records(self) -> dict[str, dict[str, str]]:
@@ -493,6 +657,74 @@ class MailStore:
         """
         futures = [asyncio.wrap_future(self.submit(user, data)) for user in users]
         return list(await asyncio.gather(*futures))
+
+    def _spool(self) -> Spool:
+        key = self.spool_dir.resolve()
+        with _SPOOLS_LOCK:
+            spool = _SPOOLS.get(key)
+            if spool is None:
+                spool = _SPOOLS[key] = Spool(key)
+            return spool
+
+    async def accept_async(self, users: list[str], data: bytes) -> list[Future[StoredMessage]]:
+        """Accept ``data`` for ``users``: return once it is durable in the spool journal.
+
+        What the SMTP server calls before its 250: the message is appended to this process's
+        journal (``ROOT/.spool``) and ``fdatasync``-ed, concurrent messages sharing one sync.
+        The Maildir deliveries follow at once (one future each, resolved when the message is
+        durable in ``new/``); should one fail, the message stays in the journal and the next
+        start of a store on this root delivers it.
+
+        Raises:
+            SpoolFull: no room in the journal now (SMTP ``452``; nothing was stored).
+            WirelabError: the disk refused, with the reason (nothing acknowledged).
+        """
+        bases = [self._delivery_base(user) for user in users]
+        accept = _Accept(self._spool(), self._unique_name(len(data)), users, bases, data)
+        _JOURNAL.submit(accept)
+        await asyncio.wrap_future(accept.durable)
+        return accept.visible
+
+    def settle(self, timeout: float = 30.0) -> None:
+        """Wait until every message this process accepted into the store (``accept_async``:
+        the SMTP server, after its 250) is in its Maildir's ``new/`` or has failed there.
+
+        Raises:
+            Timeout: still not delivered after ``timeout`` seconds.
+        """
+        if not self._spool().settle(timeout):
+            raise Timeout(f"accepted mail not delivered after {timeout:g} s")
+
+    def close_spool(self) -> None:
+        """Close this process's journal of the store (its server stopped): nothing is lost,
+        messages still on their way to a Maildir are delivered first."""
+        with _SPOOLS_LOCK:
+            spool = _SPOOLS.get(self.spool_dir.resolve())
+        if spool is not None:
+            spool.close()
+
+    def _redeliver(self, records: list[JournalRecord]) -> None:
+        """Recovery: deliver journal records under their own names, skipping a name already
+        in ``new/`` or ``cur/`` (delivered before the crash; perhaps read since)."""
+        futures: list[Future[StoredMessage]] = []
+        present: dict[str, set[str]] = {}
+        for record in records:
+            for user in record.users:
+                base = self._delivery_base(user)
+                if user not in present:
+                    present[user] = {
+                        name.split(":", 1)[0]
+                        for folder in ("new", "cur")
+                        for name in os.listdir(base / folder)
+                    }
+                if record.name in present[user]:
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(base / "tmp" / record.name)  # the dead writer's partial copy
+                futures.append(_COMMITTER.submit(base, record.name, record.data))
+                present[user].add(record.name)
+        for future in futures:
+            future.result()
 
     def deliver(self, user: str, data: bytes) -> StoredMessage:
         """Store ``data`` in ``user``'s ``new/``, durably, and return where it is.

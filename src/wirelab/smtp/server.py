@@ -9,9 +9,12 @@ aiosmtpd (>= 1.4.5, which fixed its SMTP smuggling hole) speaks the protocol; we
   handshake are discarded (aiosmtpd clears its buffer, RFC 3207 section 4.2). The ``smtps``
   endpoint is TLS from the first byte. Mail *to* the lab needs no login, as at any MX (the
   book's scripts send without one); the login is what a submission client does.
-* **Durability**: a 250 after DATA only once the message is in every recipient's Maildir,
-  its data and its rename synced (:meth:`wirelab.mail.store.MailStore.deliver_async`: the
-  store's writer thread, concurrent messages committed together; the loop never blocks).
+* **Durability**: a 250 after DATA only once the message is durable in the store's spool
+  journal (:meth:`wirelab.mail.store.MailStore.accept_async`: appended and ``fdatasync``-ed
+  by the journal writer thread, concurrent messages sharing one sync; the loop never
+  blocks). The Maildir delivery (data synced, renamed into ``new/``, ``new/`` synced) follows
+  at once; the reply to ``QUIT`` waits until the session's messages are in ``new/``, so a
+  client that has quit finds them there (decision 0122). A full spool is ``452``.
 * **Smuggling**: a bare CR or LF anywhere in DATA is refused with ``550 5.6.11``, so no
   ``\\n.\\n``, ``\\r.\\r`` or ``\\n.\\r\\n`` trick can end a message early on a server that
   reads them differently downstream.
@@ -29,13 +32,15 @@ import re
 import ssl
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from wirelab.errors import WirelabError
-from wirelab.mail.store import LAB_DOMAINS, MAX_MESSAGE_BYTES, MailStore
+from wirelab.mail.spool import SpoolFull
+from wirelab.mail.store import LAB_DOMAINS, MAX_MESSAGE_BYTES, MailStore, StoredMessage
 from wirelab.net.server import OverloadLog
 
 __all__ = [
@@ -151,12 +156,24 @@ class LabHandler:
             return "550 5.6.11 Bare CR or LF in the message: lines must end with CRLF"
         users = sorted({parts[0] for rcpt in envelope.rcpt_tos if (parts := _split(rcpt))})
         try:
-            await self.settings.store.deliver_async(users, content)
+            visible = await self.settings.store.accept_async(users, content)
+        except SpoolFull:
+            log.warning("refused a message: the mail spool is full")
+            return "452 4.3.1 Insufficient system storage: the mail spool is full, try again later"
         except WirelabError as exc:
             log.warning("delivery failed: %s", exc)
             return "451 4.3.0 Temporary failure storing the message, try again later"
-        log.info("delivered %d bytes to %s", len(content), ", ".join(users))
+        if isinstance(server, LabSMTP):
+            server.accepted(visible)
+        log.info("accepted %d bytes for %s", len(content), ", ".join(users))
         return f"250 2.0.0 OK: stored for {len(users)} mailbox(es)"
+
+    async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        """``221`` once this session's accepted messages are in their Maildirs' ``new/``
+        (about a millisecond after their 250), so a client that has quit finds them there."""
+        if isinstance(server, LabSMTP):
+            await server.settle()
+        return "221 Bye"
 
 
 def _domains() -> str:
@@ -178,6 +195,23 @@ class LabSMTP(SMTP):
         self._counted = False
         self._last_active = time.monotonic()
         self._in_data = False
+        self._visible: list[Future[StoredMessage]] = []
+
+    def accepted(self, visible: list[Future[StoredMessage]]) -> None:
+        """Remember the Maildir deliveries of a message this session was told 250 for."""
+        self._visible = [future for future in self._visible if not future.done()]
+        self._visible += visible
+
+    async def settle(self, timeout: float = 30.0) -> None:
+        """Wait until this session's accepted messages are in ``new/`` (or failed: then they
+        stay in the spool for the next start; the wait never hangs a client for long)."""
+        pending = [asyncio.wrap_future(f) for f in self._visible if not f.done()]
+        self._visible = []
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+            for future in pending:  # retrieved, so a failure logs no "never retrieved"
+                if future.done() and not future.cancelled():
+                    future.exception()
 
     def _reset_timeout(self, duration: float | None = None) -> None:
         # aiosmtpd calls this after every complete command: our "last active" clock too
@@ -290,13 +324,15 @@ def protocol_factory(settings: SMTPSettings) -> Callable[[], LabSMTP]:
 
 
 def close_connections(settings: SMTPSettings) -> None:
-    """Close every open connection of a server (after ``server.close()``, on shutdown)."""
+    """Close every open connection of a server (after ``server.close()``, on shutdown), and
+    the store's spool journal (its undelivered messages still go to their Maildirs)."""
     for protocol in list(settings.live):
         transport = protocol.transport
         if transport is not None:
             transport.close()
         if protocol._handler_coroutine is not None:
             protocol._handler_coroutine.cancel()
+    settings.store.close_spool()
 
 
 async def open_smtp_server(host: str, port: int, settings: SMTPSettings) -> asyncio.Server:
