@@ -19,6 +19,7 @@ never used, so ``quadratic.__globals__`` is an unknown method.
 from __future__ import annotations
 
 import logging
+import re
 import xmlrpc.client
 from collections.abc import Callable
 from typing import Any
@@ -38,6 +39,8 @@ __all__ = [
     "FAULT_PARSE",
     "XMLRPCDispatcher",
     "XMLRejected",
+    "fast_dumps_result",
+    "fast_loads_call",
     "safe_loads",
 ]
 
@@ -110,16 +113,132 @@ def _first_line(exc: BaseException) -> str:
     return (text[0] if text else type(exc).__name__)[:200]
 
 
+# -- the fast path: the common call and answer, without a parser ------------------------------
+#
+# Nearly every call a client sends is a method name and a few scalars, in the shape
+# xmlrpc.client.dumps writes. Such a document is matched by one strict expression over the
+# bytes; anything else (a DTD, an entity or character reference, a comment, CDATA, a namespace,
+# non-ASCII text, an array or struct, a big integer, another encoding ...) does not match and
+# goes to the defused parser as before. The expression admits no markup declaration at all,
+# so nothing an attack needs can take this path. The answers are the parser's, exactly: a
+# Hypothesis property checks it on generated and mutated documents (tests/rpc/test_fastpath.py).
+
+_S = rb"[ \t\r\n]*"
+#: Character data kept as it is by expat: printable ASCII, tab and LF, but & < > (which a
+#: well-formed text escapes, so it is the parser's) and CR (which expat turns into LF).
+_TEXT = rb"[\t\n\x20-\x25\x27-\x3b\x3d\x3f-\x7e]*"
+_CALL = re.compile(
+    rb"(?:<\?xml version=(['\"])1\.0\1(?: encoding=(['\"])[Uu][Tt][Ff]-8\2)?[ \t]*\?>)?"
+    + _S
+    + rb"<methodCall>"
+    + _S
+    + rb"<methodName>([A-Za-z0-9_.:]{1,256})</methodName>"
+    + _S
+    + rb"<params>"
+    + _S
+    + rb"(.*)</params>"
+    + _S
+    + rb"</methodCall>"
+    + _S,
+    re.DOTALL,
+)
+_PARAM = re.compile(
+    rb"<param>"
+    + _S
+    + rb"<value>(?:"
+    + rb"<(int|i4)>([+-]?[0-9]{1,18})</\1>"
+    + rb"|<boolean>([01])</boolean>"
+    + rb"|<double>([+-]?(?:[0-9]{1,40}(?:\.[0-9]{0,40})?|\.[0-9]{1,40})(?:[eE][+-]?[0-9]{1,3})?)"
+    + rb"</double>"
+    + rb"|<string>("
+    + _TEXT
+    + rb")</string>"
+    + rb"|("
+    + _TEXT
+    + rb"))</value>"
+    + _S
+    + rb"</param>"
+    + _S
+)
+# Groups of _PARAM: 1 the integer's tag (for the back reference), 2 the integer, 3 the
+# boolean, 4 the double, 5 the string, 6 a bare value (a string too).
+_ANSWER_HEAD = b"<?xml version='1.0'?>\n<methodResponse>\n<params>\n<param>\n"
+_ANSWER_TAIL = b"</param>\n</params>\n</methodResponse>\n"
+
+
+def fast_loads_call(data: bytes) -> tuple[tuple[Any, ...], str] | None:
+    """A plain call (a name and scalar parameters) read without a parser: ``(params, name)``
+    exactly as :func:`safe_loads` reads it; ``None`` for any other document."""
+    call = _CALL.fullmatch(data)
+    if call is None:
+        return None
+    block = call[4]
+    params: list[Any] = []
+    append = params.append
+    match = _PARAM.match
+    pos = 0
+    end = len(block)
+    while pos < end:
+        param = match(block, pos)
+        if param is None:
+            return None
+        pos = param.end()
+        number, boolean, double, string, bare = param.group(2, 3, 4, 5, 6)
+        if number is not None:
+            append(int(number))
+        elif boolean is not None:
+            append(boolean == b"1")
+        elif double is not None:
+            append(float(double))
+        elif string is not None:
+            append(string.decode("ascii"))
+        else:
+            append(bare.decode("ascii"))
+    name: bytes = call[3]
+    return tuple(params), name.decode("ascii")
+
+
+def fast_dumps_result(result: Any) -> bytes | None:
+    """The answer carrying ``result``, byte for byte what ``xmlrpc.client.dumps((result,),
+    methodresponse=True, encoding="utf-8").encode()`` gives, for an int, bool, float or str;
+    ``None`` for anything else (or anything the stdlib would refuse)."""
+    kind = type(result)
+    if kind is int:
+        if not xmlrpc.client.MININT <= result <= xmlrpc.client.MAXINT:
+            return None
+        value = b"<value><int>%d</int></value>\n" % result
+    elif kind is str:
+        try:
+            text = xmlrpc.client.escape(result).encode()
+        except UnicodeEncodeError:
+            return None
+        value = b"<value><string>" + text + b"</string></value>\n"
+    elif kind is float:
+        value = b"<value><double>" + repr(result).encode() + b"</double></value>\n"
+    elif kind is bool:
+        value = (
+            b"<value><boolean>1</boolean></value>\n"
+            if result
+            else (b"<value><boolean>0</boolean></value>\n")
+        )
+    else:
+        return None
+    return _ANSWER_HEAD + value + _ANSWER_TAIL
+
+
 class XMLRPCDispatcher(SimpleXMLRPCDispatcher):
     """The stdlib dispatcher with a defused parser and clear faults.
 
     Args:
         max_depth: deepest element nesting accepted in a call.
+        fast: read plain calls and write scalar answers without a parser
+            (:func:`fast_loads_call`, :func:`fast_dumps_result`); same bytes either way.
     """
 
-    def __init__(self, *, max_depth: int = DEFAULT_MAX_DEPTH) -> None:
+    def __init__(self, *, max_depth: int = DEFAULT_MAX_DEPTH, fast: bool = True) -> None:
         super().__init__(allow_none=False, encoding="utf-8", use_builtin_types=True)
         self.max_depth = max_depth
+        self.fast = fast
         self.register_introspection_functions()
         self.register_multicall_functions()
 
@@ -129,16 +248,24 @@ class XMLRPCDispatcher(SimpleXMLRPCDispatcher):
 
     def dispatch_bytes(self, data: bytes) -> bytes:
         """Answer the XML-RPC call ``data``: a ``methodResponse`` document (a result or a fault)."""
-        try:
-            params, method = safe_loads(data, max_depth=self.max_depth)
-        except XMLRejected as exc:
-            return self._fault(FAULT_PARSE, f"parse error: {exc}")
-        except xmlrpc.client.Fault:
-            return self._fault(FAULT_INVALID_REQUEST, "a fault is not a call")
+        plain = fast_loads_call(data) if self.fast else None
+        params: tuple[Any, ...]
+        method: str | None
+        if plain is not None:
+            params, method = plain
+        else:
+            try:
+                params, method = safe_loads(data, max_depth=self.max_depth)
+            except XMLRejected as exc:
+                return self._fault(FAULT_PARSE, f"parse error: {exc}")
+            except xmlrpc.client.Fault:
+                return self._fault(FAULT_INVALID_REQUEST, "a fault is not a call")
         if not method:
             return self._fault(FAULT_INVALID_REQUEST, "not a methodCall")
         try:
             result = self._dispatch(method, params)
+            if self.fast and (answer := fast_dumps_result(result)) is not None:
+                return answer
             return xmlrpc.client.dumps((result,), methodresponse=True, encoding="utf-8").encode()
         except xmlrpc.client.Fault as fault:
             return self._fault(fault.faultCode, fault.faultString)
