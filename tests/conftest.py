@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -223,6 +224,17 @@ def _no_leaks() -> Iterator[None]:
     assert not new_children, f"test leaked child processes: {sorted(new_children)}"
     assert not new_sockets, f"test leaked sockets: {sorted(new_sockets)}"
     assert not new_work, f"test left executor work running: {sorted(new_work.values())}"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under ``--dist loadgroup``, schedule by :data:`_SERIAL_GROUPS` and by module (the
+    marker below no longer reaches xdist under pytest 9: see ``tests/scheduling.py``)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from tests.scheduling import GroupScheduling
+
+    return GroupScheduling(config, log, serial=_SERIAL_GROUPS)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
