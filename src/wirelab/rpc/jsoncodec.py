@@ -169,9 +169,13 @@ def _first_line(exc: BaseException) -> str:
     return (lines[0] if lines else type(exc).__name__)[:200]
 
 
+#: ``json.dumps(document, allow_nan=False)`` builds this encoder on every call; one will do.
+_ENCODE = json.JSONEncoder(allow_nan=False).encode
+
+
 def _dumps(document: Any) -> bytes:
     # ASCII with \u escapes, keys in jsonrpclib-pelix's order: the bytes of the book's server.
-    return json.dumps(document, allow_nan=False).encode("ascii")
+    return _ENCODE(document).encode("ascii")
 
 
 # -- the client's side ------------------------------------------------------------------------
