@@ -8,7 +8,9 @@ a record is *checkpointed* (a small record appended, not synced) once its Maildi
 durable. This is the queue file of a real MTA (decision 0122).
 
 Layout: ``ROOT/.spool/<pid>-<token>-<n>.wal``, one or more *segments* per process, each held
-with ``flock`` by the process that writes it for as long as it lives. Records::
+with ``flock`` by the process that writes it for as long as it lives, written with zeros
+when it is made (the records then overwrite blocks the file has). Records, one after the
+other from the start, the first zero byte after them ending the segment::
 
     magic "WLJ1" | kind (1 byte) | body length (u32) | crc32 of kind+length+body (u32) | body
 
@@ -61,7 +63,7 @@ _SEQ = struct.Struct("<Q")
 _MAX_BODY = 64 << 20
 #: A segment takes new records until it is this large; then the next one starts, and the old
 #: one is removed as soon as every message in it is checkpointed.
-SEGMENT_BYTES = 8 << 20
+SEGMENT_BYTES = 2 << 20
 #: The most bytes of journal one process keeps (live segments together) before refusing.
 SPOOL_BYTES = 256 << 20
 
@@ -195,6 +197,7 @@ class Spool:
     _seq: int = 0
     _token: str = field(default_factory=lambda: secrets.token_hex(4))
     _opened: int = 0
+    pid: int = field(default_factory=os.getpid)  # the process whose journal this is
     _unsettled: int = 0  # appended, neither checkpointed nor failed yet
     _settled: threading.Condition = field(init=False)
 
@@ -202,13 +205,22 @@ class Spool:
         self._settled = threading.Condition(self._lock)
 
     def _open_segment(self) -> Segment:
+        """A new segment, its blocks written with zeros and synced ahead of the records: a
+        record then overwrites blocks the file already has, so its ``fdatasync`` writes the
+        data and flushes, with no file-system journal commit for a new size or new blocks
+        (measured here: 0.19 ms instead of 0.23 ms for 1 KiB, and less entangled with the
+        Maildir's syncs). A record past the zeros extends the file, synced all the same."""
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._opened += 1
         path = self.directory / f"{os.getpid()}-{self._token}-{self._opened}.wal"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         fd = os.open(path, flags, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            zeros = bytes(min(self.segment_bytes, 1 << 20))
+            for offset in range(0, self.segment_bytes, len(zeros)):
+                _write_all(fd, [zeros[: self.segment_bytes - offset]], offset)
+            os.fdatasync(fd)
             _fsync_dir(self.directory)  # the file's name is durable before any record in it
         except OSError:
             os.close(fd)
@@ -246,9 +258,7 @@ class Spool:
                 self._seq += 1
                 buffers += encode_message(self._seq, name, users, data)
                 placed.append((current, self._seq))
-            size = sum(len(b) for b in buffers)
-            _write_all(current.fd, buffers, size)
-            current.size += size
+            current.size += _write_all(current.fd, buffers, current.size)
             current.live += len(records)
             self._unsettled += len(records)
             return placed
@@ -265,8 +275,7 @@ class Spool:
                 return
             record = encode_checkpoint(seqs)
             try:
-                _write_all(segment.fd, [record], len(record))
-                segment.size += len(record)
+                segment.size += _write_all(segment.fd, [record], segment.size)
             finally:  # delivered either way; unrecorded, a restart skips them in new/ or cur/
                 segment.live -= len(seqs)
                 self._retire(segment)
@@ -314,19 +323,20 @@ class Spool:
             self._current = None
 
 
-def _write_all(fd: int, buffers: list[bytes], size: int) -> None:
-    """Write every buffer (several ``writev`` calls for a large group, never a partial record
-    followed by something else: the caller holds the segment's lock)."""
-    written = 0
+def _write_all(fd: int, buffers: list[bytes], offset: int) -> int:
+    """Write every buffer at ``offset`` (several ``pwritev`` calls for a large group; the
+    caller holds the segment's lock); the bytes written."""
     views = [memoryview(b) for b in buffers if b]
-    while written < size:
-        n = os.writev(fd, views[:1024])
+    written = 0
+    while views:
+        n = os.pwritev(fd, views[:1024], offset + written)
         written += n
         while views and n >= len(views[0]):
             n -= len(views[0])
             views.pop(0)
         if n:
             views[0] = views[0][n:]
+    return written
 
 
 #: ``deliver(records)``: put each record's message into each of its users' Maildirs durably

@@ -526,6 +526,7 @@ class MailStore:
         self._maildirs: dict[str, Path] = {}
         self._hostname = socket.gethostname().replace("/", "\\057").replace(":", "\\072")
         self.spool_dir = root / ".spool"
+        self._spool_cache: Spool | None = None
         recover_segments(self.spool_dir, self._redeliver)
 
     # -- accounts --------------------------------------------------------------------------
@@ -659,12 +660,16 @@ class MailStore:
         return list(await asyncio.gather(*futures))
 
     def _spool(self) -> Spool:
-        key = self.spool_dir.resolve()
-        with _SPOOLS_LOCK:
-            spool = _SPOOLS.get(key)
-            if spool is None:
-                spool = _SPOOLS[key] = Spool(key)
-            return spool
+        """This process's journal of the store (one per root, shared by every MailStore)."""
+        spool = self._spool_cache
+        if spool is None or spool.pid != os.getpid():
+            key = self.spool_dir.resolve()
+            with _SPOOLS_LOCK:
+                spool = _SPOOLS.get(key)
+                if spool is None:
+                    spool = _SPOOLS[key] = Spool(key)
+            self._spool_cache = spool
+        return spool
 
     async def accept_async(self, users: list[str], data: bytes) -> list[Future[StoredMessage]]:
         """Accept ``data`` for ``users``: return once it is durable in the spool journal.
