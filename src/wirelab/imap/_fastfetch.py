@@ -45,7 +45,7 @@ from pymap.parsing.specials import FetchAttribute, FetchRequirement, SequenceSet
 from pymap.parsing.state import ParsingState
 from pymap.selected import SelectedMailbox
 
-from wirelab.imap._folder import LazyLoadedMessage
+from wirelab.imap._messages import LazyLoadedMessage
 
 __all__ = ["FastFetchOk", "FastFetchState", "recognise"]
 

@@ -25,6 +25,9 @@ message object per message, per command, and again per message a FETCH or SEARCH
 
 The semantics are pymap's: same UIDs, flags, ``\\Recent``, expunges; only the work per
 command changes.
+
+The message objects of the view are :mod:`wirelab.imap._messages`'s; the faster pymap methods
+installed at server start are :mod:`wirelab.imap._speedups`'s.
 """
 
 from __future__ import annotations
@@ -32,34 +35,25 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import AsyncIterable, Iterable, Sequence
+from collections.abc import AsyncIterable, Iterable
 from datetime import datetime
 from mailbox import MaildirMessage
-from typing import Any, NamedTuple, Self
+from typing import Self
 
-from pymap.backend.maildir.mailbox import LoadedMessage, MailboxData, MailboxSet, Maildir, Message
+from pymap.backend.maildir.mailbox import MailboxData, MailboxSet, Maildir, Message
 from pymap.backend.maildir.uidlist import Record, UidList
-from pymap.bytes import Writeable
 from pymap.concurrent import Event
 from pymap.context import current_command
 from pymap.flags import FlagOp
 from pymap.interfaces.message import CachedMessage
-from pymap.mime import MessageContent
-from pymap.parsing import Params
 from pymap.parsing.message import AppendMessage
-from pymap.parsing.specials import FetchRequirement, ObjectId
+from pymap.parsing.specials import ObjectId
 from pymap.parsing.specials.flag import Flag
-from pymap.parsing.state import ParsingState
 from pymap.selected import SelectedMailbox
 
-__all__ = [
-    "RACY",
-    "BytesMaildir",
-    "BytesMessage",
-    "CachedMailboxData",
-    "CachedMailboxSet",
-    "speed_up_pymap",
-]
+from wirelab.imap._messages import BytesMessage, FileMessage
+
+__all__ = ["RACY", "CachedMailboxData", "CachedMailboxSet"]
 
 #: A stamp whose mtime is this close (seconds) to the moment it was read is not trusted.
 RACY = 0.1
@@ -75,188 +69,6 @@ def _stamp(path: str) -> _Stamp:
     except FileNotFoundError:
         return (0, 0, 0)
     return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-
-def _format_mod(self: Any, other: Any) -> bytes:
-    kind = type(other)
-    if kind is bytes or hasattr(kind, "__index__") or hasattr(kind, "__bytes__"):
-        return self.format([other])  # type: ignore[no-any-return]
-    if isinstance(other, Iterable):
-        return self.format(other)  # type: ignore[no-any-return]
-    raise NotImplementedError()
-
-
-def _get_all(self: Any, seq_set: Any) -> list[tuple[int, Any]]:
-    """``SynchronizedMessages.get_all`` in time of the set asked for, not of the folder.
-
-    pymap walks every UID of the folder for each command (a one-message FETCH in a folder
-    of 1000 walked 1000); the sequence numbers it needs are already in its ``_seqs_cache``
-    (UID -> number, kept whole by its ``_update`` and ``_remove``) and ``_sorted``.
-    """
-    cache = self._cache
-    if seq_set.uid:
-        wanted = seq_set.flatten(self.max_uid) & self._uids
-        seqs = self._seqs_cache
-        return sorted((seqs[uid], cache[uid]) for uid in wanted)
-    ordered = self._sorted
-    count = len(ordered)
-    numbers = sorted(n for n in seq_set.flatten(count) if 1 <= n <= count)
-    return [(n, cache[ordered[n - 1]]) for n in numbers]
-
-
-def _params_copy(
-    self: Any,
-    state: Any = None,
-    *,
-    expected: Any = None,
-    list_limit: int | None = None,
-    command_name: bytes | None = None,
-    uid: bool | None = None,
-    charset: str | None = None,
-    tag: bytes | None = None,
-    max_append_len: int | None = None,
-    allow_continuations: bool | None = None,
-) -> Any:
-    """``pymap.parsing.Params.copy`` without a helper call and a dict per attribute (the
-    parser copies its parameters about five times a command); same values, same defaults."""
-    new = Params.__new__(Params)
-    new.state = (self.state if state is None else state) or ParsingState()
-    new.expected = (self.expected if expected is None else expected) or []
-    new.list_limit = self.list_limit if list_limit is None else list_limit
-    new.command_name = self.command_name if command_name is None else command_name
-    new.uid = self.uid if uid is None else uid
-    new.charset = self.charset if charset is None else charset
-    new.tag = (self.tag if tag is None else tag) or b"*"
-    new.max_append_len = self.max_append_len if max_append_len is None else max_append_len
-    new.allow_continuations = (
-        self.allow_continuations if allow_continuations is None else allow_continuations
-    )
-    return new
-
-
-def speed_up_pymap() -> None:
-    """Make ``pymap.bytes.BytesFormat.__mod__`` ask its questions without Protocol checks.
-
-    pymap formats every response piece with ``BytesFormat % value``, which first asks
-    ``isinstance(value, SupportsIndex)`` and ``isinstance(value, SupportsBytes)``: on
-    runtime-checkable Protocols each walks the protocol's attributes, about 15 % of the
-    server's CPU on a one-message FETCH. The replacement asks the same questions (a type
-    with ``__index__``; bytes or a type with ``__bytes__``; else an iterable) directly.
-    """
-    from pymap.bytes import BytesFormat
-    from pymap.selected import SynchronizedMessages
-
-    BytesFormat.__mod__ = _format_mod  # type: ignore[method-assign]
-    SynchronizedMessages.get_all = _get_all  # type: ignore[method-assign]
-    Params.copy = _params_copy  # type: ignore[method-assign]
-
-
-class BytesMessage(MaildirMessage):
-    """A Maildir message to store as these exact bytes (see :class:`BytesMaildir`)."""
-
-    def __init__(self, raw: bytes) -> None:
-        super().__init__()
-        self.raw = raw
-
-
-class BytesMaildir(Maildir):
-    """pymap's Maildir that writes a :class:`BytesMessage` as its bytes, CR LF and all
-    (``mailbox`` would re-render it with ``email`` and LF line ends)."""
-
-    def _dump_message(self, message: Any, target: Any, mangle_from_: bool = False) -> None:
-        if isinstance(message, BytesMessage):
-            target.write(message.raw)
-            return
-        super()._dump_message(message, target, mangle_from_)
-
-
-class LazyLoadedMessage(LoadedMessage):
-    """A loaded message that parses its MIME structure only when something asks for it.
-
-    ``BODY[]``, ``RFC822`` and ``RFC822.SIZE`` are the file's bytes and their length: they
-    are answered without pymap's line-by-line MIME parse (about 10 ms a MiB).
-    """
-
-    __slots__ = ["_raw"]
-
-    def __init__(self, message: Message, requirement: FetchRequirement, raw: bytes) -> None:
-        super().__init__(message, requirement, None)
-        self._raw = raw
-
-    @property
-    def content(self) -> MessageContent:
-        if self._content is None:
-            self._content = MessageContent.parse(self._raw)
-        return self._content
-
-    def __bytes__(self) -> bytes:
-        return self._raw
-
-    def get_body(self, section: Sequence[int] | None = None, binary: bool = False) -> Writeable:
-        if not section and not binary:
-            return Writeable.wrap(self._raw)
-        return super().get_body(section, binary)
-
-    def get_size(self, section: Sequence[int] | None = None) -> int:
-        if not section:
-            return len(self._raw)
-        return super().get_size(section)
-
-
-class FileMessage(Message):
-    """pymap's Maildir message, which knows its file: FETCH reads it directly."""
-
-    __slots__ = ["_file"]
-
-    def __init__(self, *args: Any, file: str | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._file = file
-
-    async def load_content(self, requirement: FetchRequirement) -> LoadedMessage:
-        if self._file is None or requirement.has_none(FetchRequirement.CONTENT):
-            return LoadedMessage(self, requirement, None)
-        raw = self._read()
-        if raw is None:
-            return LoadedMessage(self, requirement, None)
-        return LazyLoadedMessage(self, requirement, raw)
-
-    def _read(self) -> bytes | None:
-        assert self._file is not None
-        try:
-            with open(self._file, "rb") as file:
-                return file.read()
-        except FileNotFoundError:
-            pass
-        # renamed by another session (a flag change) since the view was built: look it up
-        maildir, key = self._maildir, self._key
-        if maildir is None or key is None:
-            return None
-        try:
-            with open(os.path.join(maildir._path, maildir._lookup(key)), "rb") as file:
-                return file.read()
-        except (KeyError, FileNotFoundError):
-            return None
-
-    @classmethod
-    def copy_expunged(cls, msg: CachedMessage) -> Self:
-        assert isinstance(msg, Message)
-        return cls(
-            msg.uid,
-            msg.internal_date,
-            msg.permanent_flags,
-            expunged=True,
-            email_id=msg.email_id,
-            thread_id=msg.thread_id,
-            maildir=msg._maildir,
-            key=msg._key,
-            file=msg._file if isinstance(msg, FileMessage) else None,
-        )
-
-
-class _Entry(NamedTuple):
-    subdir: str  # "new" or "cur"
-    name: str  # the file name: key, colon, info
-    mtime: float
 
 
 class CachedMailboxData(MailboxData):

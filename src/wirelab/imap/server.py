@@ -109,7 +109,9 @@ def _engine(settings: IMAPSettings, executor: ThreadPoolExecutor) -> tuple[Any, 
     from pymap.interfaces.login import IdentityInterface, LoginInterface
     from pymap.user import UserMetadata
 
-    from wirelab.imap._folder import BytesMaildir, CachedMailboxSet, speed_up_pymap
+    from wirelab.imap._folder import CachedMailboxSet
+    from wirelab.imap._messages import BytesMaildir
+    from wirelab.imap._speedups import speed_up_pymap
 
     speed_up_pymap()
 
