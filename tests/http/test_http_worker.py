@@ -1,8 +1,11 @@
-"""``wirelab.http.worker.LingerThreadWorker``: gthread with a keep-alive fast path.
+"""``wirelab.http.worker.LingerThreadWorker``: gthread whose threads poll for requests.
 
 Driven by the standard library's http.client and raw sockets against real gunicorn children:
 kept-alive and pipelined requests, streams that still stream, heads coalesced with bodies
-but never held back, and a thread that lingers on one connection never keeps another waiting.
+but never held back, a busy connection never keeps another waiting, a slow application holds
+only its own thread, a connection that sends nothing holds none, an unread body is still
+drained, idle connections are closed after the keep-alive timeout, and many more connections
+than threads are all served.
 """
 
 from __future__ import annotations
@@ -36,6 +39,16 @@ def time_app(tmp_path: Path) -> Iterator[tuple[str, int]]:
 @pytest.fixture
 def one_thread(tmp_path: Path) -> Iterator[tuple[str, int]]:
     yield from _gunicorn("wirelab.http.apps:build('time-raw')", tmp_path, threads=1)
+
+
+@pytest.fixture
+def httpbin_two_threads(tmp_path: Path) -> Iterator[tuple[str, int]]:
+    yield from _gunicorn("wirelab.http.apps:build('httpbin')", tmp_path, threads=2)
+
+
+@pytest.fixture
+def two_threads(tmp_path: Path) -> Iterator[tuple[str, int]]:
+    yield from _gunicorn("wirelab.http.apps:build('time-raw')", tmp_path, threads=2)
 
 
 @pytest.fixture(scope="module")
@@ -219,3 +232,126 @@ def test_an_idle_kept_alive_connection_frees_the_thread(one_thread: tuple[str, i
         assert idle.getresponse().status == 200
     finally:
         idle.close()
+
+
+def _get(address: tuple[str, int], path: str = "/", host: str = "127.0.0.1") -> float:
+    """One GET on a new connection; the seconds it took (it must answer 200)."""
+    started = time.monotonic()
+    conn = http.client.HTTPConnection(*address, timeout=10)
+    try:
+        conn.request("GET", path, headers={"Host": host})
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 200
+    finally:
+        conn.close()
+    return time.monotonic() - started
+
+
+def test_a_slow_application_holds_only_its_own_thread(
+    httpbin_two_threads: tuple[str, int],
+) -> None:
+    """Two threads: one is inside httpbin's /delay/2, the other serves everyone else meanwhile."""
+    slow_took: list[float] = []
+    slow = threading.Thread(
+        target=lambda: slow_took.append(_get(httpbin_two_threads, "/delay/2", "x"))
+    )
+    slow.start()
+    try:
+        time.sleep(0.3)  # the slow request is in the application now
+        kept = http.client.HTTPConnection(*httpbin_two_threads, timeout=10)
+        try:
+            started = time.monotonic()
+            for _ in range(10):
+                assert _get(httpbin_two_threads, "/get", "x") < 1.0
+                kept.request("GET", "/get", headers={"Host": "x"})
+                kept_answer = kept.getresponse()
+                kept_answer.read()
+                assert kept_answer.status == 200
+            assert time.monotonic() - started < 1.5  # all twenty while /delay/2 still runs
+        finally:
+            kept.close()
+    finally:
+        slow.join(10)
+    assert slow_took and slow_took[0] >= 2.0
+
+
+def test_a_connection_that_sends_nothing_holds_no_thread(one_thread: tuple[str, int]) -> None:
+    """One thread, three silent connections: a normal client is still served at once.
+
+    (gunicorn's own gthread gives each new connection a thread to wait up to 5 s for its
+    first bytes, so there the normal client waits for the silent ones.)
+    """
+    silent = [socket.create_connection(one_thread, timeout=5) for _ in range(3)]
+    try:
+        time.sleep(0.2)
+        for _ in range(3):
+            assert _get(one_thread) < 1.0
+        silent[0].sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := silent[0].recv(4096):
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200 ")  # and a late first request is answered
+    finally:
+        for sock in silent:
+            sock.close()
+
+
+def test_an_unread_body_is_drained_before_the_next_request(time_app: tuple[str, int]) -> None:
+    """The time app answers a POST 501 without reading its body: the body must not be taken
+    for the next request (the worker skips the drain only when nothing is left to read)."""
+    body = b"GET /evil HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 20
+    with socket.create_connection(time_app, timeout=5) as sock:
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+        )
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    # two answers: the 501 (chunked) and the GET's 200; none for the requests in the body
+    assert answer.startswith(b"HTTP/1.1 501 ") and answer.count(b"HTTP/1.1 ") == 2
+    assert b"\r\n0\r\n\r\nHTTP/1.1 200 " in answer
+
+
+def test_an_idle_connection_is_closed_after_the_keep_alive_timeout(
+    time_app: tuple[str, int],
+) -> None:
+    """``--keep-alive 5``: a kept-alive connection that sends nothing more is closed then."""
+    with socket.create_connection(time_app, timeout=15) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        lines, rest = _read_responses(sock, 1)
+        started = time.monotonic()
+        assert sock.recv(4096) == b""  # the worker's end of file
+        idle = time.monotonic() - started
+    assert lines[0].split(b" ")[1] == b"200" and rest == b""
+    assert 4.0 <= idle <= 8.0
+
+
+def test_many_more_connections_than_threads(two_threads: tuple[str, int]) -> None:
+    """Two threads, 40 clients each sending 25 requests on one connection: all answered."""
+    errors: list[BaseException] = []
+    answered = [0]
+    lock = threading.Lock()
+
+    def client() -> None:
+        conn = http.client.HTTPConnection(*two_threads, timeout=10)
+        try:
+            for _ in range(25):
+                conn.request("GET", "/", headers={"Host": "127.0.0.1"})
+                response = conn.getresponse()
+                response.read()
+                assert response.status == 200
+                with lock:
+                    answered[0] += 1
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not errors and answered[0] == 40 * 25
