@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from wirelab.rpc import _httpcore
 from wirelab.rpc._httpcore import NEED_DATA, HTTPError, Request, RequestParser
 
 
@@ -78,3 +79,57 @@ def test_smuggling_shapes_are_refused(wire: bytes, status: int) -> None:
 def test_the_same_length_twice_is_one_length() -> None:
     (request,) = parse_all([post(b"ab", b"Content-Length: 2\r\n")])
     assert isinstance(request, Request) and request.body == b"ab"
+
+
+HEAD_PIECES = [
+    b"POST /RPC2 HTTP/1.1\r\n",
+    b"GET / HTTP/1.0\r\n",
+    b"Host: x\r\n",
+    b"Content-Length: 2\r\n",
+    b"Content-Length: 3\r\n",
+    b"Content-Length: 99999999\r\n",
+    b"Connection: close\r\n",
+    b"Expect: 100-continue\r\n",
+    b"Transfer-Encoding: chunked\r\n",
+    b" folded\r\n",
+    b"X: \x00\r\n",
+    b"Bad header\r\n",
+    b"\n",
+    b"\r\n",
+    b"ab",
+    b"POST / HTTP/1.1\r\n",
+]
+
+
+def _outcomes(wire: bytes, **limits: int) -> list[object]:
+    """Each request as plain values (or the error status), for comparing two parses."""
+    return [
+        (r.method, r.target, r.version, r.headers, r.body, r.keep_alive)
+        if isinstance(r, Request)
+        else r
+        for r in parse_all([wire], **limits)
+    ]
+
+
+@given(
+    st.lists(st.sampled_from(HEAD_PIECES), max_size=8),
+    st.sampled_from([{}, {"max_body": 2}, {"max_headers": 2}, {"max_line": 16}]),
+)
+def test_a_head_seen_before_parses_as_a_new_one(
+    pieces: list[bytes], limits: dict[str, int]
+) -> None:
+    """Heads are kept by their bytes and limits (decision 0183): the same outcome from the
+    cache as from a parse, whatever was parsed before with other limits."""
+    wire = b"".join(pieces) + b"\r\nab" + b"".join(pieces) + b"\r\nab"
+    _httpcore._HEADS.clear()
+    fresh = _outcomes(wire, **limits)
+    _outcomes(wire)  # kept under the default limits too
+    assert _outcomes(wire, **limits) == fresh  # this time from the cache
+
+
+def test_a_refused_head_is_refused_every_time() -> None:
+    wire = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+    assert isinstance(parse_all([wire])[0], Request)
+    assert parse_all([wire], max_body=4) == [413]  # the kept head was judged by other limits
+    bad = b"POST / HTTP/1.1\r\nHost : x\r\n\r\n"
+    assert parse_all([bad]) == [400] and parse_all([bad]) == [400]

@@ -120,6 +120,17 @@ class Request:
         return b"keep-alive" in tokens
 
 
+#: Heads parsed before, by their bytes and the limits they were judged by. An RPC client sends
+#: the same head for every call of a kind (method, path, fields, length), and a head's parse
+#: is a function of those alone, so a head seen before is not parsed again (decision 0183).
+#: Only heads that passed are kept; at most ``_HEADS_KEPT`` of at most ``_HEADS_LONGEST``
+#: bytes (about 0.5 MiB), and the lot is dropped when full. A kept head, its ``headers``
+#: included, is shared by every request that had it: nobody changes one after its parse.
+_HEADS: dict[tuple[bytes, int, int, int], Head] = {}
+_HEADS_KEPT = 512
+_HEADS_LONGEST = 1024
+
+
 class RequestParser:
     """Requests out of the bytes of one connection.
 
@@ -184,7 +195,15 @@ class RequestParser:
                 raise HTTPError(431, "request header fields too large")
             lines = bytes(self._buffer[:end])
             del self._buffer[: end + 4]
-            self._head = self._parse_head(lines)
+            key = (lines, self.max_line, self.max_headers, self.max_body)
+            head = _HEADS.get(key)
+            if head is None:
+                head = self._parse_head(lines)
+                if len(lines) <= _HEADS_LONGEST:
+                    if len(_HEADS) >= _HEADS_KEPT:
+                        _HEADS.clear()
+                    _HEADS[key] = head
+            self._head = head
         head = self._head
         length = head.length
         if len(self._buffer) < length:

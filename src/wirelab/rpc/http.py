@@ -193,6 +193,7 @@ class _RPCProtocol(asyncio.Protocol):
                 self._partial()
                 return
             assert isinstance(request, Request)
+            self.continued = None  # the next request's head is judged anew (it may be this one)
             problem = handler.check(request)
             if problem is not None:
                 self._last_word(*problem)

@@ -184,9 +184,7 @@ class WorkerPool:
             raise
         if line.strip() != b"ready":
             await _stop(proc)
-            raise ServiceUnavailable(
-                f"rpc worker {index} did not start (exit {proc.returncode}): see its error above"
-            )
+            raise _NotStarted(index, proc.pid, proc.returncode)
         return proc
 
     def _watch(self, index: int, proc: Process) -> None:
@@ -197,37 +195,36 @@ class WorkerPool:
         task.add_done_callback(self._watches.discard)
 
     async def _supervise(self, index: int, proc: Process) -> None:
-        while True:
-            code = await proc.wait()
-            if self._closing:
-                return
+        pid = proc.pid
+        code: int | None = await proc.wait()
+        while not self._closing:
             now = time.monotonic()
             self._deaths = [t for t in self._deaths if now - t < self.restart_window] + [now]
-            how = f"signal {-code}" if code < 0 else f"exit {code}"
+            how = "did not start" if code is None else _how(code)
             if len(self._deaths) > self.max_restarts:
                 reason = (
-                    f"rpc worker {index} (pid {proc.pid}) died ({how}): "
+                    f"rpc worker {index} (pid {pid}) {how}: "
                     f"{len(self._deaths)} deaths in {self.restart_window:g} s, giving up"
                 )
                 log.error("%s", reason)
                 if not self.failed.done():
                     self.failed.set_result(reason)
                 return
-            log.warning("rpc worker %d (pid %d) died (%s): restarting it", index, proc.pid, how)
+            log.warning("rpc worker %d (pid %d) %s: restarting it", index, pid, how)
             await asyncio.sleep(0.1 * len(self._deaths))  # a crash loop slows down
             if self._closing:
                 return
             try:
                 proc = await self._spawn(index)
-            except ServiceUnavailable as exc:
-                if not self.failed.done():
-                    self.failed.set_result(str(exc))
-                return
+            except _NotStarted as exc:  # a death too: counted, and tried again
+                pid, code = exc.pid, None
+                continue
             self._procs[index] = proc
             self.restarts += 1
             if self._closing:  # closed while it started: aclose did not see it
                 await _stop(proc)
                 return
+            pid, code = proc.pid, await proc.wait()
 
     async def aclose(self) -> None:
         """Stop every worker (SIGTERM, then SIGKILL after :data:`STOP_TIMEOUT`) and wait."""
@@ -238,6 +235,19 @@ class WorkerPool:
         if self._watches:
             await asyncio.wait(list(self._watches), timeout=STOP_TIMEOUT)
         self.socket.close()
+
+
+class _NotStarted(ServiceUnavailable):
+    """A worker exited (or said something else) before it said ``ready``."""
+
+    def __init__(self, index: int, pid: int, code: int | None) -> None:
+        shown = "no exit" if code is None else _how(code)
+        super().__init__(f"rpc worker {index} (pid {pid}) did not start ({shown})")
+        self.pid = pid
+
+
+def _how(code: int) -> str:
+    return f"died (signal {-code})" if code < 0 else f"died (exit {code})"
 
 
 async def _stop(proc: Process) -> None:
