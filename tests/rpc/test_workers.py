@@ -20,12 +20,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import typer
 
 from tests.conftest import run_wirelab
+from wirelab.cli import app
 from wirelab.errors import ConfigError
 from wirelab.net.addresses import listen_tcp
 from wirelab.rpc.client import JSONRPCClient
 from wirelab.rpc.workers import WorkerPool, default_workers
+
+try:  # a recent typer vendors click
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - an older typer, on click itself
+    from click import ClickException  # type: ignore[assignment]
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs /proc")
 
@@ -230,11 +237,21 @@ def test_jsonrpc_with_workers() -> None:
     ],
 )
 def test_bad_workers_are_usage_errors(args: tuple[str, ...], message: str) -> None:
-    done = run_wirelab("rpc", "serve", "-p", "0", *args, timeout=30)
+    command = typer.main.get_command(app)
+    with pytest.raises(ClickException) as caught:
+        command.main(args=["rpc", "serve", "-p", "0", *args], standalone_mode=False)
+    assert caught.value.exit_code == 2
+    assert message in caught.value.format_message()
+
+
+def test_a_bad_worker_count_is_exit_2_and_one_line() -> None:
+    done = run_wirelab("rpc", "serve", "-p", "0", "--workers", "0", timeout=30)
     assert done.returncode == 2, done.stderr
-    assert message in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1 and "Traceback" not in done.stderr
+    assert errors == [
+        "Error: Invalid value for '--workers': 0 is not a number of workers from 1 to 64"
+    ]
+    assert "Traceback" not in done.stderr
 
 
 def test_default_workers_is_one_per_cpu_capped() -> None:
