@@ -7,11 +7,16 @@ One store serves SMTP delivery (chapter 13) and the POP3 and IMAP servers (chapt
 
 Delivery (:meth:`MailStore.deliver`, :meth:`MailStore.deliver_async`) is the Maildir protocol
 made durable: the message is written under ``tmp/``, its data fdatasynced, renamed into
-``new/`` and the ``new/`` directory fsynced. Only then does it return, and only then does the
-SMTP server answer 250. One writer thread does this for every delivery of the process, in
-batches: concurrent messages share one directory fsync (group commit). A crash at any moment
-leaves either no trace in ``new/`` or the complete message: readers never look in ``tmp/``
-(stale files there are removed by :meth:`MailStore.clean_tmp`).
+``new/`` and the ``new/`` directory fsynced; only then does it return. One writer thread does
+this for every delivery of the process, in batches: concurrent messages share one directory
+fsync (group commit). A crash at any moment leaves either no trace in ``new/`` or the complete
+message: readers never look in ``tmp/`` (stale files there are removed by
+:meth:`MailStore.clean_tmp`).
+
+The SMTP server accepts mail through :meth:`MailStore.accept_async` instead: the message is
+appended to the store's spool journal (``ROOT/.spool``, :mod:`wirelab.mail.spool`) and
+synced, the server answers 250, and the same Maildir delivery follows at once; a store opened
+after a crash delivers what a dead process's journal holds (decision 0122).
 
 The bytes are stored exactly as received (CRLF line ends, the DATA content after
 dot-unstuffing), so a message sent over SMTP and fetched over POP3 or IMAP is byte-identical.
@@ -403,18 +408,41 @@ _COMMITTER = _Committer()
 class _Accept:
     """One message the SMTP server accepted, waiting for the journal writer."""
 
-    __slots__ = ("bases", "data", "durable", "name", "spool", "users", "visible")
+    __slots__ = ("bases", "data", "durable", "loop", "name", "spool", "users", "visible")
 
     def __init__(
-        self, spool: Spool, name: str, users: list[str], bases: list[Path], data: bytes
+        self,
+        spool: Spool,
+        name: str,
+        users: list[str],
+        bases: list[Path],
+        data: bytes,
+        loop: asyncio.AbstractEventLoop,
     ) -> None:
         self.spool = spool
         self.name = name
         self.users = tuple(users)
         self.bases = bases
         self.data = data
-        self.durable: Future[None] = Future()
+        self.loop = loop
+        # resolved from the journal thread through call_soon_threadsafe: one wake-up of the
+        # loop, no concurrent.futures.Future (and its Condition) per message
+        self.durable: asyncio.Future[None] = loop.create_future()
         self.visible: list[Future[StoredMessage]] = [Future() for _ in bases]
+
+    def resolve(self, error: BaseException | None = None) -> None:
+        """Tell the waiting SMTP session (on its loop) that the message is durable, or not."""
+        with contextlib.suppress(RuntimeError):  # its loop is closed: nobody waits
+            self.loop.call_soon_threadsafe(_settle_waiter, self.durable, error)
+
+
+def _settle_waiter(waiter: asyncio.Future[None], error: BaseException | None) -> None:
+    if waiter.done():  # cancelled: the session went away
+        return
+    if error is None:
+        waiter.set_result(None)
+    else:
+        waiter.set_exception(error)
 
 
 class _JournalWriter:
@@ -454,7 +482,10 @@ class _JournalWriter:
             size = 0
             while self._queue and len(group) < _BATCH_MESSAGES and size < _BATCH_BYTES:
                 accept = self._queue.popleft()
-                if accept.durable.set_running_or_notify_cancel():  # else: its client is gone
+                # a cancelled waiter: its client is gone before anything was written (a
+                # client that goes just after this check was never told 250: a message
+                # journaled and delivered for it is a duplicate at worst, never a loss)
+                if not accept.durable.cancelled():
                     group.append(accept)
                     size += len(accept.data)
             return group
@@ -469,10 +500,9 @@ class _JournalWriter:
                 try:
                     _journal(spool, accepts)
                 except BaseException as exc:  # never leave a client waiting forever
+                    error = exc if isinstance(exc, SpoolFull) else _store_error(exc)
                     for accept in accepts:
-                        if not accept.durable.done():
-                            error = exc if isinstance(exc, SpoolFull) else _store_error(exc)
-                            accept.durable.set_exception(error)
+                        accept.resolve(error)
                     if not isinstance(exc, Exception):
                         raise
 
@@ -484,7 +514,7 @@ def _journal(spool: Spool, accepts: list[_Accept]) -> None:
         spool.sync(segment)
     jobs: list[_Job] = []
     for accept, (segment, seq) in zip(accepts, placed, strict=True):
-        accept.durable.set_result(None)
+        accept.resolve()
         ticket = _Ticket(spool, segment, seq, len(accept.bases))
         jobs += [
             _Job(base, accept.name, accept.data, future, ticket)
@@ -521,6 +551,7 @@ class MailStore:
         except OSError as exc:
             raise ConfigError(f"cannot use {root} for mail: {exc.strerror or exc}") from exc
         self._accounts_file = root / "accounts.json"
+        self._accounts_path = str(self._accounts_file)
         self._cache: tuple[tuple[int, int, int], dict[str, dict[str, str]]] | None = None
         self._local = threading.local()
         self._maildirs: dict[str, Path] = {}
@@ -533,7 +564,7 @@ class MailStore:
     def _records(self) -> dict[str, dict[str, str]]:
         """The accounts file, read again only when it changed (a ``stat`` per call)."""
         try:
-            stat = self._accounts_file.stat()
+            stat = os.stat(self._accounts_path)
         except FileNotFoundError:
             return {}
         except OSError as exc:
@@ -685,9 +716,16 @@ class MailStore:
             WirelabError: the disk refused, with the reason (nothing acknowledged).
         """
         bases = [self._delivery_base(user) for user in users]
-        accept = _Accept(self._spool(), self._unique_name(len(data)), users, bases, data)
+        accept = _Accept(
+            self._spool(),
+            self._unique_name(len(data)),
+            users,
+            bases,
+            data,
+            asyncio.get_running_loop(),
+        )
         _JOURNAL.submit(accept)
-        await asyncio.wrap_future(accept.durable)
+        await accept.durable
         return accept.visible
 
     def settle(self, timeout: float = 30.0) -> None:
