@@ -77,15 +77,18 @@ def test_tour_transcript_shows_server_logs_in_place() -> None:
     assert "wirelab.data.blocks" not in done.stderr  # not printed twice, out of place
 
 
-def test_tour_json_for_one_chapter() -> None:
+def test_tour_json_for_one_chapter_on_the_running_lab(wirelab_env: dict[str, str]) -> None:
+    """On the session lab (no second lab started: ``--fresh`` is the test above)."""
     done = subprocess.run(
-        [sys.executable, "-m", "wirelab", "tour", "--chapter", "2", "--json", "--fresh"],
+        [sys.executable, "-m", "wirelab", "tour", "--chapter", "2", "--json"],
+        env=wirelab_env,
         capture_output=True,
         text=True,
         timeout=180,
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "using the running lab" in done.stderr
     report = json.loads(done.stdout)
     assert report["ok"] is True
     assert report["steps"]
