@@ -5,8 +5,9 @@ connections in turn, round after round (so a burst of other work on the shared m
 every configuration, not one):
 
 * ``default``: ``wirelab http serve`` itself, run as a user runs it (a child process started
-  by the CLI): gunicorn with our ``linger`` worker (gthread with a keep-alive fast path,
-  :mod:`wirelab.http.worker`), one worker process per CPU, 8 threads each, no access log;
+  by the CLI): gunicorn with our ``linger`` worker (gthread whose threads wait on one shared
+  ``epoll`` themselves, no hand-off per request: :mod:`wirelab.http.worker`), one worker
+  process per CPU, 8 threads each, no access log;
 * ``gunicorn-gthread``: gunicorn's own gthread worker, one process, otherwise the same;
 * ``gunicorn-sync``: the book's worker (one request at a time per worker, no keep-alive);
 * ``waitress``: in a child process (4 threads);
@@ -352,7 +353,7 @@ def main() -> None:
         "seconds_per_point": args.seconds,
         "rounds": args.rounds,
         "default": DEFAULT,
-        "default_is": "wirelab http serve: gunicorn, linger worker, "
+        "default_is": "wirelab http serve: gunicorn, linger worker (threads poll), "
         f"{default_workers()} workers (one per CPU), 8 threads each, no access log",
         "default_over_fastest_python": ratios,
         "summary": summary,
