@@ -355,3 +355,23 @@ def test_many_more_connections_than_threads(two_threads: tuple[str, int]) -> Non
     for thread in threads:
         thread.join(30)
     assert not errors and answered[0] == 40 * 25
+
+
+def test_a_request_in_flight_is_finished_on_stop(tmp_path: Path) -> None:
+    """SIGTERM while httpbin's /delay/1 runs: the answer still arrives whole, then it stops."""
+    child = GunicornProcess(
+        "wirelab.http.apps:build('httpbin')", listen("127.0.0.1", 0), logfile=tmp_path / "g.log"
+    )
+    with child:
+        child.spawn()
+        child.wait_ready()
+        took: list[float] = []
+        slow = threading.Thread(target=lambda: took.append(_get(child.address, "/delay/1", "x")))
+        slow.start()
+        time.sleep(0.4)  # the request is in the application
+        started = time.monotonic()
+        child.stop()
+        stopped = time.monotonic() - started
+        slow.join(10)
+    assert took and 1.0 <= took[0] < 2.0  # answered 200, whole (_get checks both)
+    assert stopped < 4.0
