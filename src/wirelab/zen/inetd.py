@@ -11,28 +11,27 @@ A super-server holds the listening socket and starts a program only when a clien
   super-server watches the listener again.
 
 The children are ``python -m wirelab.zen.inetd nowait-child|wait-child``; they also work under
-a real inetd or systemd socket activation (``Accept=yes`` / ``Accept=no``). Children log to
-their standard error, which the super-server points at ``log_path`` when given (the book's
-``/tmp/zen.log``).
+a real inetd or systemd socket activation (``Accept=yes`` / ``Accept=no``). That command line,
+the children's code and the super-server run by hand are :mod:`wirelab.zen._inetd_command`'s;
+this module owns the super-server itself (:class:`InetdServer`) and its lab starters. Children
+log to their standard error, which the super-server points at ``log_path`` when given (the
+book's ``/tmp/zen.log``).
 
 A process per connection costs a whole interpreter per client, so ``nowait`` is bounded
-(:mod:`wirelab.zen.inetd_limits` says how, and why each bound is what it is).
+(:mod:`wirelab.zen.inetd_limits` says how, and why each bound is what it is, and keeps the
+start and eviction rates).
 """
 
 from __future__ import annotations
 
-import argparse
 import collections
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 import selectors
-import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -41,6 +40,7 @@ from typing import IO
 from wirelab.errors import ConfigError
 from wirelab.zen._common import RESOURCE_ERRNOS, RunningServer, _RateLimit, accept_backoff_log
 from wirelab.zen._core import ZenConfig
+from wirelab.zen._inetd_command import DEFAULT_WAIT_IDLE, child_command, main
 from wirelab.zen.inetd_limits import (
     CHILD_MEMORY,
     CHILDREN_MEMORY,
@@ -51,7 +51,9 @@ from wirelab.zen.inetd_limits import (
     DEFAULT_MAX_PENDING,
     DEFAULT_PENDING_TIMEOUT,
     DEFAULT_PER_MINUTE,
+    EvictionRate,
     NowaitLimits,
+    StartRate,
     default_max_children,
 )
 
@@ -76,9 +78,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("wirelab.zen.inetd")
-
-#: Seconds a ``wait`` child keeps the listener with nobody connected (the book's 8).
-DEFAULT_WAIT_IDLE = 8.0
 
 #: Seconds after which a child that has not said it is ready counts as started anyway.
 _START_GRACE = 5.0
@@ -171,13 +170,12 @@ class InetdServer:
         self._conns: dict[int, socket.socket] = {}  # a nowait child's connection, our copy
         #: Accepted connections waiting for a slot, oldest first (served from the right).
         self._pending: collections.deque[tuple[socket.socket, float]] = collections.deque()
-        self._tokens = max(1.0, self.limits.evictions_per_second)
-        self._tokens_at = time.monotonic()
+        self._evictions = EvictionRate(self.limits.evictions_per_second, time.monotonic())
         self._evict_log = OverloadLog()
         self._terminating: dict[int, float] = {}
         #: Children still starting up: pid -> (the read end of their ready pipe, when started).
         self._starting: dict[int, tuple[int, float]] = {}
-        self._recent: collections.deque[float] = collections.deque()
+        self._rate = StartRate(self.limits.per_minute)
         self._overload = OverloadLog()
         self.log_path = log_path
         self._log: IO[bytes] | None = _open_log(log_path) if log_path else None
@@ -193,12 +191,7 @@ class InetdServer:
         self._watch(True)
 
     def _command(self) -> list[str]:
-        settings = json.dumps(dataclasses.asdict(self.config))
-        command = [sys.executable, "-m", "wirelab.zen.inetd", f"{self.mode}-child"]
-        command += ["--config", settings]
-        if self.mode == "wait":
-            command += ["--wait-idle", repr(self.wait_idle)]
-        return command
+        return child_command(self.mode, self.config, self.wait_idle)
 
     def _watch(self, on: bool) -> None:
         if on and not self._watching:
@@ -258,24 +251,9 @@ class InetdServer:
         self._born[child.pid] = now
         if self.mode == "nowait":
             self._conns[child.pid] = stdin
-        self._recent.append(now)
+        self._rate.note(now)
         self.started += 1
         return True
-
-    def _too_fast(self, now: float, extra: int = 0) -> str | None:
-        """Why no child may start now for the rate limit (``extra`` about to), or ``None``."""
-        while self._recent and now - self._recent[0] >= 60.0:
-            self._recent.popleft()
-        if len(self._recent) + extra >= self.limits.per_minute:
-            return f"{len(self._recent)} children started in the last minute, the rate limit"
-        return None
-
-    def _may_evict(self, now: float) -> bool:
-        """True when the eviction rate (a token bucket) allows ending a child now."""
-        rate = self.limits.evictions_per_second
-        self._tokens = min(max(1.0, rate), self._tokens + (now - self._tokens_at) * rate)
-        self._tokens_at = now
-        return rate > 0 and self._tokens >= 1
 
     def _evict(self, now: float) -> bool:
         """End the oldest child, if the eviction rate allows.
@@ -285,9 +263,9 @@ class InetdServer:
         the likeliest to be held by a client that will not let go.
         """
         candidates = [c for c in self.children if c.pid not in self._terminating]
-        if not self._may_evict(now) or not candidates:
+        if not self._evictions.allows(now) or not candidates:
             return False
-        self._tokens -= 1
+        self._evictions.take()
         victim = min(candidates, key=lambda child: self._born[child.pid])
         with contextlib.suppress(OSError):
             # The client sees end-of-file; the child is told to go now (SIGTERM's default
@@ -317,7 +295,7 @@ class InetdServer:
             return
         now = time.monotonic()
         free = self._free_slots()
-        why = self._too_fast(now, min(free, len(self._pending)))
+        why = self._rate.too_fast(now, min(free, len(self._pending)))
         if why is not None:
             self._refuse(conn, why)
             return
@@ -361,7 +339,7 @@ class InetdServer:
             if _gone(conn):
                 conn.close()
                 continue
-            why = self._too_fast(now)
+            why = self._rate.too_fast(now)
             if why is not None:
                 self._refuse(conn, why)
                 continue
@@ -379,7 +357,7 @@ class InetdServer:
         if self._free_slots():
             return  # (only when every slot holds a child: a free one is taken as starts allow)
         wanted = len(self._pending) - len(self._terminating)
-        if wanted <= 0 or not self._may_evict(now) or self._too_fast(now) is not None:
+        if wanted <= 0 or not self._evictions.allows(now) or self._rate.too_fast(now) is not None:
             return
         # Only connections still there are worth a child's end.
         kept: collections.deque[tuple[socket.socket, float]] = collections.deque()
@@ -548,139 +526,6 @@ def start_inetd_wait(
 ) -> RunningServer:
     """Our super-server in ``wait`` mode: a child takes the listener until it is idle."""
     return _start("inetd-wait", listener, "wait", config, wait_idle=wait_idle, log_path=log_path)
-
-
-def _inherited_socket() -> socket.socket:
-    """Take fd 0 as a socket and point fd 0 at /dev/null (the book's ``in_zen`` habit)."""
-    sock = socket.socket(fileno=os.dup(0))
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.close(devnull)
-    return sock
-
-
-def _nowait_child(config: ZenConfig, ready_fd: int | None = None) -> None:
-    from wirelab.zen.blocking import converse
-
-    sock = _inherited_socket()
-    sock.setblocking(True)
-    if ready_fd is not None:
-        with contextlib.suppress(OSError):
-            os.close(ready_fd)  # tell our super-server we are up (under a real inetd: absent)
-    converse(sock, config)
-
-
-def _wait_child(config: ZenConfig, wait_idle: float) -> None:
-    import asyncio  # here, not at the top: a nowait child would pay ~7 MB for it
-
-    from wirelab.zen.aio import serve_zen
-
-    sock = _inherited_socket()
-
-    async def run() -> None:
-        await serve_zen(sock, config, idle_exit=wait_idle)
-
-    asyncio.run(run())
-    log.warning("nobody connected for %g seconds; exiting", wait_idle)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m wirelab.zen.inetd nowait|wait [HOST] [-p PORT]`` or a child mode."""
-    parser = argparse.ArgumentParser(prog="python -m wirelab.zen.inetd")
-    parser.add_argument("mode", choices=["nowait", "wait", "nowait-child", "wait-child"])
-    parser.add_argument("host", nargs="?", default="127.0.0.1")
-    parser.add_argument("-p", "--port", type=int, default=0)
-    parser.add_argument("--config", default="{}", help="ZenConfig as JSON")
-    parser.add_argument("--wait-idle", type=float, default=DEFAULT_WAIT_IDLE)
-    parser.add_argument("--log", type=Path, default=None, help="file the children log to")
-    parser.add_argument(
-        "--max-children", type=int, default=None, help="nowait: children at once (default: 32)"
-    )
-    parser.add_argument(
-        "--per-minute", type=int, default=DEFAULT_PER_MINUTE, help="nowait: starts per minute"
-    )
-    parser.add_argument(
-        "--child-idle", type=float, default=DEFAULT_CHILD_IDLE, help="nowait: a child's idle s"
-    )
-    parser.add_argument(
-        "--child-lifetime",
-        type=float,
-        default=DEFAULT_CHILD_LIFETIME,
-        help="nowait: seconds a child may live",
-    )
-    parser.add_argument(
-        "--evictions-per-second",
-        type=float,
-        default=DEFAULT_EVICTIONS_PER_SECOND,
-        help="nowait: oldest children ended per second for waiting newcomers at the cap",
-    )
-    parser.add_argument(
-        "--max-pending",
-        type=int,
-        default=DEFAULT_MAX_PENDING,
-        help="nowait: connections waiting for a slot, newest served first (0: refuse at the cap)",
-    )
-    parser.add_argument(
-        "--pending-timeout",
-        type=float,
-        default=DEFAULT_PENDING_TIMEOUT,
-        help="nowait: seconds a connection waits for a slot",
-    )
-    parser.add_argument(
-        "--max-starting",
-        type=int,
-        default=None,
-        help="nowait: children starting up at once (default: the CPUs, at least 2)",
-    )
-    parser.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    # A parent that waits with sigwait() blocks these; exec keeps the mask, so undo it.
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
-    config = ZenConfig(**json.loads(args.config))
-    logging.basicConfig(
-        level=logging.INFO, format=f"%(asctime)s zen[{os.getpid()}] %(message)s", force=True
-    )
-    with contextlib.suppress(KeyboardInterrupt):
-        if args.mode == "nowait-child":
-            _nowait_child(config, args.ready_fd)
-        elif args.mode == "wait-child":
-            _wait_child(config, args.wait_idle)
-        else:
-            from wirelab.net.addresses import format_address, listen_tcp
-
-            try:
-                limits = NowaitLimits(
-                    args.max_children,
-                    args.per_minute,
-                    args.child_idle,
-                    args.child_lifetime,
-                    args.evictions_per_second,
-                    args.max_pending,
-                    args.pending_timeout,
-                    args.max_starting,
-                )
-            except ConfigError as exc:
-                parser.error(str(exc))
-            listener = listen_tcp(args.host, args.port)
-            server = InetdServer(
-                listener,
-                args.mode,
-                config,
-                wait_idle=args.wait_idle,
-                limits=limits,
-                log_path=args.log,
-            )
-            print(
-                f"inetd ({args.mode}) listening at {format_address(listener.getsockname())}",
-                file=sys.stderr,
-                flush=True,
-            )
-            # SIGTERM stops it like Ctrl-C does: the children are terminated, not orphaned.
-            signal.signal(signal.SIGTERM, lambda *_: server.stop())
-            try:
-                server.run()
-            finally:
-                server.stop()
 
 
 if __name__ == "__main__":

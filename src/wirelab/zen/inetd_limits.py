@@ -33,10 +33,14 @@ is bounded the way inetd's ``nowait.N`` and xinetd's ``instances``/``cps`` bound
 No slot is reserved (on loopback a normal client and a hostile one look alike); a client
 that arrives after a burst is on top of the stack and takes the next freed slot: within
 ``1 / evictions_per_second`` seconds (0.25 s) plus a child's start-up time.
+
+The super-server (:mod:`wirelab.zen.inetd`) keeps the two rates with :class:`StartRate` (the
+starts of the last 60 seconds) and :class:`EvictionRate` (a token bucket).
 """
 
 from __future__ import annotations
 
+import collections
 import os
 from dataclasses import dataclass
 
@@ -52,7 +56,9 @@ __all__ = [
     "DEFAULT_MAX_PENDING",
     "DEFAULT_PENDING_TIMEOUT",
     "DEFAULT_PER_MINUTE",
+    "EvictionRate",
     "NowaitLimits",
+    "StartRate",
     "default_max_children",
 ]
 
@@ -153,3 +159,43 @@ class NowaitLimits:
             raise ConfigError("pending_timeout must be finite and above zero")
         if self.max_starting is not None and self.max_starting < 1:
             raise ConfigError(f"max_starting must be at least 1, not {self.max_starting}")
+
+
+class StartRate:
+    """The children started in the last 60 seconds, held against ``per_minute``."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._recent: collections.deque[float] = collections.deque()
+
+    def note(self, now: float) -> None:
+        """A child was started at ``now`` (``time.monotonic()``)."""
+        self._recent.append(now)
+
+    def too_fast(self, now: float, extra: int = 0) -> str | None:
+        """Why no child may start now for the rate limit (``extra`` about to), or ``None``."""
+        while self._recent and now - self._recent[0] >= 60.0:
+            self._recent.popleft()
+        if len(self._recent) + extra >= self.per_minute:
+            return f"{len(self._recent)} children started in the last minute, the rate limit"
+        return None
+
+
+class EvictionRate:
+    """At most ``per_second`` children ended per second, in a burst of as many (a token bucket)."""
+
+    def __init__(self, per_second: float, now: float) -> None:
+        self.per_second = per_second
+        self._tokens = max(1.0, per_second)
+        self._tokens_at = now
+
+    def allows(self, now: float) -> bool:
+        """True when the eviction rate allows ending a child now."""
+        rate = self.per_second
+        self._tokens = min(max(1.0, rate), self._tokens + (now - self._tokens_at) * rate)
+        self._tokens_at = now
+        return rate > 0 and self._tokens >= 1
+
+    def take(self) -> None:
+        """A child is being ended: spend a token."""
+        self._tokens -= 1
