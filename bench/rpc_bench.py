@@ -28,7 +28,7 @@ less with the load than calls per second do.
 
 Writes ``bench/results/rpc.json`` and ``bench/results/rpc.png``::
 
-    .venv/bin/python bench/rpc_bench.py                      # 3 rounds, about 90 s
+    .venv/bin/python bench/rpc_bench.py                      # 3 rounds, about 2 minutes
     WIRELAB_RPC_BENCH_ROUNDS=1 .venv/bin/python bench/rpc_bench.py
 """
 
@@ -216,9 +216,11 @@ def _caller(kind: str, port: int) -> tuple[Callable[[], Any], Callable[[], None]
     return method, conn.close
 
 
-def _client(kind: str, port: int, start: Any, out: Any) -> None:
+def _client(kind: str, port: int, ready: Any, start: Any, out: Any) -> None:
     call, close = _caller(kind, port)
-    call()  # connected and warm
+    for _ in range(20):
+        call()  # connected and warm
+    ready.put(os.getpid())
     latencies: list[float] = []
     start.wait()
     end = time.perf_counter() + SECONDS
@@ -244,16 +246,20 @@ def _cpu_seconds(pid: int | None) -> float:
 def run(kind: str, clients: int) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     start = ctx.Event()
+    ready: Any = ctx.Queue()
     out: Any = ctx.Queue()
     server = _Server(kind, ctx)
     try:
         port = server.port
         workers = [
-            ctx.Process(target=_client, args=(kind, port, start, out)) for _ in range(clients)
+            ctx.Process(target=_client, args=(kind, port, ready, start, out))
+            for _ in range(clients)
         ]
         for worker in workers:
             worker.start()
-        time.sleep(1.0 + 0.1 * clients)  # every client connected and warm
+        for _ in workers:  # every client connected and warm
+            ready.get(timeout=60)
+        time.sleep(0.2)  # and the warm-up calls' answers all read
         cpu_before = server.cpu_seconds()
         start.set()
         results = [out.get(timeout=SECONDS + 60) for _ in workers]

@@ -149,6 +149,8 @@ def _run_workers(kind: str, host: str, port: int, workers: int, what: str) -> No
     logging.getLogger("wirelab.rpc").setLevel(logging.INFO)
 
     async def main() -> None:
+        stop = asyncio.Event()  # SIGTERM ends it as Ctrl-C does, from the first moment on
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         pool = WorkerPool(kind, listen_tcp(host, port, backlog=1024), workers)
         try:
             await pool.start()
@@ -157,8 +159,6 @@ def _run_workers(kind: str, host: str, port: int, workers: int, what: str) -> No
                 f"processes, pids {' '.join(map(str, pool.pids))})",
                 markup=False,
             )
-            stop = asyncio.Event()
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
             pool.failed.add_done_callback(lambda _: stop.set())
             await stop.wait()
             if pool.failed.done():

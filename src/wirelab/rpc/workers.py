@@ -10,8 +10,9 @@ can serve the same port with nothing shared but the socket (decision 0183):
   limits: the connection cap (1024 by default) is **per worker**;
 * a worker prints ``ready`` once it listens; the pool is ready only when every worker is;
 * a worker that dies is restarted, on the same socket (no connection attempt is refused
-  meanwhile: the others accept); more than ``max_restarts`` deaths within
-  ``restart_window`` seconds and the pool gives up (:attr:`WorkerPool.failed`);
+  meanwhile: the others accept); a restart that does not start counts as one more death;
+  more than ``max_restarts`` deaths within ``restart_window`` seconds and the pool gives
+  up (:attr:`WorkerPool.failed`);
 * :meth:`WorkerPool.aclose` sends SIGTERM to every worker, waits, then kills stragglers.
   Workers run in their own session (a Ctrl-C in the terminal reaches the parent only, which
   then stops them) and watch their standard input, a pipe from the parent: if the parent
