@@ -50,7 +50,7 @@ def _slow(data: bytes) -> tuple[tuple[Any, ...], str | None] | None:
         return None
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=250, deadline=None)
 @given(st.lists(values, max_size=5), names)
 def test_a_generated_call_reads_as_the_parser_reads_it(params: list[Any], name: str) -> None:
     try:
@@ -130,7 +130,7 @@ PIECES = [
 ]
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(
         st.tuples(
@@ -188,7 +188,7 @@ for _name, _function in FAST.funcs.items():
         SLOW.register(_name, _function)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=250, deadline=None)
 @given(st.lists(values, max_size=4), names)
 def test_the_dispatcher_answers_the_same_bytes_either_way(params: list[Any], name: str) -> None:
     """Results and faults alike: the fast dispatcher's answer is the parser path's."""
