@@ -305,7 +305,7 @@ def serve(
         WorkerName,
         typer.Option(
             "--worker-class",
-            help="gunicorn's worker: linger (default: gthread with a keep-alive fast path), "
+            help="gunicorn's worker: linger (default: gthread whose threads poll for requests), "
             "gthread or sync.",
         ),
     ] = WorkerName.linger,

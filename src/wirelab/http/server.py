@@ -4,7 +4,7 @@ Every server here listens on a socket **we** bind first (so a port in use is one
 and port 0 reports its real port), with a limit on every request line, header and connection:
 
 * :class:`GunicornProcess` runs ``gunicorn`` (>= 23: its request-smuggling fixes) as a child
-  process on that socket (``--bind fd://N``), gthread with a keep-alive fast path by default
+  process on that socket (``--bind fd://N``), gthread whose threads poll for requests by default
   (:mod:`wirelab.http.worker`; a client that trickles its headers holds one thread, never the
   others), TLS from the
   lab's certificate files through :mod:`wirelab.http.gunicorn_conf`. The child dies with the
@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 #: The servers ``wirelab http serve --server`` knows.
 SERVERS = ("gunicorn", "waitress", "wsgiref")
 #: gunicorn worker classes we run, by our name: gunicorn's own ``gthread`` and ``sync``, and
-#: ``linger`` (the default), gthread with a keep-alive fast path (:mod:`wirelab.http.worker`).
+#: ``linger`` (the default), gthread whose threads poll for requests (:mod:`wirelab.http.worker`).
 WORKER_CLASSES = {
     "linger": "wirelab.http.worker.LingerThreadWorker",
     "gthread": "gthread",
@@ -155,7 +155,7 @@ class GunicornProcess:
             ``"wirelab.http.apps:time_raw"``).
         sock: the listening socket (bound and listening; kept open by us until :meth:`stop`).
         workers: worker processes (``-w``).
-        worker_class: ``"linger"`` (default: gthread with a keep-alive fast path),
+        worker_class: ``"linger"`` (default: gthread whose threads poll for requests),
             ``"gthread"`` or ``"sync"`` (the book's).
         threads: threads per gthread worker.
         certfile, keyfile: serve HTTPS with this certificate chain and key (PEM files).
