@@ -336,6 +336,24 @@ def test_250_once_in_the_journal_and_in_new_once_the_client_quits(mail_host: Mai
     assert not list((mail_host.store.maildir("brandon") / "tmp").iterdir())
 
 
+def test_a_large_message_is_in_new_at_its_250_and_never_journaled(mail_host: MailHost) -> None:
+    """Over JOURNAL_MAX_BYTES the Maildir delivery comes first (writing a large message twice
+    costs more than the sync the journal saves)."""
+    from wirelab.mail.spool import parse_segment
+    from wirelab.mail.store import JOURNAL_MAX_BYTES
+
+    body = b"Subject: large\r\n\r\n" + (b"L" * 998 + b"\r\n") * (JOURNAL_MAX_BYTES // 1000 + 1)
+    with _smtp(mail_host) as client:
+        assert client.sendmail("a@example.org", [BRANDON], body) == {}
+        assert mail_host.store.messages("brandon")[-1].read_bytes() == body  # before QUIT
+        journaled = [
+            record.data
+            for segment in (mail_host.store.root / ".spool").glob("*.wal")
+            for record in parse_segment(segment.read_bytes())[0]
+        ]
+        assert body not in journaled
+
+
 def test_a_full_spool_is_a_452_and_the_next_message_fits_again(mail_host: MailHost) -> None:
     from wirelab.mail.store import _SPOOLS
 
