@@ -375,3 +375,24 @@ def test_a_request_in_flight_is_finished_on_stop(tmp_path: Path) -> None:
         slow.join(10)
     assert took and 1.0 <= took[0] < 2.0  # answered 200, whole (_get checks both)
     assert stopped < 4.0
+
+
+def test_the_date_header_is_the_current_second(time_app: tuple[str, int]) -> None:
+    """The Date header is formatted once a second, so it must still move with the clock."""
+    from email.utils import parsedate_to_datetime
+
+    conn = http.client.HTTPConnection(*time_app, timeout=5)
+    try:
+        dates = []
+        for pause in (0.0, 1.2):
+            time.sleep(pause)
+            conn.request("GET", "/", headers={"Host": "127.0.0.1"})
+            response = conn.getresponse()
+            response.read()
+            date = parsedate_to_datetime(response.headers["Date"])
+            assert response.headers["Date"].endswith(" GMT")
+            assert abs(date.timestamp() - time.time()) < 2.0
+            dates.append(date)
+    finally:
+        conn.close()
+    assert dates[1] > dates[0]
