@@ -242,7 +242,10 @@ class _NotStarted(ServiceUnavailable):
     """A worker exited (or said something else) before it said ``ready``."""
 
     def __init__(self, index: int, pid: int, code: int | None) -> None:
-        shown = "no exit" if code is None else _how(code)
+        if code is None:
+            shown = "it did not say ready"
+        else:
+            shown = f"signal {-code}" if code < 0 else f"exit {code}"
         super().__init__(f"rpc worker {index} (pid {pid}) did not start ({shown})")
         self.pid = pid
 
