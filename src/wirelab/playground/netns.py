@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import signal
 import socket
@@ -27,149 +26,45 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wirelab.errors import ConfigError, ServiceUnavailable, WirelabError
+from wirelab.playground.faults import QDISC_UNKNOWN, TBF_LIMITS, loss_rules, nat_rules, parse_loss
+from wirelab.playground.plumbing import (
+    COMMAND_TIMEOUT,
+    ETC_NETNS,
+    NETNS_DIR,
+    PREFIX_PATTERN,
+    check_prefix,
+    namespace,
+    run,
+)
+from wirelab.playground.rootless import (
+    ROOTLESS_ENV,
+    check_capability,
+    enter_argv,
+    private_mounts,
+    rootless_blocker,
+    unshare_argv,
+)
 from wirelab.playground.topology import BRIDGES, DNS_RECORDS, HOSTS, LINKS, path_between
 
 __all__ = [
+    "COMMAND_TIMEOUT",
     "NETNS_DIR",
+    "QDISC_UNKNOWN",
     "ROOTLESS_ENV",
     "Playground",
     "check_capability",
+    "check_prefix",
     "cleanup_prefix",
     "enter_argv",
     "list_prefixes",
     "namespace",
+    "parse_loss",
     "private_mounts",
     "rootless_blocker",
     "run",
     "scratch_root",
     "unshare_argv",
 ]
-
-#: Where ``ip netns`` keeps its named namespaces.
-NETNS_DIR = Path("/run/netns")
-#: ``ip netns exec NS`` bind-mounts ``/etc/netns/NS/*`` over ``/etc/*`` (resolv.conf, hosts).
-ETC_NETNS = Path("/etc/netns")
-#: A prefix: ``wl`` then letters or digits, short enough for every name to stay readable.
-_PREFIX = re.compile(r"^wl[a-z0-9]{1,10}$")
-#: Seconds any one plumbing command may take.
-COMMAND_TIMEOUT = 20.0
-
-
-def run(argv: Sequence[str], *, stdin: str | None = None, timeout: float = COMMAND_TIMEOUT) -> str:
-    """Run one command (no shell) and return its output; a failure is one clear error."""
-    try:
-        done = subprocess.run(
-            list(argv),
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except FileNotFoundError as exc:
-        raise ServiceUnavailable(f"{argv[0]} is not installed (iproute2 provides ip)") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise WirelabError(f"{' '.join(argv[:6])} took more than {timeout:g} s") from exc
-    if done.returncode != 0:
-        why = " ".join((done.stderr or done.stdout).split())[:300]
-        raise WirelabError(f"{' '.join(argv[:8])} failed: {why or done.returncode}")
-    return done.stdout
-
-
-def namespace(prefix: str, name: str) -> str:
-    """The namespace of host or LAN ``name`` in the playground ``prefix``."""
-    return f"{prefix}-{name}"
-
-
-def check_prefix(prefix: str) -> str:
-    """``prefix`` if it is a valid playground prefix (``wl`` and up to 10 letters or digits)."""
-    if not _PREFIX.match(prefix):
-        raise ConfigError(f"bad playground prefix {prefix[:40]!r} (wl and 1-10 letters/digits)")
-    return prefix
-
-
-#: The sysctl that says whether unprivileged processes may create user namespaces.
-MAX_USER_NAMESPACES = Path("/proc/sys/user/max_user_namespaces")
-#: Set in the controller a rootless ``up`` starts inside its user namespace.
-ROOTLESS_ENV = "WIRELAB_PLAYGROUND_ROOTLESS"
-
-
-def rootless_blocker(
-    max_user_namespaces: Path = MAX_USER_NAMESPACES,
-    dirs: Sequence[Path] | None = None,
-) -> str | None:
-    """Why an unprivileged user cannot build a playground here, or ``None`` when they can.
-
-    Rootless needs unprivileged user namespaces (``max_user_namespaces`` above 0),
-    util-linux's ``unshare`` and ``nsenter``, and the mount points ``/run/netns`` and
-    ``/etc/netns`` to exist (a private tmpfs is mounted on each inside the user namespace;
-    an unprivileged user cannot create them).
-    """
-    try:
-        allowed = int(max_user_namespaces.read_text().strip()) > 0
-    except (OSError, ValueError):
-        allowed = False
-    if not allowed:
-        return f"unprivileged user namespaces are off here ({max_user_namespaces} is 0)"
-    for tool in ("unshare", "nsenter"):
-        if shutil.which(tool) is None:
-            return f"rootless needs util-linux's {tool}"
-    for directory in (NETNS_DIR, ETC_NETNS) if dirs is None else dirs:
-        if not directory.is_dir():
-            return f"rootless needs {directory} to exist (once, as root: mkdir -p {directory})"
-    return None
-
-
-def check_capability(*, rootless_ok: bool = False) -> str:
-    """``"root"`` or (where allowed) ``"rootless"``; one clear line when neither can work."""
-    if shutil.which("ip") is None:
-        raise ServiceUnavailable("the playground needs iproute2's ip (apt-get install iproute2)")
-    if os.geteuid() == 0:
-        return "root"
-    why = rootless_blocker()
-    if why is None and rootless_ok:
-        return "rootless"
-    if why is None:  # rootless works, but not for this command
-        raise ServiceUnavailable(
-            "this needs root (run it with sudo); as an unprivileged user, start a rootless "
-            "playground with `wirelab playground up --detach` first"
-        )
-    raise ServiceUnavailable(
-        f"the playground needs root (run it with sudo) or rootless user namespaces: {why}"
-    )
-
-
-def unshare_argv() -> list[str]:
-    """The prefix that runs a command as root of a new user namespace, with private mounts
-    and a network namespace of its own (so ``ip netns add`` can return to it)."""
-    return [
-        "unshare", "--user", "--map-root-user", "--mount", "--net", "--propagation", "private",
-    ]  # fmt: skip
-
-
-def private_mounts() -> None:
-    """In a rootless controller: a private tmpfs on ``/run/netns`` and ``/etc/netns``."""
-    for directory in (NETNS_DIR, ETC_NETNS):
-        run(["mount", "-t", "tmpfs", "-o", "mode=0755,size=4m", "tmpfs", str(directory)])
-
-
-def enter_argv(pid: int) -> list[str]:
-    """The prefix that runs a command in the user and mount namespaces of rootless
-    controller ``pid``, where its named namespaces are, as that namespace's root.
-
-    ``nsenter --preserve-credentials``: the namespace was made with ``setgroups`` denied (as
-    an unprivileged user's must be), so nsenter must not try to change groups; the owner's
-    own uid is root in there. Root (a test, an administrator) first becomes the owner.
-    """
-    try:
-        info = os.stat(f"/proc/{pid}")
-    except OSError as exc:
-        raise ConfigError(f"the rootless playground's controller {pid} is gone") from exc
-    argv = ["nsenter", "--target", str(pid), "--user", "--mount", "--preserve-credentials", "--"]
-    if os.geteuid() != info.st_uid:
-        become = [f"--reuid={info.st_uid}", f"--regid={info.st_gid}", "--clear-groups"]
-        argv = ["setpriv", *become, *argv]
-    return argv
 
 
 def list_prefixes() -> list[str]:
@@ -179,7 +74,7 @@ def list_prefixes() -> list[str]:
     except FileNotFoundError:
         return []
     found = {n.split("-", 1)[0] for n in names if "-" in n}
-    return sorted(p for p in found if _PREFIX.match(p))
+    return sorted(p for p in found if PREFIX_PATTERN.match(p))
 
 
 def _namespaces_of(prefix: str) -> list[str]:
@@ -252,46 +147,6 @@ def _alive(pid: int) -> bool:
             return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
-
-
-#: What tc says when the kernel has no module for a queueing discipline (iproute2 6.1).
-QDISC_UNKNOWN = "Specified qdisc kind is unknown"
-#: tbf's bucket and queue: a 32 kbit burst, packets wait at most 400 ms before being dropped.
-_TBF_LIMITS = ["burst", "32kbit", "latency", "400ms"]
-
-
-def parse_loss(text: str) -> int:
-    """``"10%"`` or ``"2.5"`` as a share in thousandths (100, 25); a bad value is a ConfigError."""
-    try:
-        share = float(text.strip().removesuffix("%"))
-    except ValueError:
-        raise ConfigError(f"bad loss {text[:20]!r}: say a percentage such as 10%") from None
-    if not 0 <= share <= 100:
-        raise ConfigError(f"loss {text[:20]} is not between 0% and 100%")
-    return round(share * 10)
-
-
-def _loss_rules(device: str, permille: int) -> str:
-    rule = "drop" if permille >= 1000 else f"numgen random mod 1000 < {permille} drop"
-    return (
-        f"table netdev wlfault_{device} {{\n"
-        "  chain egress {\n"
-        f'    type filter hook egress device "{device}" priority filter; policy accept;\n'
-        f"    {rule}\n"
-        "  }\n"
-        "}\n"
-    )
-
-
-def _nat_rules(device: str) -> str:
-    return (
-        "table ip nat {\n"
-        "  chain postrouting {\n"
-        "    type nat hook postrouting priority srcnat; policy accept;\n"
-        f'    oifname "{device}" masquerade\n'
-        "  }\n"
-        "}\n"
-    )
 
 
 @dataclass
@@ -385,7 +240,7 @@ class Playground:
         if shutil.which("nft"):
             run(
                 self.cmd(["ip", "netns", "exec", self.ns(name), "nft", "-f", "-"]),
-                stdin=_nat_rules(device),
+                stdin=nat_rules(device),
             )
             self.nat = "nftables"
         elif shutil.which("iptables"):
@@ -521,10 +376,10 @@ class Playground:
                     self._qdisc(ns, device, netem)
                 else:
                     if rate:
-                        self._qdisc(ns, device, ["tbf", "rate", rate, *_TBF_LIMITS])
+                        self._qdisc(ns, device, ["tbf", "rate", rate, *TBF_LIMITS])
                     if permille:
                         run(self.cmd(["ip", "netns", "exec", ns, "nft", "-f", "-"]),
-                            stdin=_loss_rules(device, permille))  # fmt: skip
+                            stdin=loss_rules(device, permille))  # fmt: skip
             changed.append(f"{ns}:{device}")
         return changed
 
