@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -119,6 +120,25 @@ def _start_controller(state_dir: Path, *args: str) -> tuple[subprocess.Popen[byt
     return proc, json.loads(path.read_text())["prefix"]
 
 
+def _stderr_until(proc: subprocess.Popen[bytes], pattern: bytes, seconds: float) -> bytes:
+    """Read ``proc``'s stderr until ``pattern`` shows or ``seconds`` pass; return what was read.
+
+    The controller writes its state file a moment before it prints "up in": the state file
+    says it is up, this line says how long it took.
+    """
+    assert proc.stderr is not None
+    fd, seen = proc.stderr.fileno(), b""
+    deadline = time.monotonic() + seconds
+    while not re.search(pattern, seen) and (left := deadline - time.monotonic()) > 0:
+        if not select.select([fd], [], [], left)[0]:
+            break
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        seen += chunk
+    return seen
+
+
 def test_killed_controller_leaves_nothing(tmp_path: Path) -> None:
     """SIGKILL the controller of a playground with its servers: the reaper removes it all."""
     require_netns()
@@ -131,8 +151,10 @@ def test_killed_controller_leaves_nothing(tmp_path: Path) -> None:
         # DNS, UDP, zen, the lab's services (one process, its threads in every host) and
         # gunicorn (forked by the lab's thread in www)
         assert len(processes_in(prefix)) >= 5
+        early = _stderr_until(proc, rb"up in [0-9.]+ s", 30)
         proc.kill()
-        _, err = proc.communicate(timeout=10)
+        _, rest = proc.communicate(timeout=10)
+        err = early + rest
         # The issue's bound. The controller's own time (network and every server) always; the
         # whole command's too (the CLI's start-up imports every topic), unless the machine is
         # overloaded by others (more than two runnable tasks per CPU), when it is only shown.
