@@ -260,9 +260,16 @@ class InetdServer:
 
         The oldest, not the idlest: a slow client can look busy by sending a byte now and then,
         but it cannot look young. A normal client asks and goes; a child that has run longest is
-        the likeliest to be held by a client that will not let go.
+        the likeliest to be held by a client that will not let go. A child still starting up
+        is never the victim: it has not read its client's question yet, and on a loaded
+        machine the start-up of the newest client's child can outlast a few evictions, which
+        would otherwise make it the oldest and end it before it answered.
         """
-        candidates = [c for c in self.children if c.pid not in self._terminating]
+        candidates = [
+            c
+            for c in self.children
+            if c.pid not in self._terminating and c.pid not in self._starting
+        ]
         if not self._evictions.allows(now) or not candidates:
             return False
         self._evictions.take()
