@@ -274,15 +274,17 @@ def run_server(
             raise ConnectError(f"cannot start the server: {exc.strerror or exc}") from exc
         opened.append(server)
         try:
+            # SIGTERM's handler goes in before the listening line: a supervisor that stops the
+            # server as soon as it reads the line must get a clean stop, not the default death.
+            stop = asyncio.Event()
+            with contextlib.suppress(RuntimeError, NotImplementedError):  # not the main thread
+                asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
             if announce is not None:
                 line = announce(server)
             else:
                 where = format_address(listener_socket(server).getsockname())
                 line = f"listening at {where}" + (f" ({what})" if what else "")
             err_console.print(line, markup=False)
-            stop = asyncio.Event()
-            with contextlib.suppress(RuntimeError, NotImplementedError):  # not the main thread
-                asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
             await stop.wait()  # SIGTERM ends it as Ctrl-C does
         finally:
             await close_listener(server)
