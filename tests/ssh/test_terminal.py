@@ -80,7 +80,11 @@ def drive_cli(lab: LabContext, port: int, keys: list[bytes]) -> tuple[int, bytes
         for number, key in enumerate(keys, start=2):
             os.write(master, key)
             if number <= len(keys):  # wait for the next prompt: the line has run
-                read_while(master, lambda n=number: seen.count(b"$ ") < n, seen, 15)
+
+                def waiting(n: int = number) -> bool:
+                    return seen.count(b"$ ") < n
+
+                read_while(master, waiting, seen, 15)
         status = proc.wait(30)
         read_while(master, lambda: True, seen, 0.5)  # what was still on its way
         after = termios.tcgetattr(slave)
