@@ -21,7 +21,7 @@ cipher, MAC and compression each server negotiated with the client are recorded 
 and after every round: flat means streamed, never the whole file in memory. Every file is
 compared with the payload, a MiB at a time.
 
-Defaults: 5 rounds of 256 MiB (20 transfers: about 1.5 minutes at load 3, 2.5 at load 9);
+Defaults: 5 rounds of 256 MiB (20 transfers: about 2 minutes here at loads of 3 to 9);
 ``WIRELAB_SSH_BENCH_MIB=1024`` runs the issue's 1 GiB (3 rounds unless
 ``WIRELAB_SSH_BENCH_ROUNDS`` says otherwise). Needs ``sftp``, ``ssh-keygen`` and ``sshd``
 (scripts/install-system-deps.sh). Writes ``bench/results/ssh.json`` and
