@@ -8,6 +8,8 @@ and ``--debug`` (or ``WIRELAB_DEBUG=1``) shows the traceback instead.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import logging
 import os
 import re
@@ -31,15 +33,20 @@ from wirelab.net.addresses import lab_names_everywhere
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(
-    name="wirelab",
-    help="The programs of Foundations of Python Network Programming, with a lab of real "
-    "local servers. Start with `wirelab tour`.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+
+def _new_root() -> typer.Typer:
+    """The root command, with its options and no topics yet."""
+    root = typer.Typer(
+        name="wirelab",
+        help="The programs of Foundations of Python Network Programming, with a lab of real "
+        "local servers. Start with `wirelab tour`.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    root.callback()(_root)
+    return root
 
 
 def _version(value: bool) -> None:
@@ -48,7 +55,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
     debug: Annotated[
         bool, typer.Option("--debug", help="Show tracebacks and debug logging.")
@@ -68,12 +74,12 @@ def _root(
     )
 
 
-def _register_commands() -> None:
+def _register_commands(root: typer.Typer) -> None:
     from wirelab.cli import lab as lab_cli
     from wirelab.cli import tour as tour_cli
 
-    app.add_typer(lab_cli.app, name="lab")
-    app.command("tour")(tour_cli.tour)
+    root.add_typer(lab_cli.app, name="lab")
+    root.command("tour")(tour_cli.tour)
     topics: list[tuple[int, int, typer.Typer, str | None]] = []
     for module in topic_modules("cli"):
         groups = getattr(module, "apps", None) or [module.app]
@@ -83,7 +89,53 @@ def _register_commands() -> None:
     for _, _, group, help_text in sorted(
         topics, key=lambda t: t[:2]
     ):  # infrastructure, then book order
-        app.add_typer(group, short_help=help_text)
+        root.add_typer(group, short_help=help_text)
+
+
+_full_app: typer.Typer | None = None
+
+
+def full_app() -> typer.Typer:
+    """The whole command tree (every topic imported), built once: ``wirelab.cli.app``."""
+    global _full_app
+    if _full_app is None:
+        root = _new_root()
+        _register_commands(root)
+        _full_app = root
+    return _full_app
+
+
+def __getattr__(name: str) -> typer.Typer:
+    # ``app`` is built on first use: a command that names its topic imports only that topic.
+    if name == "app":
+        return full_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _app_for(args: list[str]) -> typer.Typer:
+    """The tree a command line needs: only its topic when one topic module holds it (``wirelab
+    udp client`` imports ``wirelab.udp.cli`` alone, half the start-up), else the whole tree
+    (the root's help, ``--version``, an unknown word, a group living in another module)."""
+    first = args[0] if args else ""
+    if not re.fullmatch(r"[a-z][a-z0-9]*", first) or first in ("lab", "tour"):
+        return full_app()
+    try:
+        module = (
+            importlib.import_module(f"wirelab.{first}.cli")
+            if importlib.util.find_spec(f"wirelab.{first}") is not None
+            and importlib.util.find_spec(f"wirelab.{first}.cli") is not None
+            else None
+        )
+    except ImportError:
+        module = None
+    groups = [] if module is None else (getattr(module, "apps", None) or [module.app])
+    chosen = [g for g in groups if g.info.name == first]
+    if module is None or len(chosen) != 1:
+        return full_app()
+    root = _new_root()
+    chapter = topic_chapter(module) or _chapter_in_help(chosen[0])
+    root.add_typer(chosen[0], short_help=_chapter_help(chosen[0], chapter))
+    return root
 
 
 #: "Chapter 5: ...", "Chapters 9-10: ...", "Chapters 1 and 4: ..." at the start of a help.
@@ -103,9 +155,6 @@ def _chapter_help(group: typer.Typer, chapter: int | None) -> str | None:
         return None
     rest = _CHAPTER_PREFIX.sub("", text.strip())
     return f"ch. {chapter:<2}  {rest[:1].upper()}{rest[1:]}"
-
-
-_register_commands()
 
 
 #: An error message longer than this is shortened in its middle (a 10 kB host name, echoed).
@@ -144,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["WIRELAB_DEBUG"] = "1"
     debug = debug_enabled()
     lab_names_everywhere()  # while a lab runs, example.com is the lab for every library
-    command = typer.main.get_command(app)
+    command = typer.main.get_command(_app_for(args))
     try:
         result = command.main(args=args, prog_name="wirelab", standalone_mode=False)
     except Exit as exc:
