@@ -87,29 +87,6 @@ def test_recovery_delivers_what_is_not_in_new_or_cur_once_byte_identical(
     assert len(reopened.messages("brandon")) == 4
 
 
-def test_recovery_rewrites_a_placed_file_a_power_cut_left_short(tmp_path: Path) -> None:
-    """A journaled message is renamed into new/ before its file is synced (decision 0122):
-    after a power cut its file can be short. Until checkpointed, recovery compares it with
-    the record and rewrites it in place, in new/ or (read since) in cur/ with its flags."""
-    store = MailStore(tmp_path / "mail")
-    store.add_account("brandon", "abc123")
-    base = store.maildir("brandon")
-    (base / "new" / "1.M1P9Q1.h,S=5").write_bytes(b"")  # its data never reached the disk
-    (base / "cur" / "1.M2P9Q2.h,S=5:2,S").write_bytes(b"tw")
-    (base / "new" / "1.M3P9Q3.h,S=7").write_bytes(b"three\r\n")  # complete: kept as is
-    _dead_segment(
-        store.root,
-        _record(1, "1.M1P9Q1.h,S=5", b"one\r\n")
-        + _record(2, "1.M2P9Q2.h,S=5", b"two\r\n")
-        + _record(3, "1.M3P9Q3.h,S=7", b"three\r\n"),
-    )
-    MailStore(store.root)
-    assert (base / "new" / "1.M1P9Q1.h,S=5").read_bytes() == b"one\r\n"
-    assert (base / "cur" / "1.M2P9Q2.h,S=5:2,S").read_bytes() == b"two\r\n"
-    assert (base / "new" / "1.M3P9Q3.h,S=7").read_bytes() == b"three\r\n"
-    assert len(store.messages("brandon")) == 3 and os.listdir(base / "tmp") == []
-
-
 def test_a_live_writers_segment_is_left_alone_until_it_dies(tmp_path: Path) -> None:
     root = tmp_path / "mail"
     store = MailStore(root)

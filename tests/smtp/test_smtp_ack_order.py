@@ -6,11 +6,10 @@ compare it with the moment a real client got its 250 and its 221 (decision 0122)
 
 * the message was written to the journal (``.spool/*.wal``) and a ``fdatasync`` of the
   journal *started after* that write and *ended before* the client saw 250;
-* the message was renamed into ``new/`` before the client saw the reply to QUIT;
-* its checkpoint (the journal record that lets the journal forget it) was written only after
-  a sync that *started after* that rename had *ended* (a ``syncfs``, or the ``new/``
-  directory's ``fsync`` after the file's ``fdatasync``): until then the journal alone keeps
-  it durable.
+* the message's data was synced (its own ``fdatasync``, or a ``syncfs`` of the batch) before
+  it was renamed into ``new/``;
+* a ``fsync`` of ``new/`` *started after* that rename and *ended before* the client saw the
+  reply to QUIT.
 
 Every sync is slowed down by a few tens of milliseconds, so a server that answered before a
 sync had finished would be caught by a wide margin, not by a race. With one client each
@@ -32,7 +31,6 @@ import pytest
 
 import wirelab.mail.store as store_module
 from tests.smtp.conftest import MailHost
-from wirelab.mail.spool import parse_segment
 
 BRANDON = "brandon@example.com"
 SLOW = 0.03
@@ -49,7 +47,6 @@ class Calls:
     journal_syncs: list[tuple[float, float]] = field(default_factory=list)  # (start, end)
     renames: dict[str, float] = field(default_factory=dict)  # key -> time
     dirs: list[tuple[str, float, float]] = field(default_factory=list)  # (dir, start, end)
-    whole: list[tuple[float, float]] = field(default_factory=list)  # syncfs (start, end)
 
     def ours(self, path: str) -> bool:
         return path.startswith(str(self.root))
@@ -82,12 +79,10 @@ def calls(mail_host: MailHost, monkeypatch: pytest.MonkeyPatch) -> Iterator[Call
 
     def syncfs(fd: int) -> int:
         assert real_syncfs is not None
-        start = time.monotonic()
         time.sleep(SLOW)
         result = real_syncfs(fd)
         with seen.lock:
             seen.data.append(("*", time.monotonic()))
-            seen.whole.append((start, time.monotonic()))
         return result
 
     def rename(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
@@ -121,15 +116,7 @@ def _send(port: int, subject: str) -> tuple[float, float]:
 
 
 def _check(mail_host: MailHost, calls: Calls, acks: dict[str, tuple[float, float]]) -> None:
-    mail_host.store.settle(10)  # the lazy Maildir sync and the checkpoints have happened
     stored = {m.read_bytes().split(b"\r\n", 1)[0].decode()[9:]: m for m in _messages(mail_host)}
-    with calls.lock:
-        writes = list(calls.journal_writes)
-    seqs = {r.data: r.seq for data, _ in writes for r in parse_segment(data)[0]}
-    checkpointed: dict[int, float] = {}
-    for data, end in writes:
-        for seq in parse_segment(data)[1]:
-            checkpointed.setdefault(seq, end)
     for subject, (acked_at, quit_at) in acks.items():
         needle = f"Subject: {subject}\r\n".encode()
         written = [end for data, end in calls.journal_writes if needle in data]
@@ -139,16 +126,17 @@ def _check(mail_host: MailHost, calls: Calls, acks: dict[str, tuple[float, float
         )
         message = stored[subject]
         renamed_at = calls.renames[message.key]
-        assert renamed_at < quit_at, f"{subject}: QUIT answered before it was in new/"
-        seq = seqs[message.read_bytes()]
-        assert seq in checkpointed, f"{subject}: never checkpointed"
-        covering = [(start, end) for start, end in calls.whole] + [
+        tmp = str(message.path.parent.parent / "tmp" / message.key)
+        synced = [end for path, end in calls.data if path in (tmp, "*") and end <= renamed_at]
+        assert synced, f"{subject}: renamed into new/ before its data was synced"
+        covering = [
             (start, end)
             for directory, start, end in calls.dirs
-            if directory == str(message.path.parent)
+            if directory == str(message.path.parent) and start >= renamed_at
         ]
-        assert any(start >= renamed_at and end <= checkpointed[seq] for start, end in covering), (
-            f"{subject}: checkpointed before a sync after its rename into new/ had finished"
+        assert covering, f"{subject}: no fsync of new/ after its rename"
+        assert min(end for _, end in covering) < quit_at, (
+            f"{subject}: QUIT answered before the fsync of new/ that covers its rename finished"
         )
 
 
@@ -163,6 +151,9 @@ def test_one_client_250_after_the_journal_sync_and_in_new_before_the_quit_reply(
 ) -> None:
     acks = {f"t{n}": _send(mail_host.port, f"t{n}") for n in range(3)}
     _check(mail_host, calls, acks)
+    # alone, each message is its own batch: its own fdatasync, not a whole-disk syncfs
+    assert all(path != "*" for path, _ in calls.data)
+    assert len(calls.dirs) == 3
     assert len(calls.journal_syncs) == 1 + 3  # the new segment's zeros, then one per message
 
 
@@ -187,8 +178,7 @@ def test_ten_clients_are_committed_in_groups_and_none_acknowledged_early(
         thread.join(60)
     assert len(acks) == 30
     _check(mail_host, calls, acks)
-    lazy = len(calls.whole) + len(calls.dirs)
-    assert 1 <= lazy < 30, "every delivery synced the Maildir on its own: no group commit"
+    assert len(calls.dirs) < 30, "every delivery synced new/ on its own: no group commit"
     assert len(calls.journal_syncs) < 30, "every message synced the journal alone: no group"
 
 
@@ -221,11 +211,9 @@ def test_a_failing_maildir_after_the_250_keeps_the_message_for_the_next_start(
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(store_module, "_fsync_dir", broken)
-    monkeypatch.setattr(store_module, "_SYNCFS", lambda fd: -1)
     message = b"Subject: t-later\r\n\r\nkept\r\n"
     with smtplib.SMTP("127.0.0.1", mail_host.port, timeout=30) as client:
         assert client.sendmail("a@example.org", [BRANDON], message) == {}
-    mail_host.store.settle(10)  # its Maildir sync failed: not checkpointed
     monkeypatch.undo()
     # the failed copy may be in new/ (renamed, its directory sync failed): not known durable
     for stored in mail_host.store.messages("brandon"):

@@ -15,11 +15,8 @@ message: readers never look in ``tmp/`` (stale files there are removed by
 
 The SMTP server accepts mail through :meth:`MailStore.accept_async` instead: the message is
 appended to the store's spool journal (``ROOT/.spool``, :mod:`wirelab.mail.spool`) and
-synced, the server answers 250, and the message is put into ``new/`` at once (written under
-``tmp/`` and renamed, no sync: the journal keeps it durable); one sync every
-:data:`_LAZY_SYNC` seconds makes what was put there durable, and only then is it
-checkpointed in the journal. A store opened after a crash delivers what a dead process's
-journal holds and rewrites a placed file that a power cut left short (decision 0122).
+synced, the server answers 250, and the same Maildir delivery follows at once; a store opened
+after a crash delivers what a dead process's journal holds (decision 0122).
 
 The bytes are stored exactly as received (CRLF line ends, the DATA content after
 dot-unstuffing), so a message sent over SMTP and fetched over POP3 or IMAP is byte-identical.
@@ -235,12 +232,10 @@ class _Committer:
                 self._thread.start()
             self._ready.notify()
 
-    def _take(self, expected: int, linger: float, wait: float | None) -> list[_Job]:
+    def _take(self, expected: int, linger: float) -> list[_Job]:
         with self._lock:
-            if not self._jobs:
-                self._ready.wait_for(lambda: bool(self._jobs), wait)
-                if not self._jobs:
-                    return []
+            while not self._jobs:
+                self._ready.wait()
             if len(self._jobs) < expected:  # the clients just answered are coming back
                 deadline = time.monotonic() + linger
                 while len(self._jobs) < expected:
@@ -261,36 +256,16 @@ class _Committer:
 
     def _run(self) -> None:
         expected, linger = 1, 0.0
-        unsynced: list[_Job] = []  # journaled, in new/, not yet known durable there
-        since = 0.0
         while True:
-            wait = None if not unsynced else max(0.0, since + _LAZY_SYNC - time.monotonic())
-            batch = self._take(expected, linger, wait)
+            batch = self._take(expected, linger)
             started = time.monotonic()
             try:
-                direct = [job for job in batch if job.ticket is None]
-                if direct:
-                    _commit(direct)
-                journaled = [job for job in batch if job.ticket is not None]
-                if journaled:
-                    if not unsynced:
-                        since = started
-                    unsynced += _place(journaled)
-                if unsynced and (
-                    not batch
-                    or len(unsynced) >= _BATCH_MESSAGES
-                    or time.monotonic() - since >= _LAZY_SYNC
-                ):
-                    pending, unsynced = unsynced, []
-                    _make_durable(pending)
+                _commit(batch)
             except BaseException as exc:  # never leave a client waiting forever
-                for job in batch + unsynced:
+                for job in batch:
                     _fail(job, exc)
-                unsynced = []
                 if not isinstance(exc, Exception):
                     raise
-            if not batch:
-                continue
             # the next batch waits a little for as many messages as this one had: clients
             # that were just answered send their next message in about one SMTP exchange,
             # and a full batch costs the same two syncs as a small one
@@ -434,96 +409,6 @@ def _commit(batch: list[_Job]) -> None:
 
 
 _COMMITTER = _Committer()
-
-#: How long a journaled message may sit in ``new/`` before a sync makes it durable there and
-#: it is checkpointed (its journal record is what makes it durable until then).
-_LAZY_SYNC = 0.05
-
-
-def _place(jobs: list[_Job]) -> list[_Job]:
-    """Put acknowledged (journaled) messages into ``new/`` at once, without syncs: written
-    under ``tmp/`` and renamed, visible to readers now. Their journal records keep them
-    durable until :func:`_make_durable` has synced them; a store opened after a crash checks
-    every file of an unchecked record against it and rewrites one that differs."""
-    placed: list[_Job] = []
-    for job in jobs:
-        tmp_path = job.base / "tmp" / job.name
-        try:
-            fd = _open_tmp(tmp_path)
-        except OSError as exc:
-            _fail(job, exc)
-            continue
-        try:
-            view = memoryview(job.data)
-            while view:
-                view = view[os.write(fd, view) :]
-        except OSError as exc:
-            os.close(fd)
-            _fail(job, exc, tmp_path)
-            continue
-        os.close(fd)
-        new_path = job.base / "new" / job.name
-        try:
-            os.rename(tmp_path, new_path)
-        except OSError as exc:
-            _fail(job, exc, tmp_path)
-            continue
-        if not job.future.done():
-            job.future.set_result(StoredMessage(job.name, "new", new_path))
-        placed.append(job)
-    return placed
-
-
-def _make_durable(jobs: list[_Job]) -> None:
-    """One sync for a batch of placed messages (their data and their renames: ``syncfs``,
-    or each file's ``fdatasync`` and each ``new/``'s ``fsync``), then their checkpoints."""
-    directories = sorted({job.base / "new" for job in jobs})
-    fds: list[int] = []
-    try:
-        for directory in directories:
-            fds.append(os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
-        whole = _sync_filesystems(fds)
-    except OSError:
-        whole = False
-    finally:
-        for fd in fds:
-            os.close(fd)
-    durable = jobs
-    if not whole:
-        durable = []
-        for job in jobs:
-            try:  # gone from new/ (a reader moved it to cur/): left to the next start's check
-                fd = os.open(job.base / "new" / job.name, os.O_RDONLY | os.O_CLOEXEC)
-                try:
-                    os.fdatasync(fd)
-                finally:
-                    os.close(fd)
-            except OSError as exc:
-                _fail(job, exc)
-            else:
-                durable.append(job)
-        failed_dirs: dict[Path, OSError] = {}
-        for directory in {job.base / "new" for job in durable}:
-            try:
-                _fsync_dir(directory)
-            except OSError as exc:
-                failed_dirs[directory] = exc
-        for job in durable:
-            if job.base / "new" in failed_dirs:
-                _fail(job, failed_dirs[job.base / "new"])
-        durable = [job for job in durable if job.base / "new" not in failed_dirs]
-    checkpoints: _Checkpoints = {}
-    for job in durable:
-        ticket = job.ticket
-        if ticket is not None and not ticket.failed:
-            ticket.remaining -= 1
-            if ticket.remaining == 0:
-                checkpoints.setdefault((ticket.spool, ticket.segment), []).append(ticket.seq)
-    for (spool, segment), seqs in checkpoints.items():
-        try:
-            spool.checkpoint(segment, seqs)
-        except OSError as exc:  # the next start checks them again, and finds them there
-            log.warning("cannot checkpoint delivered messages in the spool: %s", exc)
 
 
 class _Accept:
@@ -879,30 +764,25 @@ class MailStore:
             spool.close()
 
     def _redeliver(self, records: list[JournalRecord]) -> None:
-        """Recovery: deliver journal records under their own names. A name already in
-        ``new/`` or ``cur/`` (placed before the crash; perhaps read since) is kept when its
-        bytes are the record's, and rewritten in place (durably) when they are not: a power
-        cut can leave a placed message's file short, since it was not synced yet."""
+        """Recovery: deliver journal records under their own names, skipping a name already
+        in ``new/`` or ``cur/`` (delivered before the crash; perhaps read since)."""
         futures: list[Future[StoredMessage]] = []
-        present: dict[str, dict[str, Path]] = {}
+        present: dict[str, set[str]] = {}
         for record in records:
             for user in record.users:
                 base = self._delivery_base(user)
                 if user not in present:
                     present[user] = {
-                        name.split(":", 1)[0]: base / folder / name
+                        name.split(":", 1)[0]
                         for folder in ("new", "cur")
                         for name in os.listdir(base / folder)
                     }
-                existing = present[user].get(record.name)
-                if existing is not None:
-                    if _read_or_none(existing) != record.data:
-                        _rewrite(existing, base / "tmp" / record.name, record.data)
+                if record.name in present[user]:
                     continue
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(base / "tmp" / record.name)  # the dead writer's partial copy
                 futures.append(_COMMITTER.submit(base, record.name, record.data))
-                present[user][record.name] = base / "new" / record.name
+                present[user].add(record.name)
         for future in futures:
             future.result()
 
@@ -946,28 +826,6 @@ class MailStore:
                 os.unlink(entry.path)
                 removed += 1
         return removed
-
-
-def _read_or_none(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except OSError:
-        return None
-
-
-def _rewrite(path: Path, tmp_path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` durably: written under ``tmp/``, synced, renamed over
-    it, its directory synced."""
-    fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fdatasync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp_path, path)
-    _fsync_dir(path.parent)
 
 
 def _sequence(key: str) -> tuple[int, int]:
