@@ -96,27 +96,8 @@ def _recording_classes(recorder: Recorder) -> dict[str, type[HTTPConnectionPool]
             self._wirelab_sent(data)
             super().send(data)
 
-    class RecHTTPS(_Mixin, HTTPSConnection):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-
-        def _new_conn(self) -> socket.socket:
-            name = self._dns_host
-            self._dns_host = _dns_host(name)  # a playground name connects to the lab
-            try:
-                return super()._new_conn()
-            finally:
-                self._dns_host = name  # Host, SNI and the certificate check keep the name
-
-        def connect(self) -> None:
-            super().connect()
-            self._wirelab_opened()
-
-        def send(self, data: Any) -> None:
-            if self.sock is None:  # http.client connects lazily, inside send()
-                self.connect()
-            self._wirelab_sent(data)
-            super().send(data)
+    class RecHTTPS(RecHTTP, HTTPSConnection):
+        """RecHTTP's recording over TLS (the MRO puts HTTPSConnection under RecHTTP)."""
 
     class Pool(HTTPConnectionPool):
         ConnectionCls = RecHTTP

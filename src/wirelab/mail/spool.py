@@ -48,6 +48,7 @@ __all__ = [
     "SpoolFull",
     "encode_checkpoint",
     "encode_message",
+    "fsync_dir",
     "parse_segment",
     "recover_segments",
 ]
@@ -159,7 +160,8 @@ def parse_segment(raw: bytes) -> tuple[list[JournalRecord], set[int], int]:
     return messages, done, at
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make the entries of ``directory`` (a rename, a new file's name) durable."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -221,7 +223,7 @@ class Spool:
             for offset in range(0, self.segment_bytes, len(zeros)):
                 _write_all(fd, [zeros[: self.segment_bytes - offset]], offset)
             os.fdatasync(fd)
-            _fsync_dir(self.directory)  # the file's name is durable before any record in it
+            fsync_dir(self.directory)  # the file's name is durable before any record in it
         except OSError:
             os.close(fd)
             with contextlib.suppress(OSError):
@@ -383,7 +385,7 @@ def recover_segments(directory: Path, deliver: Deliverer) -> int:
                 continue
             recovered += len(pending)
             os.unlink(path)
-            _fsync_dir(directory)
+            fsync_dir(directory)
             if pending:
                 log.info("recovered %d message(s) from the spool segment %s", len(pending), entry)
         finally:

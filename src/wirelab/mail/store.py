@@ -51,7 +51,14 @@ from typing import cast
 
 from wirelab.config import Account
 from wirelab.errors import ConfigError, Timeout, WirelabError
-from wirelab.mail.spool import JournalRecord, Segment, Spool, SpoolFull, recover_segments
+from wirelab.mail.spool import (
+    JournalRecord,
+    Segment,
+    Spool,
+    SpoolFull,
+    fsync_dir,
+    recover_segments,
+)
 
 __all__ = [
     "JOURNAL_MAX_BYTES",
@@ -134,12 +141,8 @@ class StoredMessage:
         return self.path.read_bytes()
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+#: The directory sync, by this module's name so tests can watch the store's own calls.
+_fsync_dir = fsync_dir
 
 
 class _Ticket:
