@@ -1,5 +1,5 @@
 """The xdist scheduling of ``make test`` (tests/scheduling.py): the serial groups really run on
-one worker, a module's tests stay together, and the spread modules are shared out.
+one worker, a module's tests stay together, and the spread modules are cut test by test.
 
 The run is real: a child ``pytest -n 2 --dist loadgroup`` over a small tree shaped like ours,
 with our two hooks (the scheduler, the group marker) and nothing else of our conftest.
@@ -54,4 +54,6 @@ def test_loadgroup_keeps_groups_and_modules_on_one_worker(tmp_path: Path) -> Non
     assert set(workers) == set(files), done.stdout
     for name in files[:-1]:
         assert len(workers[name]) == 1, (name, workers[name])
-    assert workers[files[-1]] == {"gw0", "gw1"}, "the spread module ran on one worker only"
+    # Which worker takes the spread module's units depends on who is free first (with tests
+    # this short, one worker can take them all), so that is not asserted here; that they are
+    # units of one test each is (test_scope_of_names_the_group_the_module_or_the_test).
