@@ -9,11 +9,11 @@ and ``--debug`` (or ``WIRELAB_DEBUG=1``) shows the traceback instead.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import logging
 import os
 import re
 import sys
+from types import ModuleType
 from typing import Annotated
 
 import typer
@@ -80,16 +80,18 @@ def _register_commands(root: typer.Typer) -> None:
 
     root.add_typer(lab_cli.app, name="lab")
     root.command("tour")(tour_cli.tour)
-    topics: list[tuple[int, int, typer.Typer, str | None]] = []
-    for module in topic_modules("cli"):
-        groups = getattr(module, "apps", None) or [module.app]
-        for group in groups:
-            chapter = topic_chapter(module) or _chapter_in_help(group)
-            topics.append((chapter or 0, len(topics), group, _chapter_help(group, chapter)))
-    for _, _, group, help_text in sorted(
-        topics, key=lambda t: t[:2]
-    ):  # infrastructure, then book order
-        root.add_typer(group, short_help=help_text)
+    topics = [topic for module in topic_modules("cli") for topic in _topic_groups(module)]
+    for _, group, help_text in sorted(topics, key=lambda t: t[0]):  # stable: module order kept
+        root.add_typer(group, short_help=help_text)  # infrastructure, then book order
+
+
+def _topic_groups(module: ModuleType) -> list[tuple[int, typer.Typer, str | None]]:
+    """A topic CLI module's command groups, each with its chapter (0: none) and its help line."""
+    found = []
+    for group in getattr(module, "apps", None) or [module.app]:
+        chapter = topic_chapter(module) or _chapter_in_help(group)
+        found.append((chapter or 0, group, _chapter_help(group, chapter)))
+    return found
 
 
 _full_app: typer.Typer | None = None
@@ -120,21 +122,15 @@ def _app_for(args: list[str]) -> typer.Typer:
     if not re.fullmatch(r"[a-z][a-z0-9]*", first) or first in ("lab", "tour"):
         return full_app()
     try:
-        module = (
-            importlib.import_module(f"wirelab.{first}.cli")
-            if importlib.util.find_spec(f"wirelab.{first}") is not None
-            and importlib.util.find_spec(f"wirelab.{first}.cli") is not None
-            else None
-        )
-    except ImportError:
-        module = None
-    groups = [] if module is None else (getattr(module, "apps", None) or [module.app])
-    chosen = [g for g in groups if g.info.name == first]
-    if module is None or len(chosen) != 1:
+        module = importlib.import_module(f"wirelab.{first}.cli")
+    except ModuleNotFoundError:  # no such topic package (or no CLI in it): the whole tree says so
+        return full_app()
+    chosen = [(group, help_text) for _, group, help_text in _topic_groups(module)]
+    chosen = [(group, help_text) for group, help_text in chosen if group.info.name == first]
+    if len(chosen) != 1:
         return full_app()
     root = _new_root()
-    chapter = topic_chapter(module) or _chapter_in_help(chosen[0])
-    root.add_typer(chosen[0], short_help=_chapter_help(chosen[0], chapter))
+    root.add_typer(chosen[0][0], short_help=chosen[0][1])
     return root
 
 
